@@ -1,0 +1,233 @@
+"""Export a TMCA checkpoint to ONNX and write the model folder the Go engine reads.
+
+    /usr/bin/python3 -m tmca.export --checkpoint runs/full-s0/checkpoint.pt --out models/tmca-cxr-compact
+
+Writes OUT/model.onnx (opset 17; inputs image [B,1,H,W] float32, input_ids / attention_mask [B,L]
+int64; output prob [B,1,H,W] float32; only B dynamic), OUT/manifest.json (docs/CONTRACTS.md) and
+OUT/reference/ (8 real phantom test cases with their tokenized reports, and what PyTorch computed
+on them, for the Go side's parity test). The graph is traced with batch 2 (so no reshape can freeze
+the batch to 1), checked with onnx.checker, and its shapes are re-inferred with the batch fixed to
+1, 2 and 8 (strict shape inference with data propagation) to prove the batch stays dynamic.
+
+The paper-size preset on random weights (no checkpoint) exports with
+    /usr/bin/python3 -m tmca.export --preset paper --random-init --out /tmp/tmca-paper --no-reference
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+
+from .config import TMCAConfig, build_config
+from .model import TMCA, count_parameters
+
+INPUTS = ("image", "input_ids", "attention_mask")
+OUTPUT = "prob"
+
+# SNOMED CT codes for the one segment. 49755003 is the DICOM-standard category for lesions; the type
+# 52988006 "Lesion" is the SCT concept DICOM uses for a lesion segment (CID 7151 family). There is no
+# SCT "lung opacity" concept in DICOM's code lists (its "Ground glass opacity" is DCM 112120), so the
+# segment is typed as a lesion and labelled "Lung opacity".
+SEGMENTS = [{
+    "number": 1, "label": "Lung opacity",
+    "category": {"code": "49755003", "scheme": "SCT", "meaning": "Morphologically Altered Structure"},
+    "type": {"code": "52988006", "scheme": "SCT", "meaning": "Lesion"},
+}]
+
+
+class _Graph(torch.nn.Module):
+    """What the ONNX graph computes: prob = TMCA(image, input_ids, attention_mask)."""
+
+    def __init__(self, model: TMCA):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image, input_ids, attention_mask):
+        return self.model(image, input_ids, attention_mask)
+
+
+def export_onnx(model: TMCA, path: Path, example: Optional[tuple] = None) -> None:
+    cfg = model.cfg
+    model.eval()
+    if example is None:
+        g = torch.Generator().manual_seed(0)
+        s, L = cfg.image_size, cfg.max_length
+        ids = torch.randint(5, cfg.vocab_size, (2, L), generator=g)
+        am = torch.ones(2, L, dtype=torch.long)
+        am[1, L // 2:] = 0
+        ids[1, L // 2:] = 0
+        example = (torch.randn(2, 1, s, s, generator=g), ids, am)
+    assert example[0].shape[0] == 2, "trace with batch 2"
+    dyn = {n: {0: "batch"} for n in INPUTS + (OUTPUT,)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Graph(model), example, str(path), opset_version=17, input_names=list(INPUTS),
+                          output_names=[OUTPUT], dynamic_axes=dyn, do_constant_folding=True)
+    import onnx
+    m = onnx.load(str(path))
+    # The output's H and W are static (the decoder resizes to fixed sizes) but the exporter leaves
+    # them symbolic after Resize: state them, so the Go side can check [-1,1,H,W].
+    dims = m.graph.output[0].type.tensor_type.shape.dim
+    for i, v in ((1, 1), (2, cfg.image_size), (3, cfg.image_size)):
+        dims[i].Clear()
+        dims[i].dim_value = v
+    m.producer_name = "tmca.export"
+    onnx.save(m, str(path))
+
+
+def graph_io(path: Path) -> Dict[str, list]:
+    import onnx
+    m = onnx.load(str(path), load_external_data=False)
+    out = {}
+    for v in list(m.graph.input) + list(m.graph.output):
+        out[v.name] = [d.dim_param if d.dim_param else d.dim_value for d in v.type.tensor_type.shape.dim]
+    return out
+
+
+def verify_onnx(path: Path, cfg: TMCAConfig, batches=(1, 2, 8)) -> Dict[int, list]:
+    """onnx.checker, then strict shape inference with the batch fixed to each size -> output shapes."""
+    import onnx
+    from onnx import shape_inference
+    m = onnx.load(str(path))
+    onnx.checker.check_model(m, full_check=True)
+    io = graph_io(path)
+    s, L = cfg.image_size, cfg.max_length
+    want = {"image": ["batch", 1, s, s], "input_ids": ["batch", L], "attention_mask": ["batch", L],
+            OUTPUT: ["batch", 1, s, s]}
+    if io != want:
+        raise AssertionError(f"{path}: graph inputs/outputs {io}, want {want}")
+    found = {}
+    for b in batches:
+        mb = copy.deepcopy(m)
+        for v in list(mb.graph.input) + list(mb.graph.output):
+            d0 = v.type.tensor_type.shape.dim[0]
+            d0.Clear()
+            d0.dim_value = b
+        del mb.graph.value_info[:]
+        inf = shape_inference.infer_shapes(mb, check_type=True, strict_mode=True, data_prop=True)
+        out = inf.graph.output[0].type.tensor_type.shape.dim
+        got = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in out]
+        if got != [b, 1, s, s]:
+            raise AssertionError(f"{path}: at batch {b} the output infers as {got}")
+        # every inferred intermediate with a known leading dim must carry this batch, never the trace's 2
+        for vi in inf.graph.value_info:
+            dd = vi.type.tensor_type.shape.dim
+            if b != 2 and len(dd) >= 3 and dd[0].HasField("dim_value") and dd[0].dim_value == 2 and dd[1].HasField("dim_value") \
+                    and dd[1].dim_value in (s * s // 16, s * s // 64, s * s // 256, s * s // 1024, L):
+                raise AssertionError(f"{path}: {vi.name} keeps the trace batch 2 at batch {b}")
+        found[b] = got
+    return found
+
+
+def manifest_for(cfg: TMCAConfig, name: str, version: str, description: str) -> dict:
+    s, L = cfg.image_size, cfg.max_length
+    return {
+        "name": name,
+        "version": version,
+        "description": description,
+        "onnx": "model.onnx",
+        "inputs": [
+            {"name": "image", "dtype": "float32", "shape": [-1, 1, s, s]},
+            {"name": "input_ids", "dtype": "int64", "shape": [-1, L]},
+            {"name": "attention_mask", "dtype": "int64", "shape": [-1, L]},
+        ],
+        "outputs": [{"name": "prob", "dtype": "float32", "shape": [-1, 1, s, s]}],
+        "image": {"height": s, "width": s, "channels": 1, "resize": "bilinear"},
+        "windows": {
+            "CR": {"mode": "minmax"},
+            "DX": {"mode": "minmax"},
+            "CT": {"mode": "fixed", "center": -600, "width": 1500},
+            "default": {"mode": "minmax"},
+        },
+        "normalize": {"mean": 0.5, "std": 0.25},
+        "tokenizer": {"vocab": "vocab.txt", "max_length": L, "lower_case": True, "strip_accents": True},
+        "threshold": 0.5,
+        "text_required": bool(cfg.use_text),
+        "modalities": ["CR", "DX", "CT"],
+        "segments": SEGMENTS,
+        "reference": "reference/reference.json",
+    }
+
+
+def write_reference(model: TMCA, out_dir: Path, data: Dict[str, np.ndarray], batch: int = 8) -> dict:
+    ref = out_dir / "reference"
+    ref.mkdir(parents=True, exist_ok=True)
+    img = np.ascontiguousarray(data["image"][:batch], dtype="<f4")
+    ids = np.ascontiguousarray(data["input_ids"][:batch], dtype="<i8")
+    am = np.ascontiguousarray(data["attention_mask"][:batch], dtype="<i8")
+    model.eval()
+    with torch.no_grad():
+        prob = model(torch.from_numpy(img.astype(np.float32)), torch.from_numpy(ids.astype(np.int64)),
+                     torch.from_numpy(am.astype(np.int64))).numpy().astype("<f4")
+    img.tofile(ref / "image.f32")
+    ids.tofile(ref / "input_ids.i64")
+    am.tofile(ref / "attention_mask.i64")
+    prob.tofile(ref / "prob.f32")
+    s = model.cfg.image_size
+    meta = {"batch": int(img.shape[0]), "height": s, "width": s, "max_length": int(ids.shape[1]),
+            "image": "image.f32", "input_ids": "input_ids.i64", "attention_mask": "attention_mask.i64",
+            "prob": "prob.f32"}
+    if "report" in data:
+        meta["reports"] = [str(r) for r in data["report"][:batch]]
+    (ref / "reference.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="tmca.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", help="a tmca.train checkpoint")
+    p.add_argument("--preset", default="compact", help="with --random-init: the preset to build")
+    p.add_argument("--random-init", action="store_true", help="export an untrained model of --preset (size check)")
+    p.add_argument("--out", required=True, help="model folder, e.g. models/tmca-cxr-compact")
+    p.add_argument("--name", default="tmca-cxr-compact")
+    p.add_argument("--version", default="1.0.0")
+    p.add_argument("--description", default="TMCA compact, trained on synthetic phantoms; not for clinical use")
+    p.add_argument("--vocab", default="models/tmca-cxr-compact/vocab.txt")
+    p.add_argument("--no-reference", action="store_true", help="skip reference/ (and manifest.json)")
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    t0 = time.time()
+    if a.random_init:
+        torch.manual_seed(0)
+        model = TMCA(build_config(a.preset))
+    else:
+        if not a.checkpoint:
+            p.error("--checkpoint is required (or --random-init)")
+        from .eval import load_checkpoint
+        model = load_checkpoint(a.checkpoint)
+    model.eval()
+    cfg = model.cfg
+    data = None
+    if not a.no_reference:
+        from .data_source import load_split
+        data = load_split("test", 8, "cxr", cfg.image_size, a.vocab, cfg.max_length)
+        ex = (torch.from_numpy(data["image"][:2]), torch.from_numpy(data["input_ids"][:2]),
+              torch.from_numpy(data["attention_mask"][:2]))
+    else:
+        ex = None
+    onnx_path = out / "model.onnx"
+    export_onnx(model, onnx_path, ex)
+    shapes = verify_onnx(onnx_path, cfg)
+    info = {"onnx": str(onnx_path), "bytes": onnx_path.stat().st_size,
+            "params": count_parameters(model, inference_only=True), "seconds": round(time.time() - t0, 1),
+            "verified_batches": shapes, "io": graph_io(onnx_path)}
+    if data is not None:
+        write_reference(model, out, data)
+        (out / "manifest.json").write_text(json.dumps(manifest_for(cfg, a.name, a.version, a.description), indent=2) + "\n")
+    print(json.dumps(info, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""BERT-style text encoder over WordPiece ids and an attention mask.
+
+Gives token features [B, L, D] and a sentence embedding [B, D] (masked mean of the tokens).
+Built with `enable_nested_tensor=False`: in eval mode PyTorch 1.13 would otherwise drop padded
+positions and return fewer tokens than the mask has (see shared/MODEL-NOTES.md).
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+
+from .config import TMCAConfig
+
+
+class TextEncoder(nn.Module):
+    def __init__(self, cfg: TMCAConfig):
+        super().__init__()
+        d = cfg.text_width
+        self.tok = nn.Embedding(cfg.vocab_size, d, padding_idx=0)
+        self.pos = nn.Parameter(torch.zeros(1, cfg.max_length, d))
+        self.emb_norm = nn.LayerNorm(d)
+        layer = nn.TransformerEncoderLayer(
+            d_model=d, nhead=cfg.text_heads, dim_feedforward=4 * d, dropout=0.0,
+            activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.text_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d)
+        nn.init.normal_(self.tok.weight, std=0.02)
+        nn.init.normal_(self.pos, std=0.02)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        x = self.emb_norm(self.tok(input_ids) + self.pos[:, : input_ids.shape[1]])
+        pad = attention_mask == 0  # True where padding
+        x = self.encoder(x, src_key_padding_mask=pad)
+        x = self.norm(x)
+        m = attention_mask.to(x.dtype).unsqueeze(-1)
+        sent = (x * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return x, sent
