@@ -10,9 +10,9 @@ import (
 // BertTokenizer), written to give the same answers as the Python reference.
 
 // isBertControl reports whether r is dropped by BERT's clean-text step:
-// NUL, U+FFFD, and every character of a "C*" general category except
-// tab, newline and carriage return (Python's unicodedata reports unassigned
-// code points as "Cn", so they are dropped too).
+// NUL, U+FFFD, and the characters of category Cc or Cf except tab, newline
+// and carriage return (google-research/bert's _is_control; unassigned and
+// private-use code points are kept).
 func isBertControl(r rune) bool {
 	if r < utf8.RuneSelf {
 		return (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f
@@ -20,10 +20,7 @@ func isBertControl(r rune) bool {
 	if r == utf8.RuneError {
 		return true
 	}
-	if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs) {
-		return true
-	}
-	return !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z)
+	return unicode.In(r, unicode.Cc, unicode.Cf)
 }
 
 // isBertSpace reports whether r separates words. BERT's clean-text step
@@ -75,7 +72,7 @@ func isCaseIgnorable(r rune) bool {
 		0x2027, 0xFE13, 0xFE52, 0xFE55, 0xFF07, 0xFF0E, 0xFF1A:
 		return true
 	}
-	return r >= 0x80 && unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Lm, unicode.Sk)
+	return unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Lm, unicode.Sk)
 }
 
 // appendPyLower appends Python's str.lower() of the UTF-8 word src to dst:

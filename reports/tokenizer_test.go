@@ -170,6 +170,9 @@ type tokenizerVector struct {
 // side (tmca) with the shipped vocabulary.
 func TestSharedTokenizerVectors(t *testing.T) {
 	vecPath := filepath.Join("..", "testdata", "vectors", "tokenizer.jsonl")
+	if p := os.Getenv("TMCAD_TOKENIZER_VECTORS"); p != "" {
+		vecPath = p // extra vectors, e.g. generated with tmca.tokenizer for a differential run
+	}
 	vocabPath := filepath.Join("..", "models", "tmca-cxr-compact", "vocab.txt")
 	f, err := os.Open(vecPath)
 	if os.IsNotExist(err) {

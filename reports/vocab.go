@@ -41,8 +41,8 @@ func LoadVocab(path string) (*Vocab, error) {
 }
 
 // ReadVocab reads a vocabulary in vocab.txt format from r. Like the Python
-// reference, only the line terminator is removed from each line ("\n", and a
-// "\r" before it); when a token appears twice the later line's id wins.
+// reference (tmca/tokenizer.py), only the line terminator is removed from
+// each line ("\n", and a "\r" before it).
 func ReadVocab(r io.Reader) (*Vocab, error) {
 	var tokens []string
 	br := bufio.NewReader(r)
@@ -64,15 +64,19 @@ func ReadVocab(r io.Reader) (*Vocab, error) {
 }
 
 // NewVocab builds a vocabulary from tokens in id order. It fails when a
-// special token ([PAD], [UNK], [CLS], [SEP]) is missing.
+// token appears twice or a special token ([PAD], [UNK], [CLS], [SEP],
+// [MASK]) is missing, as the Python side does.
 func NewVocab(tokens []string) (*Vocab, error) {
 	v := &Vocab{tokens: append([]string(nil), tokens...), ids: make(map[string]int64, len(tokens))}
 	for i, t := range v.tokens {
+		if prev, dup := v.ids[t]; dup {
+			return nil, fmt.Errorf("vocab line %d repeats the token of line %d", i+1, prev+1)
+		}
 		v.ids[t] = int64(i)
 	}
-	for _, s := range []string{TokenPad, TokenUnk, TokenCLS, TokenSep} {
+	for _, s := range []string{TokenPad, TokenUnk, TokenCLS, TokenSep, TokenMask} {
 		if _, ok := v.ids[s]; !ok {
-			return nil, fmt.Errorf("vocab has no %s token: a BERT vocab must contain [PAD], [UNK], [CLS] and [SEP]", s)
+			return nil, fmt.Errorf("vocab has no %s token: a BERT vocab must contain [PAD], [UNK], [CLS], [SEP] and [MASK]", s)
 		}
 	}
 	return v, nil
