@@ -1,0 +1,38 @@
+# tmcad — see README.md. `make demo` and `make test` are all a new user needs.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+PY      := /usr/bin/python3
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# The Go suite shares 2 cores with PyTorch; keep Python's thread pools small.
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: deps build demo test test-go test-py lint bench
+
+## deps: install what is missing (Debian packages, Go modules, ONNX Runtime); quiet when nothing is
+deps:
+	@scripts/deps.sh
+
+## build: the tmcad binary in bin/
+build:
+	@$(GO) build -ldflags "$(LDFLAGS)" -o bin/tmcad ./cmd/tmcad
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@$(GO) vet ./...
+
+## test: everything — lint, the Go suite and the Python (model) suite
+test: deps lint build test-go test-py
+
+test-go:
+	$(GO) test -timeout 20m ./...
+
+test-py:
+	$(PY) -m pytest -q -p no:cacheprovider tmca/tests
+
+## bench: benchmarks; results go to bench/RESULTS.md
+bench: deps build
+	@scripts/bench.sh

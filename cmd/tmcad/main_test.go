@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCheckConfigExample(t *testing.T) {
+	code, out, errs := runCLI(t, "check-config", "../../systemd/tmcad.example.toml")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "valid") || !strings.Contains(out, "[watch]") {
+		t.Fatalf("output: %s", out)
+	}
+}
+
+func TestCheckConfigRejects(t *testing.T) {
+	dir := t.TempDir()
+	cases := map[string]struct{ body, key string }{
+		"unknown.toml":  {"[watch]\nstable_afterr = \"30s\"\n", "watch.stable_afterr"},
+		"duration.toml": {"[watch]\nstable_after = \"thirty\"\n", "watch.stable_after"},
+	}
+	for name, tc := range cases {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(tc.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errs := runCLI(t, "check-config", p)
+		if code == 0 {
+			t.Errorf("%s: exit 0", name)
+		}
+		if !strings.Contains(errs, tc.key) || !strings.Contains(errs, name) {
+			t.Errorf("%s: error does not name file and key %s: %q", name, tc.key, errs)
+		}
+	}
+}
+
+func TestVersionPrintsLoadedRuntime(t *testing.T) {
+	code, out, errs := runCLI(t, "version")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "onnxruntime 1.30.0") {
+		t.Fatalf("output: %s", out)
+	}
+}
+
+func TestHelpAndUnknownCommand(t *testing.T) {
+	if code, out, _ := runCLI(t, "--help"); code != 0 || !strings.Contains(out, "check-config") {
+		t.Fatalf("--help: %d %s", code, out)
+	}
+	if code, _, errs := runCLI(t, "frobnicate"); code != 2 || !strings.Contains(errs, "unknown command") {
+		t.Fatalf("unknown command: %d %s", code, errs)
+	}
+	if code, _, errs := runCLI(t, "check-config", "--help"); code != 0 || !strings.Contains(errs, "Usage: tmcad check-config") {
+		t.Fatalf("check-config --help: %d %s", code, errs)
+	}
+}

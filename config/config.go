@@ -1,0 +1,268 @@
+// Package config is tmcad's typed configuration: one TOML file, defaults for
+// every key, strict loading (unknown keys are errors) and validation whose
+// errors name the file and the key. It is the floor of the module: it imports
+// nothing of ours.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration of tmcad.
+type Config struct {
+	// StateDir holds the queue database, the outbox and the catalog.
+	StateDir  string          `toml:"state_dir"`
+	Log       LogConfig       `toml:"log"`
+	ORT       ORTConfig       `toml:"ort"`
+	Model     ModelConfig     `toml:"model"`
+	Watch     WatchConfig     `toml:"watch"`
+	Select    SelectConfig    `toml:"select"`
+	Limits    LimitsConfig    `toml:"limits"`
+	Reports   ReportsConfig   `toml:"reports"`
+	SEG       SEGConfig       `toml:"seg"`
+	Archive   ArchiveConfig   `toml:"archive"`
+	Queue     QueueConfig     `toml:"queue"`
+	Schedule  ScheduleConfig  `toml:"schedule"`
+	Retention RetentionConfig `toml:"retention"`
+	HTTP      HTTPConfig      `toml:"http"`
+
+	// path is the file the config was loaded from ("" for defaults).
+	path string
+}
+
+// LogConfig selects the log level and format.
+type LogConfig struct {
+	// Level is one of trace, debug, info, warn, error.
+	Level string `toml:"level"`
+	// Format is auto (JSON when stderr is not a terminal), json or console.
+	Format string `toml:"format"`
+}
+
+// ORTConfig locates the ONNX Runtime shared library.
+type ORTConfig struct {
+	// Library is the path to libonnxruntime.so; empty means: TMCAD_ORT_LIB,
+	// then third_party/onnxruntime beside the binary or the working
+	// directory, then /usr/lib/tmcad.
+	Library string `toml:"library"`
+}
+
+// ModelConfig selects the model and how it runs.
+type ModelConfig struct {
+	// Dir is the model folder holding manifest.json.
+	Dir string `toml:"dir"`
+	// ExecutionProvider is cpu or cuda.
+	ExecutionProvider string `toml:"execution_provider"`
+	// DeviceID is the CUDA device number.
+	DeviceID int `toml:"device_id"`
+	// FallbackToCPU runs on CPU (with one warning) when CUDA cannot start.
+	FallbackToCPU bool `toml:"fallback_to_cpu"`
+	// IntraOpThreads is ONNX Runtime's intra-op thread count; 0 = its default.
+	IntraOpThreads int `toml:"intra_op_threads"`
+	// BatchSize is the most frames sent through the session at once.
+	BatchSize int `toml:"batch_size"`
+	// MinComponentArea removes mask components smaller than this many pixels
+	// (0 = keep all).
+	MinComponentArea int `toml:"min_component_area"`
+}
+
+// WatchConfig describes the drop folders and series stability.
+type WatchConfig struct {
+	// DICOMDir is the drop folder for DICOM files (watched recursively).
+	DICOMDir string `toml:"dicom_dir"`
+	// ReportsDir is the drop folder for report files.
+	ReportsDir string `toml:"reports_dir"`
+	// StableAfter is the quiet period after the last instance of a series
+	// after which the series is ready.
+	StableAfter Duration `toml:"stable_after"`
+	// RescanEvery is the period of the full rescan that catches missed events.
+	RescanEvery Duration `toml:"rescan_every"`
+	// SizeStableFor is how long a file's size must not change before it is read.
+	SizeStableFor Duration `toml:"size_stable_for"`
+}
+
+// SelectConfig chooses which series are processed.
+type SelectConfig struct {
+	// Modalities processed; empty means the model manifest's modalities.
+	Modalities []string `toml:"modalities"`
+	// BodyParts processed (BodyPartExamined); empty means any.
+	BodyParts []string `toml:"body_parts"`
+	// SkipImageTypes lists ImageType values whose series are skipped.
+	SkipImageTypes []string `toml:"skip_image_types"`
+	// MinSlices is the fewest frames a series must have.
+	MinSlices int `toml:"min_slices"`
+}
+
+// LimitsConfig bounds what one series may make the daemon allocate.
+type LimitsConfig struct {
+	// MaxRows is the largest accepted Rows.
+	MaxRows int `toml:"max_rows"`
+	// MaxColumns is the largest accepted Columns.
+	MaxColumns int `toml:"max_columns"`
+	// MaxFrames is the most frames in one series.
+	MaxFrames int `toml:"max_frames"`
+	// MaxVoxels bounds rows × columns × frames of one series.
+	MaxVoxels int64 `toml:"max_voxels"`
+}
+
+// ReportsConfig describes how reports are read and waited for.
+type ReportsConfig struct {
+	// Wait is how long a ready series waits for its report before it is
+	// parked as awaiting_report.
+	Wait Duration `toml:"wait"`
+	// Required: without a report a series is not processed (only a manifest
+	// with text_required = false allows false).
+	Required bool `toml:"required"`
+	// Sections of a sectioned report that guide the model.
+	Sections []string `toml:"sections"`
+	// Charset of plain-text reports that are not valid UTF-8: auto (UTF-8
+	// only) or latin1.
+	Charset string `toml:"charset"`
+}
+
+// SEGConfig describes the DICOM Segmentation objects written.
+type SEGConfig struct {
+	// Type is binary or fractional.
+	Type string `toml:"type"`
+	// OmitEmptyFrames leaves frames without any segmented pixel out.
+	OmitEmptyFrames bool `toml:"omit_empty_frames"`
+	// WriteWhenEmpty writes a SEG even when nothing was segmented.
+	WriteWhenEmpty bool `toml:"write_when_empty"`
+	// UIDRoot is an organisation UID root; empty means the 2.25 UUID form.
+	UIDRoot string `toml:"uid_root"`
+	// SeriesNumber of the SEG series.
+	SeriesNumber int `toml:"series_number"`
+	// SeriesDescription of the SEG series.
+	SeriesDescription string `toml:"series_description"`
+	// ContentLabel of the SEG (a DICOM CS value: upper case, digits, _).
+	ContentLabel string `toml:"content_label"`
+	// ContentCreatorName of the SEG (a PN value).
+	ContentCreatorName string `toml:"content_creator_name"`
+	// Manufacturer written into Enhanced General Equipment.
+	Manufacturer string `toml:"manufacturer"`
+	// Preview writes a PNG preview beside each SEG in a filesystem archive.
+	Preview bool `toml:"preview"`
+}
+
+// ArchiveConfig describes where SEG objects go.
+type ArchiveConfig struct {
+	// Kind is filesystem or dicomweb.
+	Kind string `toml:"kind"`
+	// Dir is the filesystem archive's root.
+	Dir string `toml:"dir"`
+	// URL is the DICOMweb base URL (e.g. http://pacs:8042/dicom-web).
+	URL string `toml:"url"`
+	// Username for HTTP basic authentication.
+	Username string `toml:"username"`
+	// Password for basic authentication (prefer password_env or password_file).
+	Password Secret `toml:"password"`
+	// Token is a bearer token (prefer token_env or token_file).
+	Token Secret `toml:"token"`
+	// CAFile is a PEM bundle of CAs trusted for the DICOMweb server.
+	CAFile string `toml:"ca_file"`
+	// Timeout of one STOW-RS request.
+	Timeout Duration `toml:"timeout"`
+	// MaxRetries on connection errors and 5xx responses.
+	MaxRetries int `toml:"max_retries"`
+}
+
+// QueueConfig describes the job queue.
+type QueueConfig struct {
+	// DatabaseURL selects PostgreSQL (postgres://...); empty means the
+	// embedded SQLite database in state_dir.
+	DatabaseURL Secret `toml:"database_url"`
+	// Workers is the number of concurrent jobs.
+	Workers int `toml:"workers"`
+	// MaxAttempts before a job ends failed and its inputs are quarantined.
+	MaxAttempts int `toml:"max_attempts"`
+}
+
+// ScheduleConfig holds the cron schedules.
+type ScheduleConfig struct {
+	// Export is "immediate" or a cron expression opening the export window.
+	Export string `toml:"export"`
+	// ExportWindow is how long the export window stays open after it opens.
+	ExportWindow Duration `toml:"export_window"`
+	// Reprocess is the cron expression of the nightly reprocessing.
+	Reprocess string `toml:"reprocess"`
+	// Timezone of the cron expressions (IANA name); empty means local time.
+	Timezone string `toml:"timezone"`
+}
+
+// RetentionConfig says what happens to inputs once their SEG is stored.
+type RetentionConfig struct {
+	// Inputs is keep, move (to done_dir) or delete.
+	Inputs string `toml:"inputs"`
+	// DoneDir receives inputs when inputs = "move".
+	DoneDir string `toml:"done_dir"`
+	// QuarantineDir receives inputs that could not be processed.
+	QuarantineDir string `toml:"quarantine_dir"`
+}
+
+// HTTPConfig describes the health and metrics endpoint.
+type HTTPConfig struct {
+	// Listen is the address of /healthz, /readyz and /metrics; empty disables.
+	Listen string `toml:"listen"`
+}
+
+// Path returns the file the configuration was loaded from, or "" for defaults.
+func (c *Config) Path() string { return c.path }
+
+// Load reads, resolves and validates the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes TOML data on top of the defaults, rejects unknown keys,
+// resolves secrets and relative paths, and validates. name is used in errors
+// and for resolving relative secret files.
+func Parse(data []byte, name string) (*Config, error) {
+	c := Default()
+	c.path = name
+	label := filepath.Base(name)
+	if name == "" {
+		label = "config"
+	}
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(c)
+	if err != nil {
+		return nil, decodeError(label, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, 0, len(und))
+		for _, k := range und {
+			keys = append(keys, k.String())
+		}
+		sort.Strings(keys)
+		return nil, fmt.Errorf("%s: %s: unknown key (check the spelling against systemd/tmcad.example.toml)", label, strings.Join(keys, ", "))
+	}
+	if err := c.resolveSecrets(label); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decodeError turns a TOML decoding error into one that names the key.
+func decodeError(label string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		if key := pe.LastKey; key != "" {
+			return fmt.Errorf("%s: %s: %s (line %d)", label, key, pe.Message, pe.Position.Line)
+		}
+		return fmt.Errorf("%s: line %d: %s", label, pe.Position.Line, pe.Message)
+	}
+	return fmt.Errorf("%s: %w", label, err)
+}

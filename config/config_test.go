@@ -1,0 +1,153 @@
+package config
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleParsesAndMatchesDefaults(t *testing.T) {
+	c, err := Load("../systemd/tmcad.example.toml")
+	if err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+	d := Default()
+	d.path = c.path
+	if stripRaw(c) != stripRaw(d) {
+		var a, b bytes.Buffer
+		_ = c.Dump(&a)
+		_ = d.Dump(&b)
+		t.Fatalf("example differs from defaults:\nexample:\n%s\ndefaults:\n%s", a.String(), b.String())
+	}
+}
+
+// stripRaw drops the raw text of durations so that "30s" and D(30s) compare equal.
+func stripRaw(c *Config) string {
+	var b bytes.Buffer
+	_ = c.Dump(&b)
+	return b.String()
+}
+
+// Every key of Config must be documented in the example file.
+func TestExampleDocumentsEveryKey(t *testing.T) {
+	data, err := os.ReadFile("../systemd/tmcad.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			tag := f.Tag.Get("toml")
+			if tag == "" || !f.IsExported() {
+				continue
+			}
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(Duration{}) && f.Type != reflect.TypeOf(Secret{}) {
+				if !strings.Contains(text, "["+tag+"]") {
+					t.Errorf("section [%s] missing from example", tag)
+				}
+				walk(tag+".", f.Type)
+				continue
+			}
+			re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(tag) + ` = `)
+			if !re.MatchString(text) {
+				t.Errorf("key %s%s missing from example", prefix, tag)
+			}
+		}
+	}
+	walk("", reflect.TypeOf(Config{}))
+}
+
+func TestErrorsNameFileAndKey(t *testing.T) {
+	cases := []struct {
+		name, toml string
+		want       []string
+	}{
+		{"unknown key", "[watch]\nstable_afterr = \"5s\"\n", []string{"tmcad.toml", "watch.stable_afterr", "unknown key"}},
+		{"unknown section", "[bogus]\nx = 1\n", []string{"tmcad.toml", "bogus"}},
+		{"negative duration", "[watch]\nstable_after = \"-5s\"\n", []string{`tmcad.toml: watch.stable_after: must be > 0, got "-5s"`}},
+		{"malformed duration", "[reports]\nwait = \"tomorrow\"\n", []string{"tmcad.toml: reports.wait: not a duration", `"tomorrow"`}},
+		{"bad enum", "[seg]\ntype = \"labelmap\"\n", []string{"seg.type", "binary, fractional", "labelmap"}},
+		{"bad cron", "[schedule]\nreprocess = \"61 * * * *\"\n", []string{"schedule.reprocess"}},
+		{"wrong type", "[queue]\nworkers = \"two\"\n", []string{"tmcad.toml", "workers"}},
+		{"dicomweb without url", "[archive]\nkind = \"dicomweb\"\n", []string{"archive.url"}},
+		{"bad uid root", "[seg]\nuid_root = \"1.2.x\"\n", []string{"seg.uid_root"}},
+		{"two errors", "[queue]\nworkers = 0\nmax_attempts = 0\n", []string{"queue.workers", "queue.max_attempts"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.toml), "/etc/tmcad/tmcad.toml")
+			if err == nil {
+				t.Fatalf("accepted %q", tc.toml)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestSecretsFromEnvAndFileAreMasked(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pw"), []byte("s3cret-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMCAD_TEST_TOKEN", "tok-env-value")
+	cfgPath := filepath.Join(dir, "tmcad.toml")
+	body := `
+[archive]
+kind = "dicomweb"
+url = "http://127.0.0.1:8042/dicom-web"
+username = "tmcad"
+password = { file = "pw" }
+[queue]
+database_url = { env = "TMCAD_TEST_TOKEN_DB" }
+`
+	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(cfgPath); err == nil || !strings.Contains(err.Error(), "TMCAD_TEST_TOKEN_DB is not set") {
+		t.Fatalf("missing env var: got %v", err)
+	}
+	t.Setenv("TMCAD_TEST_TOKEN_DB", "postgres://u:dbpass@127.0.0.1/tmcad")
+	c, err := Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Archive.Password.Value != "s3cret-file" {
+		t.Errorf("password from file: got %q", c.Archive.Password.Value)
+	}
+	if c.Queue.DatabaseURL.Value != "postgres://u:dbpass@127.0.0.1/tmcad" {
+		t.Errorf("database_url from env: got %q", c.Queue.DatabaseURL.Value)
+	}
+	var out bytes.Buffer
+	if err := c.Dump(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"s3cret-file", "dbpass"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("dump reveals a secret:\n%s", out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "****") {
+		t.Errorf("dump does not show masked secrets:\n%s", out.String())
+	}
+}
+
+func TestDurationsParse(t *testing.T) {
+	c, err := Parse([]byte("[watch]\nstable_after = \"1m30s\"\n"), "x.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Watch.StableAfter.Duration != 90*time.Second {
+		t.Fatalf("got %v", c.Watch.StableAfter)
+	}
+}

@@ -1,0 +1,177 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// CronParser is the cron syntax every schedule uses: five fields
+// (minute hour day-of-month month day-of-week) or a descriptor such as
+// @daily or @every 10m.
+var CronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+var uidRootRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*$`)
+
+// Validate checks every key; the error names the file and each bad key.
+func (c *Config) Validate() error {
+	label := "config"
+	if c.path != "" {
+		label = filepath.Base(c.path)
+	}
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", label, err))
+		}
+	}
+	bad := func(key, want string, got any) {
+		add(fmt.Errorf("%s: %s, got %q", key, want, fmt.Sprint(got)))
+	}
+	oneOf := func(key, got string, allowed ...string) {
+		for _, a := range allowed {
+			if got == a {
+				return
+			}
+		}
+		bad(key, "must be one of "+strings.Join(allowed, ", "), got)
+	}
+
+	if c.StateDir == "" {
+		bad("state_dir", "must be set", c.StateDir)
+	}
+	oneOf("log.level", c.Log.Level, "trace", "debug", "info", "warn", "error")
+	oneOf("log.format", c.Log.Format, "auto", "json", "console")
+
+	if c.Model.Dir == "" {
+		bad("model.dir", "must be set", c.Model.Dir)
+	}
+	oneOf("model.execution_provider", c.Model.ExecutionProvider, "cpu", "cuda")
+	if c.Model.DeviceID < 0 {
+		bad("model.device_id", "must be >= 0", c.Model.DeviceID)
+	}
+	if c.Model.IntraOpThreads < 0 {
+		bad("model.intra_op_threads", "must be >= 0", c.Model.IntraOpThreads)
+	}
+	if c.Model.BatchSize < 1 || c.Model.BatchSize > 256 {
+		bad("model.batch_size", "must be between 1 and 256", c.Model.BatchSize)
+	}
+	if c.Model.MinComponentArea < 0 {
+		bad("model.min_component_area", "must be >= 0", c.Model.MinComponentArea)
+	}
+
+	add(c.Watch.StableAfter.check("watch.stable_after", false))
+	add(c.Watch.RescanEvery.check("watch.rescan_every", false))
+	add(c.Watch.SizeStableFor.check("watch.size_stable_for", true))
+	if c.Watch.DICOMDir == "" {
+		bad("watch.dicom_dir", "must be set", c.Watch.DICOMDir)
+	}
+
+	if c.Select.MinSlices < 1 {
+		bad("select.min_slices", "must be >= 1", c.Select.MinSlices)
+	}
+	if c.Limits.MaxRows < 1 {
+		bad("limits.max_rows", "must be >= 1", c.Limits.MaxRows)
+	}
+	if c.Limits.MaxColumns < 1 {
+		bad("limits.max_columns", "must be >= 1", c.Limits.MaxColumns)
+	}
+	if c.Limits.MaxFrames < 1 {
+		bad("limits.max_frames", "must be >= 1", c.Limits.MaxFrames)
+	}
+	if c.Limits.MaxVoxels < 1 {
+		bad("limits.max_voxels", "must be >= 1", c.Limits.MaxVoxels)
+	}
+
+	add(c.Reports.Wait.check("reports.wait", true))
+	oneOf("reports.charset", c.Reports.Charset, "auto", "latin1")
+
+	oneOf("seg.type", c.SEG.Type, "binary", "fractional")
+	if c.SEG.UIDRoot != "" && (!uidRootRE.MatchString(c.SEG.UIDRoot) || len(c.SEG.UIDRoot) > 24) {
+		bad("seg.uid_root", "must be a dotted numeric UID root of at most 24 characters", c.SEG.UIDRoot)
+	}
+	if c.SEG.SeriesNumber < 0 {
+		bad("seg.series_number", "must be >= 0", c.SEG.SeriesNumber)
+	}
+	if !regexp.MustCompile(`^[A-Z0-9_ ]{1,16}$`).MatchString(c.SEG.ContentLabel) {
+		bad("seg.content_label", "must be 1-16 characters of A-Z, 0-9, _ or space (a DICOM CS value)", c.SEG.ContentLabel)
+	}
+
+	oneOf("archive.kind", c.Archive.Kind, "filesystem", "dicomweb")
+	switch c.Archive.Kind {
+	case "filesystem":
+		if c.Archive.Dir == "" {
+			bad("archive.dir", "must be set when archive.kind = \"filesystem\"", c.Archive.Dir)
+		}
+	case "dicomweb":
+		u, err := url.Parse(c.Archive.URL)
+		if c.Archive.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("archive.url", "must be an http(s) URL when archive.kind = \"dicomweb\"", c.Archive.URL)
+		}
+		if c.Archive.Password.Value != "" && c.Archive.Token.Value != "" {
+			add(errors.New("archive.password, archive.token: give one of basic or bearer authentication, not both"))
+		}
+		if c.Archive.Password.Value != "" && c.Archive.Username == "" {
+			add(errors.New("archive.username: must be set when archive.password is"))
+		}
+	}
+	add(c.Archive.Timeout.check("archive.timeout", false))
+	if c.Archive.MaxRetries < 0 {
+		bad("archive.max_retries", "must be >= 0", c.Archive.MaxRetries)
+	}
+
+	if v := c.Queue.DatabaseURL.Value; v != "" && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+		add(errors.New("queue.database_url: must be a postgres:// URL (leave empty for the embedded SQLite queue)"))
+	}
+	if c.Queue.Workers < 1 {
+		bad("queue.workers", "must be >= 1", c.Queue.Workers)
+	}
+	if c.Queue.MaxAttempts < 1 {
+		bad("queue.max_attempts", "must be >= 1", c.Queue.MaxAttempts)
+	}
+
+	if c.Schedule.Export != "immediate" {
+		if _, err := CronParser.Parse(c.Schedule.Export); err != nil {
+			bad("schedule.export", "must be \"immediate\" or a cron expression ("+err.Error()+")", c.Schedule.Export)
+		}
+	}
+	add(c.Schedule.ExportWindow.check("schedule.export_window", false))
+	if c.Schedule.Reprocess != "" {
+		if _, err := CronParser.Parse(c.Schedule.Reprocess); err != nil {
+			bad("schedule.reprocess", "must be a cron expression or empty ("+err.Error()+")", c.Schedule.Reprocess)
+		}
+	}
+	if c.Schedule.Timezone != "" {
+		if _, err := time.LoadLocation(c.Schedule.Timezone); err != nil {
+			bad("schedule.timezone", "must be an IANA time zone name", c.Schedule.Timezone)
+		}
+	}
+
+	oneOf("retention.inputs", c.Retention.Inputs, "keep", "move", "delete")
+	if c.Retention.Inputs == "move" && c.Retention.DoneDir == "" {
+		bad("retention.done_dir", "must be set when retention.inputs = \"move\"", c.Retention.DoneDir)
+	}
+
+	if c.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+			bad("http.listen", "must be host:port", c.HTTP.Listen)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// QuarantineDir is where unprocessable inputs go: retention.quarantine_dir,
+// or state_dir/quarantine.
+func (c *Config) QuarantineDir() string {
+	if c.Retention.QuarantineDir != "" {
+		return c.Retention.QuarantineDir
+	}
+	return filepath.Join(c.StateDir, "quarantine")
+}
