@@ -1,0 +1,76 @@
+"""Pre/post-processing against hand-computed values and an explicit bilinear formula."""
+import numpy as np
+import pytest
+
+from tmca import preprocess as P
+
+
+def ref_bilinear(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The resize rule of docs/CONTRACTS.md, written out (what Go implements)."""
+    f32 = np.float32
+
+    def axis(n_in: int, n_out: int):
+        d = np.arange(n_out, dtype=np.float64)
+        scale = np.float64(f32(n_in) / f32(n_out))
+        s = np.maximum(0.0, scale * (d + 0.5) - 0.5)
+        i0 = np.floor(s).astype(int)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        w1 = (s - i0).astype(f32)
+        return i0, i1, (f32(1) - w1).astype(f32), w1
+
+    r0, r1, h0, h1 = axis(img.shape[0], h)
+    c0, c1, w0, w1 = axis(img.shape[1], w)
+    a = img.astype(f32)
+    top = a[r0][:, c0] * w0 + a[r0][:, c1] * w1
+    bot = a[r1][:, c0] * w0 + a[r1][:, c1] * w1
+    return (h0[:, None] * top + h1[:, None] * bot).astype(f32)
+
+
+@pytest.mark.parametrize("shape,out", [((37, 53), (24, 20)), ((5, 7), (13, 11)), ((8, 8), (8, 8)), ((1, 9), (4, 3)), ((20, 3), (7, 10)), ((1024, 1250), (96, 96))])
+def test_resize_matches_formula(shape, out):
+    rng = np.random.default_rng(0)
+    img = rng.random(shape).astype(np.float32)
+    got = P.resize_bilinear(img, *out)
+    assert got.shape == out
+    assert np.abs(got - ref_bilinear(img, *out)).max() <= 2.5e-7
+
+
+def test_hand_computed_minmax():
+    raw = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    m = {**P.DEFAULT_MANIFEST, "image": {"height": 2, "width": 2}}
+    got = P.prepare_frame(raw, 1, 0, "CR", "MONOCHROME2", m)
+    # row 0: 0.75*(0.5*0+0.5*1) + 0.25*(0.5*4+0.5*5) = 1.5 -> /11 -> (y-0.5)/0.25
+    y00 = 1.5 / 11
+    assert got[0, 0] == pytest.approx((y00 - 0.5) / 0.25, abs=1e-6)
+    got1 = P.prepare_frame(raw, 1, 0, "CR", "MONOCHROME1", m)
+    assert got1[0, 0] == pytest.approx((1 - y00 - 0.5) / 0.25, abs=1e-6)
+
+
+def test_fixed_window_ct_hu():
+    raw = np.array([[-400, 424, 1024], [1274, 2000, 3000]], dtype=np.int16)  # HU -1424, -600, 0, 250, ...
+    y = P.window(P.rescale(raw, 1, -1024), {"mode": "fixed", "center": -600, "width": 1500})
+    np.testing.assert_allclose(y, [[0.0, 0.5, 0.9], [1.0, 1.0, 1.0]], atol=1e-7)
+    x = P.rescale(np.array([[10]], np.uint16), 2.5, -7)
+    assert x.dtype == np.float32 and x[0, 0] == 18.0
+
+
+def test_constant_frame_and_monochrome1():
+    raw = np.full((4, 6), 77, np.uint16)
+    m = {**P.DEFAULT_MANIFEST, "image": {"height": 3, "width": 3}}
+    np.testing.assert_array_equal(P.prepare_frame(raw, 1, 0, "DX", "MONOCHROME2", m), np.full((3, 3), -2.0, np.float32))
+    np.testing.assert_allclose(P.prepare_frame(raw, 1, 0, "XA", "MONOCHROME1", m), 2.0, atol=1e-6)
+
+
+def test_prob_to_mask():
+    prob = np.array([[0.0, 1.0], [0.2, 0.6]], np.float32)
+    p, m = P.prob_to_mask(prob, 4, 4, 0.5)
+    assert p.shape == (4, 4) and m.dtype == np.uint8
+    np.testing.assert_allclose(p, ref_bilinear(prob, 4, 4), atol=1e-6)
+    np.testing.assert_array_equal(m, (ref_bilinear(prob, 4, 4) >= 0.5).astype(np.uint8))
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError):
+        P.prepare_frame(np.zeros((2, 2)), photometric="RGB")
+    with pytest.raises(ValueError):
+        P.window(np.zeros((2, 2)), {"mode": "auto"})
