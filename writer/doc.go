@@ -1,0 +1,18 @@
+// Package writer turns segmentation masks into DICOM Segmentation objects
+// (SOP Class 1.2.840.10008.5.1.4.1.1.66.4) and stores them in an archive.
+//
+// The SEG is built from typed, validated descriptions (Description, Segment,
+// Code), never from loose tags: EncodeSEG / WriteSEG take a loaded source
+// series (dicomio.Series), the masks per segment and source frame, and a
+// Description, and produce a complete Part 10 file with every element sorted
+// by tag, BINARY pixel data packed least-significant-bit first across frame
+// boundaries, and references to every source instance.
+//
+// Archives are reached through the small Sink interface: FilesystemSink
+// (<study>/<series>/<sop>.dcm, atomic and idempotent) and DICOMwebSink
+// (STOW-RS). PreviewPNG and WritePreviewFile render a PNG of the most
+// segmented frame for a quick look.
+//
+// Nothing in this package logs, and no error message carries patient data or
+// report text: errors name fields, UIDs and counts only.
+package writer
