@@ -1,0 +1,177 @@
+// Package daemon is tmcad's long-running part: it watches the drop folders,
+// catalogues instances and reports, decides when a series is ready, queues
+// one job per (series, model version) on River, runs the jobs through a
+// Processor, keeps SEGs in an outbox until the export window sends them to
+// the archive, runs the schedules, serves /healthz, /readyz and /metrics and
+// talks to systemd.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"tmcad/reports"
+)
+
+// Processor turns one series into one encoded DICOM SEG. daemon.Pipeline is
+// the production implementation; tests use fakes. Process must honour ctx:
+// when it is cancelled (shutdown) the job is handed back and retried later.
+type Processor interface {
+	// Model describes the loaded model; it must not change while the
+	// daemon runs.
+	Model() ModelInfo
+	// Process loads the series, runs the model and encodes the SEG. Its
+	// error should be a *ProcessError (see Permanent and Transient);
+	// unclassified errors are treated as transient.
+	Process(ctx context.Context, job SeriesJob) (Result, error)
+}
+
+// ModelInfo is what the daemon needs to know about the loaded model.
+type ModelInfo struct {
+	// Name of the model (manifest "name").
+	Name string
+	// Version of the model (manifest "version"); jobs are unique per
+	// (series UID, Version) and a series last processed by another version
+	// is reprocessed by the nightly schedule.
+	Version string
+	// ExecutionProvider actually in use: "cpu" or "cuda" (after any
+	// fallback). Exported as a labelled gauge.
+	ExecutionProvider string
+	// TextRequired is the manifest's text_required: when true a series is
+	// never processed without a report, whatever reports.required says.
+	TextRequired bool
+	// Modalities the model accepts (manifest); select.modalities empty
+	// means these.
+	Modalities []string
+}
+
+// SeriesJob is one unit of work: one series, one model version.
+type SeriesJob struct {
+	// JobID is the queue's job ID (for log lines via logging.Series).
+	JobID int64
+	// Attempt is the 1-based attempt number of this run.
+	Attempt int
+	// StudyUID and SeriesUID identify the series.
+	StudyUID  string
+	SeriesUID string
+	// Paths are the instance files of the series, absolute, one per SOP
+	// Instance UID, in no particular order.
+	Paths []string
+	// Report is the matched report, already parsed; nil when the series
+	// is processed without text (reports.required = false and the model
+	// allows it). Its Text is PHI: never log it.
+	Report *reports.Report
+	// ModelVersion the job was queued for; equal to Processor.Model().Version.
+	ModelVersion string
+}
+
+// Result is what Process produced for one series.
+type Result struct {
+	// SEG is the encoded DICOM Segmentation (Part 10 file bytes). Nil when
+	// nothing was segmented and seg.write_when_empty is false: the series
+	// is then done without a SEG.
+	SEG []byte
+	// StudyUID of the SEG (the source study).
+	StudyUID string
+	// SeriesUID and SOPInstanceUID of the SEG itself.
+	SeriesUID      string
+	SOPInstanceUID string
+	// Summary of the run, for logs, metrics and `tmcad status`.
+	Summary Summary
+}
+
+// Summary describes one run of the model on a series. It carries no PHI.
+type Summary struct {
+	// Frames is the number of source frames segmented.
+	Frames int
+	// Segments is the number of segments described in the SEG.
+	Segments int
+	// NonEmptyFrames counts frames with at least one segmented pixel.
+	NonEmptyFrames int
+	// Inference is the time spent in the model (pre- and post-processing
+	// excluded); observed in the inference seconds histogram.
+	Inference time.Duration
+	// ExecutionProvider that ran the model ("cpu" or "cuda").
+	ExecutionProvider string
+	// ReportHash is reports.Report.Hash() of the guiding report, "" when none.
+	ReportHash string
+	// Warnings found on the way (uneven slice spacing, ...); never PHI.
+	Warnings []string
+}
+
+// ErrorClass says whether retrying a failed job may help.
+type ErrorClass int
+
+const (
+	// ClassTransient errors may go away on retry: an I/O error, a file
+	// still being replaced, an out-of-memory on the accelerator, a
+	// cancelled context. The job is retried with backoff up to
+	// queue.max_attempts; the nightly reprocess retries it again.
+	ClassTransient ErrorClass = iota
+	// ClassPermanent errors will not go away: an undecodable file, an
+	// unsupported transfer syntax, a series over the limits. The job fails
+	// at once and its inputs are quarantined.
+	ClassPermanent
+)
+
+// String names the class.
+func (c ErrorClass) String() string {
+	if c == ClassPermanent {
+		return "permanent"
+	}
+	return "transient"
+}
+
+// ProcessError is a classified processing error. Reason is a short
+// snake_case label (e.g. "decode", "limits", "unsupported_transfer_syntax",
+// "model", "encode") used as the metrics label and in reason.txt; it and Err
+// must never carry PHI (names, IDs, dates, report text).
+type ProcessError struct {
+	Class  ErrorClass
+	Reason string
+	Err    error
+}
+
+// Error returns "reason: err".
+func (e *ProcessError) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return fmt.Sprintf("%s: %v", e.Reason, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *ProcessError) Unwrap() error { return e.Err }
+
+// Permanent wraps err as a permanent error with a metrics reason.
+func Permanent(reason string, err error) error {
+	return &ProcessError{Class: ClassPermanent, Reason: reason, Err: err}
+}
+
+// Transient wraps err as a transient error with a metrics reason.
+func Transient(reason string, err error) error {
+	return &ProcessError{Class: ClassTransient, Reason: reason, Err: err}
+}
+
+// IsPermanent reports whether err is (or wraps) a permanent ProcessError.
+func IsPermanent(err error) bool {
+	var pe *ProcessError
+	return errors.As(err, &pe) && pe.Class == ClassPermanent
+}
+
+// ErrorReason returns the Reason of the ProcessError in err's chain,
+// "cancelled" for a cancelled context and "unclassified" otherwise.
+func ErrorReason(err error) string {
+	var pe *ProcessError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &pe) && pe.Reason != "":
+		return pe.Reason
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "cancelled"
+	}
+	return "unclassified"
+}
