@@ -50,7 +50,12 @@ class _Graph(torch.nn.Module):
         self.model = model
 
     def forward(self, image, input_ids, attention_mask):
-        return self.model(image, input_ids, attention_mask)
+        prob = self.model(image, input_ids, attention_mask)
+        if not self.model.cfg.use_text:
+            # keep the text inputs in the graph (the contract has three inputs) though unused
+            zero = (input_ids[:, :1] * 0 + attention_mask[:, :1] * 0).to(prob.dtype)
+            prob = prob + zero[:, :, None, None]
+        return prob
 
 
 def export_onnx(model: TMCA, path: Path, example: Optional[tuple] = None) -> None:

@@ -1,0 +1,80 @@
+"""Model-side view of the training data: images, masks and tokenized reports as arrays.
+
+Wraps `tmca.phantoms.prepared_split` (the phantom benchmark, pre-processed exactly as tmcad does at
+inference) and `tmca.tokenizer.WordPieceTokenizer`. Family `mix` is CXR with a fraction of CT slices.
+Arrays are cached on disk (TMCA_CACHE, default ~/.cache/tmca) keyed by the arguments and the
+generator's source, so parallel training runs do not regenerate them.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+
+CT_FRACTION = 0.25
+
+
+def vocab_size(vocab: str) -> int:
+    with open(vocab, encoding="utf-8") as f:
+        return sum(1 for _ in f)
+
+
+def _source_hash() -> str:
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in ("phantoms.py", "report_text.py", "preprocess.py", "tokenizer.py"):
+        p = here / name
+        if p.exists():
+            h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _manifest_like(image_size: int) -> dict:
+    from .preprocess import DEFAULT_MANIFEST
+    m = dict(DEFAULT_MANIFEST)
+    m["image"] = dict(m["image"], height=image_size, width=image_size)
+    return m
+
+
+def _generate(split: str, n: int, family: str, image_size: int, vocab: str, max_length: int) -> Dict[str, np.ndarray]:
+    from .phantoms import prepared_split
+    from .tokenizer import WordPieceTokenizer
+    ml = _manifest_like(image_size)
+    if family == "mix":
+        n_ct = int(round(n * CT_FRACTION))
+        parts = [prepared_split(split, n - n_ct, "cxr", ml), prepared_split(split, n_ct, "ct", ml)]
+        images = np.concatenate([p.images for p in parts])
+        masks = np.concatenate([p.masks for p in parts])
+        reports = [r for p in parts for r in p.reports]
+    else:
+        images, masks, reports = prepared_split(split, n, family, ml)
+    tok = WordPieceTokenizer.from_vocab(vocab)
+    ids, am = tok.encode_batch(reports, max_length=max_length)
+    return {"image": np.ascontiguousarray(images, np.float32), "mask": np.ascontiguousarray(masks, np.float32),
+            "input_ids": np.asarray(ids, np.int64), "attention_mask": np.asarray(am, np.int64),
+            "report": np.array(reports)}
+
+
+def load_split(split: str, n: int, family: str = "cxr", image_size: int = 96,
+               vocab: str = "models/tmca-cxr-compact/vocab.txt", max_length: int = 24,
+               seed: int | None = None, cache: bool = True) -> Dict[str, np.ndarray]:
+    """`n` cases of a split as arrays: image [N,1,S,S] f32, mask [N,1,S,S] f32 {0,1},
+    input_ids / attention_mask [N,L] int64, report [N] str. The split's content is fixed by the
+    benchmark's split seeds; `seed` is accepted for symmetry and unused."""
+    if not cache:
+        return _generate(split, n, family, image_size, vocab, max_length)
+    vh = hashlib.sha256(Path(vocab).read_bytes()).hexdigest()[:8]
+    root = Path(os.environ.get("TMCA_CACHE", Path.home() / ".cache" / "tmca"))
+    path = root / f"{split}-{family}-{n}-{image_size}-{max_length}-{vh}-{_source_hash()}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    d = _generate(split, n, family, image_size, vocab, max_length)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **d)
+    os.replace(tmp, path)
+    return d

@@ -1,0 +1,148 @@
+"""Evaluate a TMCA checkpoint.
+
+    /usr/bin/python3 -m tmca.eval --checkpoint runs/full-s0/checkpoint.pt --split test
+    /usr/bin/python3 -m tmca.eval --checkpoint CKPT --dicom-folder DIR [--manifest models/tmca-cxr-compact/manifest.json]
+
+Metrics at threshold 0.5:
+* `dice_mean`, `miou_mean`: Dice and foreground IoU per image, averaged over images (the LViT
+  convention; an image where truth and prediction are both empty counts 1).
+* `dataset_dice`: 2·ΣTP / (ΣP + ΣG) over all pixels of the split (the GuideDecoder convention).
+
+`--dicom-folder` reads a folder written by `tmca.dicom_writer` (cases.json, DICOM, truth PNGs) and
+runs the exact pre/post-processing of `tmca.preprocess` (the one the Go engine implements): each
+frame is windowed, resized and normalised, the report tokenized, the prob map resized back to the
+frame's rows x cols, then thresholded; Dice per frame against truth/<SOPInstanceUID>.png.
+Prints JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import torch
+
+from .config import TMCAConfig
+from .model import TMCA
+
+
+def dice_iou(pred: np.ndarray, gt: np.ndarray):
+    """Per-image Dice and IoU of boolean arrays [N, ...]; both empty -> 1."""
+    p = pred.reshape(pred.shape[0], -1).astype(bool)
+    g = gt.reshape(gt.shape[0], -1).astype(bool)
+    tp = (p & g).sum(1).astype(np.float64)
+    ps, gs = p.sum(1).astype(np.float64), g.sum(1).astype(np.float64)
+    union = ps + gs - tp
+    empty = (ps + gs) == 0
+    dice = np.where(empty, 1.0, 2 * tp / np.maximum(ps + gs, 1))
+    iou = np.where(empty, 1.0, tp / np.maximum(union, 1))
+    return dice, iou, tp.sum(), ps.sum(), gs.sum()
+
+
+def summarize(dice: np.ndarray, iou: np.ndarray, tp: float, ps: float, gs: float) -> Dict[str, float]:
+    return {"n": int(len(dice)), "dice_mean": float(dice.mean()), "dice_std": float(dice.std()),
+            "miou_mean": float(iou.mean()), "miou_std": float(iou.std()),
+            "dataset_dice": float(2 * tp / max(ps + gs, 1.0)), "threshold": 0.5}
+
+
+@torch.no_grad()
+def predict(model: TMCA, images, input_ids, attention_mask, batch: int = 32) -> np.ndarray:
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch):
+        out.append(model(torch.as_tensor(images[i:i + batch]), torch.as_tensor(input_ids[i:i + batch]),
+                         torch.as_tensor(attention_mask[i:i + batch])).numpy())
+    return np.concatenate(out, 0)
+
+
+def evaluate_arrays(model: TMCA, data: Dict[str, np.ndarray], threshold: float = 0.5) -> Dict[str, float]:
+    prob = predict(model, data["image"], data["input_ids"], data["attention_mask"])
+    dice, iou, tp, ps, gs = dice_iou(prob >= threshold, data["mask"] >= 0.5)
+    return summarize(dice, iou, tp, ps, gs)
+
+
+def evaluate_split(model: TMCA, cfg: TMCAConfig, split: str, n: int, family: str, vocab: str) -> Dict[str, float]:
+    from .data_source import load_split
+    data = load_split(split, n, family, cfg.image_size, vocab, cfg.max_length)
+    res = evaluate_arrays(model, data)
+    res.update({"split": split, "family": family})
+    return res
+
+
+def load_checkpoint(path: str) -> TMCA:
+    ck = torch.load(path, map_location="cpu")
+    cfg = TMCAConfig.from_dict(ck["config"])
+    model = TMCA(cfg)
+    model.load_state_dict(ck["state_dict"])
+    model.eval()
+    return model
+
+
+def evaluate_dicom_folder(model: TMCA, folder: str, manifest: dict, vocab: str) -> Dict[str, object]:
+    from .dicom_eval import iter_dicom_frames
+    from .preprocess import prob_to_mask, prepare_frame
+    from .tokenizer import WordPieceTokenizer
+
+    tok = WordPieceTokenizer.from_vocab(vocab)
+    L = int(manifest["tokenizer"]["max_length"])
+    thr = float(manifest.get("threshold", 0.5))
+    rows_out: List[dict] = []
+    dices, ious = [], []
+    TP = PS = GS = 0.0
+    for fr in iter_dicom_frames(folder):
+        z = prepare_frame(fr["raw"], fr["slope"], fr["intercept"], fr["modality"], fr["photometric"], manifest)
+        ids, am = tok.encode_batch([fr["report"]], max_length=L)
+        with torch.no_grad():
+            prob = model(torch.from_numpy(z)[None, None], torch.as_tensor(ids), torch.as_tensor(am))[0, 0].numpy()
+        _, mask = prob_to_mask(prob, fr["rows"], fr["cols"], thr)
+        d, i, tp, ps, gs = dice_iou(mask[None] > 0, fr["truth"][None] > 0)
+        dices.append(float(d[0])); ious.append(float(i[0]))
+        TP += tp; PS += ps; GS += gs
+        rows_out.append({"sop_instance_uid": fr["sop_instance_uid"], "modality": fr["modality"],
+                         "dice": float(d[0]), "foreground": int(mask.sum())})
+    res = summarize(np.array(dices), np.array(ious), TP, PS, GS)
+    res.update({"folder": str(folder), "threshold": thr, "frames": rows_out,
+                "per_modality": {m: float(np.mean([r["dice"] for r in rows_out if r["modality"] == m]))
+                                 for m in sorted({r["modality"] for r in rows_out})}})
+    return res
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="tmca.eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--n", type=int, default=300, help="cases in the split")
+    p.add_argument("--family", default=None, help="phantom family (default: the one trained on, else cxr)")
+    p.add_argument("--dicom-folder", default=None, help="evaluate a tmca.dicom_writer folder instead of a split")
+    p.add_argument("--manifest", default="models/tmca-cxr-compact/manifest.json")
+    p.add_argument("--vocab", default="models/tmca-cxr-compact/vocab.txt")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--per-frame", action="store_true", help="include each frame's Dice in the JSON (dicom-folder)")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    model = load_checkpoint(a.checkpoint)
+    if a.dicom_folder:
+        mpath = Path(a.manifest)
+        if mpath.exists():
+            manifest = json.loads(mpath.read_text())
+        else:
+            from .preprocess import DEFAULT_MANIFEST
+            manifest = dict(DEFAULT_MANIFEST, tokenizer={"max_length": model.cfg.max_length})
+        res = evaluate_dicom_folder(model, a.dicom_folder, manifest, a.vocab)
+        if not a.per_frame:
+            res.pop("frames")
+    else:
+        fam = a.family
+        if fam is None:
+            fam = torch.load(a.checkpoint, map_location="cpu").get("args", {}).get("family", "cxr")
+            fam = "cxr" if fam == "mix" else fam
+        res = evaluate_split(model, model.cfg, a.split, a.n, fam, a.vocab)
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""ONNX export: opset 17, checker, names and shapes, batch dynamic (1, 2, 8), reference files."""
+import json
+
+import numpy as np
+import onnx
+import torch
+
+from tmca.config import build_config
+from tmca.export import export_onnx, graph_io, manifest_for, verify_onnx, write_reference
+from tmca.model import TMCA
+
+torch.set_num_threads(2)
+
+
+def _tiny(variant="full"):
+    return build_config("compact", variant, image_size=32, widths=(8, 16, 16, 32), depths=(1, 1, 1, 1),
+                        vocab_size=60, text_width=32, text_heads=2, decoder_widths=(8, 16, 16, 32),
+                        head_width=8, attn_heads=2, embed_dim=16)
+
+
+def test_export_checker_and_dynamic_batch(tmp_path):
+    torch.manual_seed(0)
+    cfg = _tiny()
+    model = TMCA(cfg).eval()
+    path = tmp_path / "model.onnx"
+    export_onnx(model, path)
+    m = onnx.load(str(path))
+    assert m.opset_import[0].version == 17
+    onnx.checker.check_model(m)
+    assert graph_io(path) == {"image": ["batch", 1, 32, 32], "input_ids": ["batch", 24],
+                              "attention_mask": ["batch", 24], "prob": ["batch", 1, 32, 32]}
+    assert verify_onnx(path, cfg) == {1: [1, 1, 32, 32], 2: [2, 1, 32, 32], 8: [8, 1, 32, 32]}
+    # no eval-mode fast-path kernels that ONNX Runtime would not know
+    assert all(n.domain in ("", "ai.onnx") for n in m.graph.node)
+
+
+def test_no_text_variant_exports(tmp_path):
+    cfg = _tiny("no-text")
+    path = tmp_path / "model.onnx"
+    export_onnx(TMCA(cfg).eval(), path)
+    verify_onnx(path, cfg)
+
+
+def test_eval_output_independent_of_batch_and_padding():
+    """What the graph computes per case must not depend on the batch it sits in."""
+    torch.manual_seed(0)
+    cfg = _tiny()
+    model = TMCA(cfg).eval()
+    x = torch.randn(8, 1, 32, 32)
+    ids = torch.randint(5, 60, (8, 24))
+    am = torch.ones(8, 24, dtype=torch.long)
+    am[:, 9:] = 0
+    with torch.no_grad():
+        p8 = model(x, ids, am)
+        p1 = torch.cat([model(x[i:i + 1], ids[i:i + 1], am[i:i + 1]) for i in range(8)])
+    assert torch.allclose(p8, p1, atol=1e-5)
+
+
+def test_reference_and_manifest(tmp_path):
+    torch.manual_seed(0)
+    cfg = _tiny()
+    model = TMCA(cfg).eval()
+    data = {"image": np.random.RandomState(0).randn(8, 1, 32, 32).astype(np.float32),
+            "input_ids": np.full((8, 24), 7, np.int64), "attention_mask": np.ones((8, 24), np.int64),
+            "report": np.array(["x"] * 8)}
+    meta = write_reference(model, tmp_path, data)
+    assert meta["batch"] == 8 and meta["height"] == 32 and meta["max_length"] == 24
+    prob = np.fromfile(tmp_path / "reference" / "prob.f32", dtype="<f4").reshape(8, 1, 32, 32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(data["image"]), torch.from_numpy(data["input_ids"]),
+                     torch.from_numpy(data["attention_mask"])).numpy()
+    assert np.array_equal(prob, want)
+    man = manifest_for(cfg, "tmca-test", "0.0.1", "test")
+    for k in ("name", "version", "description", "onnx", "inputs", "outputs", "image", "windows", "normalize",
+              "tokenizer", "threshold", "text_required", "modalities", "segments", "reference"):
+        assert k in man, k
+    assert man["segments"][0]["category"]["code"] == "49755003"
+    json.dumps(man)
