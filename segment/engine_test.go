@@ -1,0 +1,240 @@
+package segment
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"tmcad/dicomio"
+)
+
+const tinyModel = "../testdata/model-tiny"
+
+func tinyEngine(t *testing.T, opts Options) *Engine {
+	t.Helper()
+	initTestRuntime(t)
+	m, err := LoadManifest(tinyModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// series builds a synthetic series of n frames rows × cols.
+func series(uid string, n, rows, cols int, modality string) *dicomio.Series {
+	s := &dicomio.Series{SeriesInstanceUID: uid, Modality: modality, Rows: rows, Columns: cols}
+	for f := 0; f < n; f++ {
+		px := make([]float32, rows*cols)
+		for i := range px {
+			px[i] = float32(math.Sin(float64(i*(f+3))*0.37)*100 + float64(f*7))
+		}
+		s.Frames = append(s.Frames, dicomio.Frame{Pixels: px, FrameNumber: 1})
+	}
+	return s
+}
+
+// expectedMask computes, with the package's own pre/post-processing, what
+// the tiny model must return: sigmoid(z + 0.25*(len-2)).
+func expectedMask(t *testing.T, m *Manifest, s *dicomio.Series, f int, textLen int) []uint8 {
+	p := NewPreprocessor(m)
+	z := make([]float32, m.Image.Height*m.Image.Width)
+	if err := p.Frame(z, s.Frames[f].Pixels, s.Rows, s.Columns, s.Modality, s.Monochrome1); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range z {
+		z[i] = float32(1 / (1 + math.Exp(-float64(v+0.25*float32(textLen-2)))))
+	}
+	mask := make([]uint8, s.Rows*s.Columns)
+	ProbToMask(mask, nil, z, m.Image.Height, m.Image.Width, s.Rows, s.Columns, float32(m.Threshold))
+	return mask
+}
+
+func TestPredictBatchesAcrossSeries(t *testing.T) {
+	e := tinyEngine(t, Options{BatchSize: 4})
+	m := e.Manifest()
+	a := series("1.2.3.1", 11, 20, 24, "CT")
+	b := series("1.2.3.2", 3, 31, 17, "CR")
+	ids := []int64{2, 5, 7, 3, 0, 0}
+	maskA := []int64{1, 1, 1, 1, 0, 0}
+	maskB := []int64{1, 1, 1, 1, 1, 1}
+	_, runs0, _ := e.Stats()
+	preds, err := e.Predict(context.Background(),
+		Request{Series: a, InputIDs: ids, AttentionMask: maskA},
+		Request{Series: b, InputIDs: ids, AttentionMask: maskB, WantProbabilities: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, runs, frames := e.Stats()
+	if runs-runs0 != 4 || frames < 14 {
+		t.Errorf("14 frames at batch 4: %d runs, %d frames; want 4 runs", runs-runs0, frames)
+	}
+	for f := range a.Frames {
+		if !bytes.Equal(preds[0].Masks[f], expectedMask(t, m, a, f, 4)) {
+			t.Fatalf("series a frame %d: mask differs from the expected computation", f)
+		}
+	}
+	for f := range b.Frames {
+		if !bytes.Equal(preds[1].Masks[f], expectedMask(t, m, b, f, 6)) {
+			t.Fatalf("series b frame %d: mask differs", f)
+		}
+		if len(preds[1].Probabilities[f]) != 31*17 {
+			t.Fatalf("probabilities not returned")
+		}
+	}
+	if preds[0].Probabilities != nil {
+		t.Error("probabilities returned though not requested")
+	}
+	// The same request at batch 1 gives the same masks.
+	e1 := tinyEngine(t, Options{BatchSize: 1})
+	p1, err := e1.Predict(context.Background(), Request{Series: a, InputIDs: ids, AttentionMask: maskA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f := range a.Frames {
+		if !bytes.Equal(p1[0].Masks[f], preds[0].Masks[f]) {
+			t.Fatalf("frame %d: batch 1 and batch 4 differ", f)
+		}
+	}
+}
+
+func TestPredictRejectsWrongTokenLength(t *testing.T) {
+	e := tinyEngine(t, Options{})
+	_, err := e.Predict(context.Background(), Request{Series: series("1.2", 1, 8, 8, "CR"), InputIDs: []int64{2, 3}, AttentionMask: []int64{1, 1}})
+	if err == nil || !strings.Contains(err.Error(), "want 6") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// copyModel copies the tiny model into a temp dir with an edited manifest.
+func copyModel(t *testing.T, edit func(map[string]any)) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"model.onnx", "vocab.txt"} {
+		b, err := os.ReadFile(filepath.Join(tinyModel, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(tinyModel, ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	b, _ = json.Marshal(m)
+	if err := os.WriteFile(filepath.Join(dir, ManifestFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestManifestModelMismatchNamesInputAndShapes(t *testing.T) {
+	initTestRuntime(t)
+	dir := copyModel(t, func(m map[string]any) {
+		m["image"].(map[string]any)["height"] = 32
+		m["inputs"].([]any)[0].(map[string]any)["shape"] = []int{-1, 1, 32, 16}
+		m["outputs"].([]any)[0].(map[string]any)["shape"] = []int{-1, 1, 32, 16}
+	})
+	m, err := LoadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewEngine(m, Options{})
+	if err == nil {
+		t.Fatal("mismatched model accepted")
+	}
+	for _, want := range []string{`"image"`, "[-1 1 16 16]", "[-1 1 32 16]"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestManifestValidationNamesKey(t *testing.T) {
+	dir := copyModel(t, func(m map[string]any) {
+		m["threshold"] = 1.5
+		m["segments"].([]any)[0].(map[string]any)["category"].(map[string]any)["scheme"] = "SRT"
+	})
+	_, err := LoadManifest(dir)
+	if err == nil {
+		t.Fatal("bad manifest accepted")
+	}
+	for _, want := range []string{"manifest.json", "threshold", "segments[0].category.scheme"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+// On a machine without the CUDA provider library, a CUDA request names the
+// missing file, or falls back to CPU with exactly one warning.
+func TestCUDAMissingProvider(t *testing.T) {
+	initTestRuntime(t)
+	m, err := LoadManifest(tinyModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(runtimePath), cudaProviderLib)); err == nil {
+		t.Fatalf("%s is installed here; this test is about a machine without it", cudaProviderLib)
+	}
+	_, err = NewEngine(m, Options{Provider: ProviderCUDA, FallbackToCPU: false})
+	if err == nil || !strings.Contains(err.Error(), cudaProviderLib+" not found") {
+		t.Fatalf("without fallback: got %v, want an error naming %s", err, cudaProviderLib)
+	}
+
+	var logs bytes.Buffer
+	e, err := NewEngine(m, Options{Provider: ProviderCUDA, FallbackToCPU: true, Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatalf("with fallback: %v", err)
+	}
+	defer e.Close()
+	if e.Provider() != ProviderCPU {
+		t.Errorf("provider %q, want cpu", e.Provider())
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], `"level":"warn"`) || !strings.Contains(lines[0], cudaProviderLib) {
+		t.Errorf("want exactly one warning naming %s, got %q", cudaProviderLib, logs.String())
+	}
+	if _, err := e.Predict(context.Background(), Request{Series: series("1.2", 2, 16, 16, "CR"), InputIDs: make([]int64, 6), AttentionMask: make([]int64, 6)}); err != nil {
+		t.Fatalf("CPU fallback engine does not run: %v", err)
+	}
+}
+
+func TestRemoveSmallComponents(t *testing.T) {
+	mask := []uint8{
+		1, 1, 0, 0, 0,
+		1, 1, 0, 0, 1,
+		0, 0, 0, 0, 0,
+		0, 0, 1, 0, 0,
+		0, 0, 0, 1, 1,
+	}
+	n := RemoveSmallComponents(mask, 5, 5, 3, nil)
+	want := []uint8{
+		1, 1, 0, 0, 0,
+		1, 1, 0, 0, 0,
+		0, 0, 0, 0, 0,
+		0, 0, 1, 0, 0,
+		0, 0, 0, 1, 1,
+	}
+	if n != 1 || !bytes.Equal(mask, want) {
+		t.Fatalf("removed %d, mask %v", n, mask)
+	}
+}

@@ -1,0 +1,164 @@
+package segment
+
+import (
+	"fmt"
+	"math"
+	"sync"
+)
+
+// The arithmetic below is the contract of docs/CONTRACTS.md, written to give
+// the same float32 results as tmca/preprocess.py (NumPy float32 and
+// torch.nn.functional.interpolate). Explicit float32(...) conversions stop
+// the compiler from fusing a multiply and an add, which would round
+// differently from PyTorch.
+
+// WindowFrame maps modality values src to [0, 1] in dst (same length) with
+// the window w: fixed (center ± width/2) or minmax (the frame's own range).
+// A window with hi <= lo gives all zeros.
+func WindowFrame(dst, src []float32, w Window) {
+	var lo, hi float32
+	switch w.Mode {
+	case "fixed":
+		lo, hi = float32(w.Center-w.Width/2), float32(w.Center+w.Width/2)
+	default: // minmax
+		if len(src) == 0 {
+			return
+		}
+		lo, hi = src[0], src[0]
+		for _, v := range src {
+			if v < lo {
+				lo = v
+			}
+			if v > hi {
+				hi = v
+			}
+		}
+	}
+	if !(hi > lo) {
+		clear(dst[:len(src)])
+		return
+	}
+	span := float32(hi - lo)
+	for i, v := range src {
+		y := float32(v-lo) / span
+		if y < 0 {
+			y = 0
+		} else if y > 1 {
+			y = 1
+		}
+		dst[i] = y
+	}
+}
+
+// axisPlan holds, for every output index along one axis, the two source
+// indices and their weights of align_corners=False bilinear interpolation.
+type axisPlan struct {
+	i0, i1 []int
+	w0, w1 []float32
+}
+
+type planKey struct{ in, out int }
+
+var plans sync.Map // planKey → *axisPlan
+
+// planFor computes (once per size pair) PyTorch's linear interpolation
+// indices and weights: src = max(scale*(d+0.5) - 0.5, 0) with
+// scale = in/out in float32.
+func planFor(in, out int) *axisPlan {
+	if p, ok := plans.Load(planKey{in, out}); ok {
+		return p.(*axisPlan)
+	}
+	p := &axisPlan{i0: make([]int, out), i1: make([]int, out), w0: make([]float32, out), w1: make([]float32, out)}
+	scale := float32(in) / float32(out)
+	for d := 0; d < out; d++ {
+		real := float32(scale*float32(float32(d)+0.5)) - 0.5
+		if real < 0 {
+			real = 0
+		}
+		i := int(math.Floor(float64(real)))
+		lambda := real - float32(i)
+		if lambda < 0 {
+			lambda = 0
+		} else if lambda > 1 {
+			lambda = 1
+		}
+		p.i0[d] = i
+		if i < in-1 {
+			p.i1[d] = i + 1
+		} else {
+			p.i1[d] = i
+		}
+		p.w0[d] = 1 - lambda
+		p.w1[d] = lambda
+	}
+	actual, _ := plans.LoadOrStore(planKey{in, out}, p)
+	return actual.(*axisPlan)
+}
+
+// ResizeBilinear resizes src (sh × sw, row-major) into dst (dh × dw) exactly
+// as torch.nn.functional.interpolate(mode="bilinear", align_corners=False)
+// does for float32, without antialiasing.
+func ResizeBilinear(dst []float32, dh, dw int, src []float32, sh, sw int) {
+	if dh == sh && dw == sw {
+		copy(dst[:dh*dw], src[:sh*sw])
+		return
+	}
+	ph, pw := planFor(sh, dh), planFor(sw, dw)
+	for r := 0; r < dh; r++ {
+		row0 := src[ph.i0[r]*sw : ph.i0[r]*sw+sw]
+		row1 := src[ph.i1[r]*sw : ph.i1[r]*sw+sw]
+		h0, h1 := ph.w0[r], ph.w1[r]
+		out := dst[r*dw : r*dw+dw]
+		for c := range out {
+			a, b, w0, w1 := pw.i0[c], pw.i1[c], pw.w0[c], pw.w1[c]
+			t0 := float32(row0[a]*w0) + float32(row0[b]*w1)
+			t1 := float32(row1[a]*w0) + float32(row1[b]*w1)
+			out[c] = float32(t0*h0) + float32(t1*h1)
+		}
+	}
+}
+
+// Preprocessor turns frames in modality units into model input, per the
+// manifest: window → MONOCHROME1 inversion → resize → normalise.
+type Preprocessor struct {
+	m       *Manifest
+	scratch sync.Pool
+}
+
+// NewPreprocessor returns the pre-processing of manifest m.
+func NewPreprocessor(m *Manifest) *Preprocessor {
+	return &Preprocessor{m: m}
+}
+
+// Frame writes the model input for one frame (rows × cols modality values)
+// into dst, which must hold image.height × image.width values.
+func (p *Preprocessor) Frame(dst, src []float32, rows, cols int, modality string, monochrome1 bool) error {
+	h, w := p.m.Image.Height, p.m.Image.Width
+	if len(src) != rows*cols || rows <= 0 || cols <= 0 {
+		return fmt.Errorf("preprocess: frame has %d values, want %d×%d", len(src), rows, cols)
+	}
+	if len(dst) < h*w {
+		return fmt.Errorf("preprocess: destination holds %d values, want %d", len(dst), h*w)
+	}
+	bufp, _ := p.scratch.Get().(*[]float32)
+	if bufp == nil || cap(*bufp) < len(src) {
+		b := make([]float32, len(src))
+		bufp = &b
+	}
+	buf := (*bufp)[:len(src)]
+	defer p.scratch.Put(bufp)
+
+	WindowFrame(buf, src, p.m.WindowFor(modality))
+	if monochrome1 {
+		for i, v := range buf {
+			buf[i] = 1 - v
+		}
+	}
+	out := dst[:h*w]
+	ResizeBilinear(out, h, w, buf, rows, cols)
+	mean, std := float32(p.m.Normalize.Mean), float32(p.m.Normalize.Std)
+	for i, v := range out {
+		out[i] = float32(v-mean) / std
+	}
+	return nil
+}
