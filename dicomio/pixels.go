@@ -1,0 +1,296 @@
+package dicomio
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"io"
+	"math"
+	"os"
+)
+
+// pixelFormat is how stored values are turned into modality values.
+type pixelFormat struct {
+	bitsAllocated int
+	bitsStored    int
+	shift         uint // HighBit + 1 - BitsStored
+	signed        bool
+	bo            binary.ByteOrder
+	swap8         bool // 8-bit OW pixel data in big endian: bytes swapped in words
+	hasPad        bool
+	padLo, padHi  int64
+}
+
+func newPixelFormat(in *instance) (pixelFormat, error) {
+	h := in.Header
+	pf := pixelFormat{
+		bitsAllocated: h.BitsAllocated,
+		bitsStored:    h.BitsStored,
+		signed:        h.PixelRepresentation == 1,
+		bo:            in.layout.bo,
+	}
+	switch h.BitsAllocated {
+	case 8, 16, 32:
+	default:
+		return pf, fmt.Errorf("BitsAllocated %d is not supported (8, 16 or 32)", h.BitsAllocated)
+	}
+	if h.BitsStored < 1 || h.BitsStored > h.BitsAllocated {
+		return pf, fmt.Errorf("BitsStored %d is invalid for BitsAllocated %d", h.BitsStored, h.BitsAllocated)
+	}
+	if h.HighBit < h.BitsStored-1 || h.HighBit >= h.BitsAllocated {
+		return pf, fmt.Errorf("HighBit %d is invalid for BitsStored %d, BitsAllocated %d", h.HighBit, h.BitsStored, h.BitsAllocated)
+	}
+	pf.shift = uint(h.HighBit + 1 - h.BitsStored)
+	pf.swap8 = h.BitsAllocated == 8 && pf.bo == binary.BigEndian && in.layout.pixelVR == "OW"
+	if h.HasPixelPadding {
+		pf.hasPad = true
+		pf.padLo, pf.padHi = int64(h.PixelPaddingValue), int64(h.PixelPaddingValue)
+		if h.HasPixelPaddingRange {
+			lim := int64(h.PixelPaddingRangeLimit)
+			pf.padLo, pf.padHi = min(pf.padLo, lim), max(pf.padHi, lim)
+		}
+	}
+	return pf, nil
+}
+
+// stored extracts the stored value from a raw word: mask to BitsStored
+// below HighBit, sign-extend when signed.
+func (pf *pixelFormat) stored(u uint32) int64 {
+	u >>= pf.shift
+	if pf.bitsStored < 32 {
+		u &= 1<<pf.bitsStored - 1
+	}
+	if pf.signed {
+		if pf.bitsStored == 32 {
+			return int64(int32(u))
+		}
+		if u&(1<<(pf.bitsStored-1)) != 0 {
+			return int64(u) - 1<<pf.bitsStored
+		}
+	}
+	return int64(u)
+}
+
+// convert turns raw words into modality values in dst, marking padding
+// pixels with NaN; it returns how many were padding.
+func (pf *pixelFormat) convert(dst []float32, raw []uint32, slope, intercept float64) int64 {
+	var padded int64
+	nan := float32(math.NaN())
+	for i, u := range raw {
+		s := pf.stored(u)
+		if pf.hasPad && s >= pf.padLo && s <= pf.padHi {
+			dst[i] = nan
+			padded++
+			continue
+		}
+		dst[i] = float32(float64(s)*slope + intercept)
+	}
+	return padded
+}
+
+// decodeInstance decodes every frame of in into dst[k] (frame k of the
+// instance, len Rows × Columns each) and returns the number of padding
+// pixels (set to NaN).
+func decodeInstance(in *instance, dst [][]float32) (int64, error) {
+	f, err := os.Open(in.Path)
+	if err != nil {
+		return 0, fmt.Errorf("read pixels: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("read pixels: %w", err)
+	}
+	if st.Size() != in.FileSize {
+		return 0, fmt.Errorf("read pixels %s: file changed size since its header was read", in.Path)
+	}
+	l, err := scanLayout(f, st.Size())
+	if err != nil {
+		return 0, fmt.Errorf("read pixels %s: %w", in.Path, err)
+	}
+	in.layout = l
+	if !l.HasPixels {
+		return 0, fmt.Errorf("read pixels %s: no pixel data", in.Path)
+	}
+	pf, err := newPixelFormat(in)
+	if err != nil {
+		return 0, fmt.Errorf("read pixels %s: %w", in.Path, err)
+	}
+	if l.pixelEncaps != encapsulated(l.TransferSyntaxUID) {
+		return 0, fmt.Errorf("read pixels %s: pixel data is %s but transfer syntax %s says otherwise", in.Path, map[bool]string{true: "encapsulated", false: "native"}[l.pixelEncaps], l.TransferSyntaxUID)
+	}
+	var padded int64
+	if l.pixelEncaps {
+		padded, err = decodeEncapsulated(in, &pf, dst)
+	} else {
+		padded, err = decodeNative(in, &pf, dst)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read pixels %s: %w", in.Path, err)
+	}
+	return padded, nil
+}
+
+// chunkPixels is how many pixels decodeNative converts per read.
+const chunkPixels = 128 << 10
+
+// decodeNative reads native pixel data straight from the file into dst, a
+// chunk at a time, without holding the raw pixel data in memory.
+func decodeNative(in *instance, pf *pixelFormat, dst [][]float32) (int64, error) {
+	l := in.layout
+	npix := int64(in.Rows) * int64(in.Columns)
+	bpp := int64(pf.bitsAllocated / 8)
+	need := npix * bpp * int64(len(dst))
+	if l.pixelLen < need {
+		return 0, fmt.Errorf("pixel data has %d bytes, %d×%d×%d frames of %d bits need %d", l.pixelLen, in.Rows, in.Columns, len(dst), pf.bitsAllocated, need)
+	}
+	sr := io.NewSectionReader(l.data, l.pixelOff, need)
+	buf := make([]byte, min(npix, chunkPixels)*bpp)
+	raw := make([]uint32, min(npix, chunkPixels))
+	var padded int64
+	for k, out := range dst {
+		g := in.frames[k]
+		for p := int64(0); p < npix; p += chunkPixels {
+			n := min(chunkPixels, npix-p)
+			b := buf[:n*bpp]
+			if _, err := io.ReadFull(sr, b); err != nil {
+				return 0, fmt.Errorf("frame %d: %w", k+1, err)
+			}
+			r := raw[:n]
+			switch pf.bitsAllocated {
+			case 8:
+				for i := range r {
+					j := i
+					if pf.swap8 {
+						j = int((p+int64(i))^1) - int(p)
+						if j >= len(b) { // odd pixel count: the pad byte
+							j = i
+						}
+					}
+					r[i] = uint32(b[j])
+				}
+			case 16:
+				if pf.bo == binary.BigEndian {
+					for i := range r {
+						r[i] = uint32(binary.BigEndian.Uint16(b[2*i:]))
+					}
+				} else {
+					for i := range r {
+						r[i] = uint32(binary.LittleEndian.Uint16(b[2*i:]))
+					}
+				}
+			case 32:
+				for i := range r {
+					r[i] = pf.bo.Uint32(b[4*i:])
+				}
+			}
+			padded += pf.convert(out[p:p+n], r, g.slope, g.intercept)
+		}
+	}
+	return padded, nil
+}
+
+// decodeEncapsulated splits encapsulated pixel data into frames and decodes
+// each with Go's image/jpeg (8-bit JPEG baseline and extended only).
+func decodeEncapsulated(in *instance, pf *pixelFormat, dst [][]float32) (int64, error) {
+	ts := in.layout.TransferSyntaxUID
+	if ts != JPEGBaseline8Bit && ts != JPEGExtended12Bit {
+		return 0, &UnsupportedTransferSyntaxError{Path: in.Path, UID: ts}
+	}
+	l := in.layout
+	w := &window{r: l.data, size: l.dataSize}
+	frags, _, err := fragments(w, l.bo, l.pixelOff, l.pixelOff+l.pixelLen)
+	if err != nil {
+		return 0, err
+	}
+	if len(frags) < 2 {
+		return 0, fmt.Errorf("encapsulated pixel data has no fragments")
+	}
+	bot, frags := frags[0], frags[1:]
+	groups, err := frameFragments(l, bot, frags, len(dst))
+	if err != nil {
+		return 0, err
+	}
+	var padded int64
+	raw := make([]uint32, in.Rows*in.Columns)
+	for k, fr := range groups {
+		var data []byte
+		for _, f := range fr {
+			b := make([]byte, f.len)
+			if _, err := l.data.ReadAt(b, f.off); err != nil {
+				return 0, fmt.Errorf("frame %d: %w", k+1, err)
+			}
+			data = append(data, b...)
+		}
+		img, err := jpeg.Decode(bytes.NewReader(data))
+		if err != nil {
+			return 0, fmt.Errorf("frame %d: JPEG decode: %w (Go decodes 8-bit baseline/extended JPEG only; convert 12-bit or lossless JPEG with dcmdjpeg first)", k+1, err)
+		}
+		gray, ok := img.(*image.Gray)
+		if !ok {
+			return 0, fmt.Errorf("frame %d: JPEG holds a colour image (%T); only greyscale is supported", k+1, img)
+		}
+		if b := gray.Bounds(); b.Dx() != in.Columns || b.Dy() != in.Rows {
+			return 0, fmt.Errorf("frame %d: JPEG is %d×%d, header says %d×%d", k+1, b.Dx(), b.Dy(), in.Columns, in.Rows)
+		}
+		for y := 0; y < in.Rows; y++ {
+			row := gray.Pix[y*gray.Stride : y*gray.Stride+in.Columns]
+			for x, v := range row {
+				raw[y*in.Columns+x] = uint32(v)
+			}
+		}
+		g := in.frames[k]
+		jpf := *pf
+		jpf.shift = 0
+		if jpf.bitsStored > 8 {
+			jpf.bitsStored = 8
+		}
+		padded += jpf.convert(dst[k], raw, g.slope, g.intercept)
+	}
+	return padded, nil
+}
+
+// frameFragments groups fragments into frames: all of them for one frame,
+// one per frame when the counts match, otherwise by the Basic Offset Table.
+func frameFragments(l *layout, bot fragment, frags []fragment, nFrames int) ([][]fragment, error) {
+	if nFrames == 1 {
+		return [][]fragment{frags}, nil
+	}
+	if len(frags) == nFrames {
+		out := make([][]fragment, nFrames)
+		for i, f := range frags {
+			out[i] = []fragment{f}
+		}
+		return out, nil
+	}
+	if bot.len != int64(nFrames)*4 {
+		return nil, fmt.Errorf("%d fragments for %d frames and no usable Basic Offset Table", len(frags), nFrames)
+	}
+	tb := make([]byte, bot.len)
+	if _, err := l.data.ReadAt(tb, bot.off); err != nil {
+		return nil, fmt.Errorf("basic offset table: %w", err)
+	}
+	base := frags[0].off - 8 // offsets count from the first fragment's item tag
+	out := make([][]fragment, nFrames)
+	fi := 0
+	for k := 0; k < nFrames; k++ {
+		start := base + int64(binary.LittleEndian.Uint32(tb[4*k:]))
+		end := int64(math.MaxInt64)
+		if k+1 < nFrames {
+			end = base + int64(binary.LittleEndian.Uint32(tb[4*k+4:]))
+		}
+		for fi < len(frags) && frags[fi].off-8 < start {
+			fi++
+		}
+		for fi < len(frags) && frags[fi].off-8 < end {
+			out[k] = append(out[k], frags[fi])
+			fi++
+		}
+		if len(out[k]) == 0 {
+			return nil, fmt.Errorf("basic offset table: frame %d has no fragments", k+1)
+		}
+	}
+	return out, nil
+}
