@@ -62,21 +62,21 @@ type planKey struct{ in, out int }
 var plans sync.Map // planKey → *axisPlan
 
 // planFor computes (once per size pair) PyTorch's linear interpolation
-// indices and weights: src = max(scale*(d+0.5) - 0.5, 0) with
-// scale = in/out in float32.
+// indices and weights: scale = in/out in float32, then the source index
+// src = max(scale*(d+0.5) - 0.5, 0) in float64 (docs/CONTRACTS.md).
 func planFor(in, out int) *axisPlan {
 	if p, ok := plans.Load(planKey{in, out}); ok {
 		return p.(*axisPlan)
 	}
 	p := &axisPlan{i0: make([]int, out), i1: make([]int, out), w0: make([]float32, out), w1: make([]float32, out)}
-	scale := float32(in) / float32(out)
+	scale := float64(float32(in) / float32(out))
 	for d := 0; d < out; d++ {
-		real := float32(scale*float32(float32(d)+0.5)) - 0.5
+		real := scale*(float64(d)+0.5) - 0.5
 		if real < 0 {
 			real = 0
 		}
-		i := int(math.Floor(float64(real)))
-		lambda := real - float32(i)
+		i := int(math.Floor(real))
+		lambda := float32(real - float64(i))
 		if lambda < 0 {
 			lambda = 0
 		} else if lambda > 1 {
