@@ -74,3 +74,40 @@ def test_bad_inputs():
         P.prepare_frame(np.zeros((2, 2)), photometric="RGB")
     with pytest.raises(ValueError):
         P.window(np.zeros((2, 2)), {"mode": "auto"})
+
+
+def _load(name):
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "testdata/vectors" / name
+    if not path.exists():
+        pytest.skip(f"{path} not generated yet")
+    return json.loads(path.read_text())
+
+
+def test_vectors_reproducible_and_follow_written_rule():
+    from tmca import vectors
+
+    pre = _load("preprocess.json")
+    assert pre == json_roundtrip(vectors.preprocess_vectors()) and len(pre) >= 8
+    for c in pre:  # the rule as Go implements it, independent of torch
+        raw = np.array(c["raw"], np.float64).reshape(c["rows"], c["cols"])
+        x = (raw.astype(np.float32) * np.float32(c["slope"])).astype(np.float32) + np.float32(c["intercept"])
+        y = P.window(x, c["window"])
+        if c["photometric"] == "MONOCHROME1":
+            y = np.float32(1) - y
+        z = (ref_bilinear(y, c["height"], c["width"]) - np.float32(c["mean"])) / np.float32(c["std"])
+        assert np.abs(z.ravel() - np.array(c["expected"])).max() < 1e-5, c["name"]
+    post = _load("postprocess.json")
+    assert post == json_roundtrip(vectors.postprocess_vectors()) and len(post) >= 4
+    for c in post:
+        p = ref_bilinear(np.array(c["prob"], np.float32).reshape(c["height"], c["width"]), c["rows"], c["cols"])
+        assert np.abs(p.ravel() - np.array(c["expected_prob"])).max() < 1e-5
+        assert ((p.ravel() >= c["threshold"]).astype(int) == np.array(c["expected_mask"])).all()
+
+
+def json_roundtrip(obj):
+    import json
+
+    return json.loads(json.dumps(obj))

@@ -77,10 +77,22 @@ def test_vectors_match_tokenizer(tok):
     path = ROOT / "testdata/vectors/tokenizer.jsonl"
     if not path.exists():
         pytest.skip("vectors not generated yet")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
     assert len(lines) >= 250
     for line in lines:
         rec = json.loads(line)
         ids, mask = tok.encode(rec["text"], len(rec["input_ids"]))
         assert tok.encode_tokens(rec["text"], len(ids)) == rec["tokens"]
         assert ids == rec["input_ids"] and mask == rec["attention_mask"]
+
+
+def test_vectors_file_is_reproducible():
+    import json
+
+    from tmca import vectors
+
+    path = ROOT / "testdata/vectors/tokenizer.jsonl"
+    if not path.exists():
+        pytest.skip("vectors not generated yet")
+    want = [json.loads(line) for line in path.read_text(encoding="utf-8").rstrip("\n").split("\n")]
+    assert want == vectors.tokenizer_vectors(VOCAB)
