@@ -198,7 +198,7 @@ def cxr_case(split_seed: int, index: int, size: int = 256) -> PhantomCase:
 
     zones = [ZONES[z] for z in zone_ids]
     targets = zones[:n_target]
-    spacing = round(400.0 / size, 4)
+    spacing = round(400.0 / size, 6)
     return PhantomCase(
         raw=stored, slope=1.0, intercept=0.0, modality="CR", photometric=photometric,
         mask=target, report=cxr_report(targets, rng), pixel_spacing=(spacing, spacing),
@@ -289,7 +289,7 @@ def ct_series(split_seed: int, index: int, slices: int = 20, size: int = 128) ->
 
     involvement = target_vox / max(lung_vox, 1)
     report = ct_report(side, involvement, rng)
-    spacing = round(350.0 / size, 4)
+    spacing = round(350.0 / size, 6)
     cases = [
         PhantomCase(raw=st, slope=1.0, intercept=CT_INTERCEPT, modality="CT", photometric="MONOCHROME2",
                     mask=tg, report=report, pixel_spacing=(spacing, spacing), lesion_mask=ls)
