@@ -251,9 +251,7 @@ func (in *instance) readGeometry(a attrs) error {
 		}
 	}
 	top.thickness = in.SliceThickness
-	var shared attrs
 	if sh := a.first(tSharedFunctionalGroups); sh != nil {
-		shared = sh
 		readGroups(sh, &top)
 	}
 	per := a.items(tPerFrameFunctionalGroups)
@@ -261,10 +259,15 @@ func (in *instance) readGeometry(a attrs) error {
 	if len(per) > 0 && len(per) != n {
 		return fmt.Errorf("PerFrameFunctionalGroupsSequence has %d items for %d frames", len(per), n)
 	}
-	_ = shared
 	in.frames = make([]frameGeom, n)
 	for i := range in.frames {
 		g := top
+		if n > 1 {
+			// A position shared by several frames says nothing about where
+			// each frame is (legacy multi-frame): only per-frame positions
+			// count.
+			g.hasPos = false
+		}
 		if len(per) > 0 {
 			readGroups(per[i], &g)
 		}

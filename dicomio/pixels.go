@@ -106,7 +106,12 @@ func decodeInstance(in *instance, dst [][]float32) (int64, error) {
 	if st.Size() != in.FileSize {
 		return 0, fmt.Errorf("read pixels %s: file changed size since its header was read", in.Path)
 	}
-	l, err := scanLayout(f, st.Size())
+	return decodeFrom(in, f, st.Size(), dst)
+}
+
+// decodeFrom decodes the frames of in from r (the file's bytes, size long).
+func decodeFrom(in *instance, r io.ReaderAt, size int64, dst [][]float32) (int64, error) {
+	l, err := scanLayout(r, size)
 	if err != nil {
 		return 0, fmt.Errorf("read pixels %s: %w", in.Path, err)
 	}
@@ -223,6 +228,15 @@ func decodeEncapsulated(in *instance, pf *pixelFormat, dst [][]float32) (int64, 
 				return 0, fmt.Errorf("frame %d: %w", k+1, err)
 			}
 			data = append(data, b...)
+		}
+		// Check the JPEG's own size before decoding: the decoder allocates
+		// what the frame header declares.
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
+		if err != nil {
+			return 0, fmt.Errorf("frame %d: JPEG header: %w", k+1, err)
+		}
+		if cfg.Width != in.Columns || cfg.Height != in.Rows {
+			return 0, fmt.Errorf("frame %d: JPEG is %d×%d, header says %d×%d", k+1, cfg.Width, cfg.Height, in.Columns, in.Rows)
 		}
 		img, err := jpeg.Decode(bytes.NewReader(data))
 		if err != nil {
