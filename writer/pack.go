@@ -30,6 +30,39 @@ func pack8(b []byte) byte {
 	return byte((nonzeroBits(binary.LittleEndian.Uint64(b)) * 0x0102040810204080) >> 56)
 }
 
+const ones8 = 0x0101010101010101
+
+// packAligned packs len(dst)*8 mask bytes from src into the zeroed dst.
+// Masks are mostly background with solid regions, so runs of 64 zero
+// pixels are skipped and words of 0x01 bytes become 0xFF without the
+// multiplication.
+func packAligned(dst, src []byte) {
+	j := 0
+	for ; j+8 <= len(dst); j += 8 {
+		s := src[j*8 : j*8+64]
+		var or uint64
+		for k := 0; k < 64; k += 8 {
+			or |= binary.LittleEndian.Uint64(s[k:])
+		}
+		if or == 0 {
+			continue
+		}
+		for k := 0; k < 8; k++ {
+			x := binary.LittleEndian.Uint64(s[k*8:])
+			switch x {
+			case 0:
+			case ones8:
+				dst[j+k] = 0xFF
+			default:
+				dst[j+k] = byte((nonzeroBits(x) * 0x0102040810204080) >> 56)
+			}
+		}
+	}
+	for ; j < len(dst); j++ {
+		dst[j] = pack8(src[j*8 : j*8+8])
+	}
+}
+
 // add appends one frame's pixels; a nil frame is all zero, n pixels long.
 func (p *bitPacker) add(frame []byte, n int) {
 	off := p.nbit & 7
@@ -50,11 +83,7 @@ func (p *bitPacker) add(frame []byte, n int) {
 	} else {
 		start := len(p.out)
 		p.out = append(p.out, make([]byte, full)...)
-		dst := p.out[start:]
-		src := frame[i : i+full*8]
-		for j := range dst {
-			dst[j] = pack8(src[j*8 : j*8+8])
-		}
+		packAligned(p.out[start:], frame[i:i+full*8])
 	}
 	i += full * 8
 	p.nbit += full * 8

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"sort"
+	"sync"
 
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
@@ -493,9 +495,35 @@ func pixelData(masks Masks, typ SegmentationType, frames []segFrame, n int) []by
 		}
 		return out
 	}
+	if n%8 == 0 {
+		return packFramesParallel(masks, frames, n)
+	}
 	p := newBitPacker(len(frames) * n)
 	for _, sf := range frames {
 		p.add(masks[sf.segment][sf.frame], n)
 	}
 	return p.bytes()
+}
+
+// packFramesParallel packs byte-aligned frames (n a multiple of 8, so no
+// frame shares a byte with the next) on all available CPUs.
+func packFramesParallel(masks Masks, frames []segFrame, n int) []byte {
+	per := n / 8
+	total := len(frames) * per
+	out := make([]byte, total+total%2)
+	workers := min(runtime.GOMAXPROCS(0), len(frames))
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(frames); i += workers {
+				if fr := masks[frames[i].segment][frames[i].frame]; fr != nil {
+					packAligned(out[i*per:(i+1)*per], fr)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	return out
 }

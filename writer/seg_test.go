@@ -61,6 +61,25 @@ func TestPackBitsMatchesNaive(t *testing.T) {
 	}
 }
 
+func TestPackParallelMatchesSequential(t *testing.T) {
+	masks := discMasks(2, 9, 16, 24, map[int]bool{3: true}, false)
+	masks[1][5][7] = 200 // any nonzero value is set
+	var frames []segFrame
+	for s := range masks {
+		for f := range masks[s] {
+			frames = append(frames, segFrame{s, f})
+		}
+	}
+	n := 16 * 24
+	p := newBitPacker(len(frames) * n)
+	for _, sf := range frames {
+		p.add(masks[sf.segment][sf.frame], n)
+	}
+	if got := packFramesParallel(masks, frames, n); !bytes.Equal(got, p.bytes()) {
+		t.Fatal("parallel packing differs from sequential")
+	}
+}
+
 func TestDeterministicUIDs(t *testing.T) {
 	c := conformanceCases(t)[2]
 	a, err := EncodeSEG(c.src, c.masks, c.desc)
