@@ -79,7 +79,7 @@ func FuzzDecodePixels(f *testing.F) {
 		for i := range dst {
 			dst[i] = make([]float32, npix)
 		}
-		_, err = decodeFrom(in, bytes.NewReader(data), int64(len(data)), dst)
+		_, err = decodeFrom(in, bytes.NewReader(data), int64(len(data)), dst, nil)
 		if err != nil && !strings.Contains(err.Error(), "fuzz.dcm") {
 			t.Fatalf("error does not name the file: %v", err)
 		}

@@ -138,8 +138,9 @@ func LoadSeries(paths []string, lim Limits) (*Series, error) {
 		}
 		d[r.index] = px
 	}
+	sc := &scratch{}
 	for _, in := range insts {
-		n, err := decodeInstance(in, slots[in])
+		n, err := decodeInstance(in, slots[in], sc)
 		if err != nil {
 			return nil, fmt.Errorf("load series: %w", err)
 		}

@@ -93,7 +93,7 @@ func (pf *pixelFormat) convert(dst []float32, raw []uint32, slope, intercept flo
 // decodeInstance decodes every frame of in into dst[k] (frame k of the
 // instance, len Rows × Columns each) and returns the number of padding
 // pixels (set to NaN).
-func decodeInstance(in *instance, dst [][]float32) (int64, error) {
+func decodeInstance(in *instance, dst [][]float32, sc *scratch) (int64, error) {
 	f, err := os.Open(in.Path)
 	if err != nil {
 		return 0, fmt.Errorf("read pixels: %w", err)
@@ -106,11 +106,14 @@ func decodeInstance(in *instance, dst [][]float32) (int64, error) {
 	if st.Size() != in.FileSize {
 		return 0, fmt.Errorf("read pixels %s: file changed size since its header was read", in.Path)
 	}
-	return decodeFrom(in, f, st.Size(), dst)
+	return decodeFrom(in, f, st.Size(), dst, sc)
 }
 
 // decodeFrom decodes the frames of in from r (the file's bytes, size long).
-func decodeFrom(in *instance, r io.ReaderAt, size int64, dst [][]float32) (int64, error) {
+func decodeFrom(in *instance, r io.ReaderAt, size int64, dst [][]float32, sc *scratch) (int64, error) {
+	if sc == nil {
+		sc = &scratch{}
+	}
 	l, err := scanLayout(r, size)
 	if err != nil {
 		return 0, fmt.Errorf("read pixels %s: %w", in.Path, err)
@@ -130,7 +133,7 @@ func decodeFrom(in *instance, r io.ReaderAt, size int64, dst [][]float32) (int64
 	if l.pixelEncaps {
 		padded, err = decodeEncapsulated(in, &pf, dst)
 	} else {
-		padded, err = decodeNative(in, &pf, dst)
+		padded, err = decodeNative(in, &pf, dst, sc)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("read pixels %s: %w", in.Path, err)
@@ -141,9 +144,60 @@ func decodeFrom(in *instance, r io.ReaderAt, size int64, dst [][]float32) (int64
 // chunkPixels is how many pixels decodeNative converts per read.
 const chunkPixels = 128 << 10
 
+// scratch holds buffers reused across the instances of one LoadSeries, so
+// that decoding hundreds of files leaves almost no garbage: with a large
+// live volume the collector runs late, and per-file buffers would pile up
+// in the peak resident size.
+type scratch struct {
+	buf    []byte
+	raw    []uint32
+	lut    []float32
+	lutKey lutKey
+}
+
+type lutKey struct {
+	pf               pixelFormat
+	slope, intercept float64
+}
+
+func (sc *scratch) bytes(n int) []byte {
+	if cap(sc.buf) < n {
+		sc.buf = make([]byte, n)
+	}
+	return sc.buf[:n]
+}
+
+func (sc *scratch) words(n int) []uint32 {
+	if cap(sc.raw) < n {
+		sc.raw = make([]uint32, n)
+	}
+	return sc.raw[:n]
+}
+
+// table returns the stored-word → modality-value table for 8- and 16-bit
+// pixels (NaN for padding), rebuilt only when the format or rescale changes.
+func (sc *scratch) table(pf *pixelFormat, slope, intercept float64) []float32 {
+	k := lutKey{*pf, slope, intercept}
+	if sc.lut != nil && sc.lutKey == k {
+		return sc.lut
+	}
+	n := 1 << pf.bitsAllocated
+	if cap(sc.lut) < n {
+		sc.lut = make([]float32, n)
+	}
+	sc.lut = sc.lut[:n]
+	w := make([]uint32, 1)
+	for u := 0; u < n; u++ {
+		w[0] = uint32(u)
+		pf.convert(sc.lut[u:u+1], w, slope, intercept)
+	}
+	sc.lutKey = k
+	return sc.lut
+}
+
 // decodeNative reads native pixel data straight from the file into dst, a
 // chunk at a time, without holding the raw pixel data in memory.
-func decodeNative(in *instance, pf *pixelFormat, dst [][]float32) (int64, error) {
+func decodeNative(in *instance, pf *pixelFormat, dst [][]float32, sc *scratch) (int64, error) {
 	l := in.layout
 	npix := int64(in.Rows) * int64(in.Columns)
 	bpp := int64(pf.bitsAllocated / 8)
@@ -152,46 +206,57 @@ func decodeNative(in *instance, pf *pixelFormat, dst [][]float32) (int64, error)
 		return 0, fmt.Errorf("pixel data has %d bytes, %d×%d×%d frames of %d bits need %d", l.pixelLen, in.Rows, in.Columns, len(dst), pf.bitsAllocated, need)
 	}
 	sr := io.NewSectionReader(l.data, l.pixelOff, need)
-	buf := make([]byte, min(npix, chunkPixels)*bpp)
-	raw := make([]uint32, min(npix, chunkPixels))
+	buf := sc.bytes(int(min(npix, chunkPixels) * bpp))
 	var padded int64
 	for k, out := range dst {
 		g := in.frames[k]
+		var lut []float32
+		if pf.bitsAllocated <= 16 {
+			lut = sc.table(pf, g.slope, g.intercept)
+		}
 		for p := int64(0); p < npix; p += chunkPixels {
 			n := min(chunkPixels, npix-p)
 			b := buf[:n*bpp]
 			if _, err := io.ReadFull(sr, b); err != nil {
 				return 0, fmt.Errorf("frame %d: %w", k+1, err)
 			}
-			r := raw[:n]
-			switch pf.bitsAllocated {
-			case 8:
-				for i := range r {
-					j := i
-					if pf.swap8 {
-						j = int((p+int64(i))^1) - int(p)
-						if j >= len(b) { // odd pixel count: the pad byte
-							j = i
-						}
+			o := out[p : p+n]
+			switch {
+			case pf.bitsAllocated == 8 && pf.swap8:
+				for i := range o {
+					j := i ^ 1
+					if j >= len(b) { // odd pixel count: the pad byte
+						j = i
 					}
-					r[i] = uint32(b[j])
+					o[i] = lut[b[j]]
 				}
-			case 16:
-				if pf.bo == binary.BigEndian {
-					for i := range r {
-						r[i] = uint32(binary.BigEndian.Uint16(b[2*i:]))
-					}
-				} else {
-					for i := range r {
-						r[i] = uint32(binary.LittleEndian.Uint16(b[2*i:]))
-					}
+			case pf.bitsAllocated == 8:
+				for i := range o {
+					o[i] = lut[b[i]]
 				}
-			case 32:
+			case pf.bitsAllocated == 16 && pf.bo == binary.BigEndian:
+				for i := range o {
+					o[i] = lut[binary.BigEndian.Uint16(b[2*i:])]
+				}
+			case pf.bitsAllocated == 16:
+				for i := range o {
+					o[i] = lut[binary.LittleEndian.Uint16(b[2*i:])]
+				}
+			default: // 32
+				r := sc.words(int(n))
 				for i := range r {
 					r[i] = pf.bo.Uint32(b[4*i:])
 				}
+				padded += pf.convert(o, r, g.slope, g.intercept)
+				continue
 			}
-			padded += pf.convert(out[p:p+n], r, g.slope, g.intercept)
+			if pf.hasPad {
+				for _, v := range o {
+					if v != v {
+						padded++
+					}
+				}
+			}
 		}
 	}
 	return padded, nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
@@ -38,6 +39,10 @@ var (
 )
 
 func tagOf(g, e uint16) uint32 { return uint32(g)<<16 | uint32(e) }
+
+// windowPool recycles window buffers between files (LoadSeries scans
+// hundreds of files; see scratch).
+var windowPool = sync.Pool{New: func() any { b := make([]byte, windowSize); return &b }}
 
 // window is a buffered view of an io.ReaderAt for random access reads of
 // small pieces (element headers).
@@ -100,7 +105,9 @@ type layout struct {
 // scanLayout reads the File Meta group of r (size bytes) and walks the data
 // set up to the top-level Pixel Data element.
 func scanLayout(r io.ReaderAt, size int64) (*layout, error) {
-	w := &window{r: r, size: size}
+	bp := windowPool.Get().(*[]byte)
+	defer windowPool.Put(bp)
+	w := &window{r: r, size: size, buf: (*bp)[:0]}
 	l := &layout{data: r, dataSize: size}
 	var start int64
 	if pre, err := w.at(128, 4); err == nil && string(pre) == "DICM" {
@@ -142,7 +149,7 @@ func scanLayout(r io.ReaderAt, size int64) (*layout, error) {
 		l.data = bytes.NewReader(inflated)
 		l.dataOff = 0
 		l.dataSize = int64(len(inflated))
-		w = &window{r: l.data, size: l.dataSize}
+		w = &window{r: l.data, size: l.dataSize, buf: (*bp)[:0]}
 	}
 	s := &walker{w: w, bo: l.bo, implicit: l.implicit, l: l}
 	if _, err := s.elements(l.dataOff, l.dataSize, false, 0); err != nil {

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// element writes one explicit VR little endian element.
+func element(b *bytes.Buffer, group, elem uint16, vr string, val []byte) {
+	if len(val)%2 == 1 {
+		pad := byte(' ')
+		if vr == "UI" || vr == "OB" {
+			pad = 0
+		}
+		val = append(val, pad)
+	}
+	_ = binary.Write(b, binary.LittleEndian, [2]uint16{group, elem})
+	b.WriteString(vr)
+	switch vr {
+	case "OB", "OW", "SQ", "UN", "UT":
+		b.Write([]byte{0, 0})
+		_ = binary.Write(b, binary.LittleEndian, uint32(len(val)))
+	default:
+		_ = binary.Write(b, binary.LittleEndian, uint16(len(val)))
+	}
+	b.Write(val)
+}
+
+func us(v uint16) []byte { return binary.LittleEndian.AppendUint16(nil, v) }
+
+// writeCT writes one slice of a synthetic CT series (explicit VR little
+// endian, 16-bit signed, rescale intercept -1024).
+func writeCT(path, series string, k, size int) error {
+	var meta, ds bytes.Buffer
+	sop := fmt.Sprintf("%s.%d", series, k+1)
+	const ct = "1.2.840.10008.5.1.4.1.1.2"
+	var mb bytes.Buffer
+	element(&mb, 0x0002, 0x0001, "OB", []byte{0, 1})
+	element(&mb, 0x0002, 0x0002, "UI", []byte(ct))
+	element(&mb, 0x0002, 0x0003, "UI", []byte(sop))
+	element(&mb, 0x0002, 0x0010, "UI", []byte("1.2.840.10008.1.2.1"))
+	element(&mb, 0x0002, 0x0012, "UI", []byte("1.2.826.0.1.3680043.10.1234.99"))
+	meta.Write(make([]byte, 128))
+	meta.WriteString("DICM")
+	element(&meta, 0x0002, 0x0000, "UL", binary.LittleEndian.AppendUint32(nil, uint32(mb.Len())))
+	meta.Write(mb.Bytes())
+
+	element(&ds, 0x0008, 0x0008, "CS", []byte(`ORIGINAL\PRIMARY\AXIAL`))
+	element(&ds, 0x0008, 0x0016, "UI", []byte(ct))
+	element(&ds, 0x0008, 0x0018, "UI", []byte(sop))
+	element(&ds, 0x0008, 0x0020, "DA", []byte("20240102"))
+	element(&ds, 0x0008, 0x0050, "SH", []byte("BENCH1"))
+	element(&ds, 0x0008, 0x0060, "CS", []byte("CT"))
+	element(&ds, 0x0010, 0x0010, "PN", []byte("Bench^Patient"))
+	element(&ds, 0x0010, 0x0020, "LO", []byte("BENCH"))
+	element(&ds, 0x0018, 0x0015, "CS", []byte("CHEST"))
+	element(&ds, 0x0018, 0x0050, "DS", []byte("1.0"))
+	element(&ds, 0x0020, 0x000D, "UI", []byte("1.2.826.0.1.3680043.10.1234.500"))
+	element(&ds, 0x0020, 0x000E, "UI", []byte(series))
+	element(&ds, 0x0020, 0x0011, "IS", []byte("3"))
+	element(&ds, 0x0020, 0x0013, "IS", []byte(fmt.Sprint(k+1)))
+	element(&ds, 0x0020, 0x0032, "DS", []byte(fmt.Sprintf(`-250\-250\%d`, -k)))
+	element(&ds, 0x0020, 0x0037, "DS", []byte(`1\0\0\0\1\0`))
+	element(&ds, 0x0020, 0x0052, "UI", []byte("1.2.826.0.1.3680043.10.1234.501"))
+	element(&ds, 0x0028, 0x0002, "US", us(1))
+	element(&ds, 0x0028, 0x0004, "CS", []byte("MONOCHROME2"))
+	element(&ds, 0x0028, 0x0010, "US", us(uint16(size)))
+	element(&ds, 0x0028, 0x0011, "US", us(uint16(size)))
+	element(&ds, 0x0028, 0x0030, "DS", []byte(`0.7\0.7`))
+	element(&ds, 0x0028, 0x0100, "US", us(16))
+	element(&ds, 0x0028, 0x0101, "US", us(16))
+	element(&ds, 0x0028, 0x0102, "US", us(15))
+	element(&ds, 0x0028, 0x0103, "US", us(1))
+	element(&ds, 0x0028, 0x1052, "DS", []byte("-1024"))
+	element(&ds, 0x0028, 0x1053, "DS", []byte("1"))
+	px := make([]byte, 2*size*size)
+	for y := 0; y < size; y++ {
+		for x := 0; x < size; x++ {
+			v := 1024 + 600*math.Sin(float64(x)/17+float64(k)/9)*math.Cos(float64(y)/23)
+			binary.LittleEndian.PutUint16(px[2*(y*size+x):], uint16(int16(v)))
+		}
+	}
+	element(&ds, 0x7FE0, 0x0010, "OW", px)
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(meta.Bytes(), ds.Bytes()...)); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// ensureSeries writes n slices of size×size into dir unless already there.
+func ensureSeries(dir string, n, size int) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	paths := make([]string, n)
+	for k := 0; k < n; k++ {
+		paths[k] = filepath.Join(dir, fmt.Sprintf("ct%04d.dcm", k))
+		if st, err := os.Stat(paths[k]); err == nil && st.Size() > int64(2*size*size) {
+			continue
+		}
+		if err := writeCT(paths[k], "1.2.826.0.1.3680043.10.1234.502", k, size); err != nil {
+			return nil, err
+		}
+	}
+	return paths, nil
+}
