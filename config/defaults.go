@@ -45,7 +45,7 @@ func Default() *Config {
 			SeriesNumber:       9901,
 			SeriesDescription:  "TMCA segmentation",
 			ContentLabel:       "TMCA",
-			ContentCreatorName: "tmcad",
+			ContentCreatorName: "TMCAD^Daemon",
 			Manufacturer:       "tmcad",
 		},
 		Archive: ArchiveConfig{
