@@ -24,6 +24,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@$(GO) vet ./...
 
+## demo: segment the example studies with the shipped model; SEGs and PNG masks go to out/demo/
+demo: deps build
+	@rm -rf out/demo
+	bin/tmcad process --input examples/dicom --reports examples/reports --archive out/demo/archive --masks-png out/demo/masks --log-level warn
+
 ## test: everything — lint, the Go suite and the Python (model) suite
 test: deps lint build test-go test-py
 

@@ -39,6 +39,7 @@ func commands() map[string]command {
 	cs := []command{
 		{"check-config", "validate a configuration file and print it resolved, secrets masked", runCheckConfig},
 		{"version", "print the tmcad version, commit and the ONNX Runtime version loaded", runVersion},
+		{"process", "segment every series of a folder once and write SEGs (one-shot batch)", runProcess},
 	}
 	m := make(map[string]command, len(cs))
 	for _, c := range cs {

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const tinyModel = repoRoot + "/testdata/model-tiny"
+
+// copyTree copies a folder tree (the example studies) so a test can change it.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if info.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func countFiles(t *testing.T, root, suffix string) int {
+	n := 0
+	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && strings.HasSuffix(p, suffix) {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// The one-shot batch through the real path (dicomio, reports, engine,
+// writer, filesystem sink) on the example studies, with the 16×16 stand-in
+// model: every series gets a SEG; a series without its report fails the
+// run with the reason; a stray non-DICOM file is skipped with a warning.
+func TestProcessExamples(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "examples")
+	copyTree(t, repoRoot+"/examples", in)
+	archive := filepath.Join(dir, "archive")
+	code, out, errs := runCLI(t, "process", "--input", filepath.Join(in, "dicom"), "--reports", filepath.Join(in, "reports"),
+		"--archive", archive, "--model", tinyModel, "--masks-png", filepath.Join(dir, "masks"))
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	if got := countFiles(t, archive, ".dcm"); got != 6 {
+		t.Fatalf("%d SEGs in the archive, want 6\n%s", got, out)
+	}
+	if !strings.Contains(out, "6 series segmented, 0 failed, 0 skipped") || !strings.Contains(out, "matched by accession") {
+		t.Fatalf("summary:\n%s", out)
+	}
+	if got := countFiles(t, filepath.Join(dir, "masks"), ".png"); got != 4+2*20 {
+		t.Fatalf("%d PNG masks, want 44", got)
+	}
+
+	// Again, with one report gone and a stray file: exit 1, the reason named.
+	reps, _ := filepath.Glob(filepath.Join(in, "reports", "*.txt"))
+	if err := os.Remove(reps[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(in, "dicom", "notes.txt"), []byte("not DICOM"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = runCLI(t, "process", "--input", filepath.Join(in, "dicom"), "--reports", filepath.Join(in, "reports"),
+		"--archive", filepath.Join(dir, "archive2"), "--model", tinyModel)
+	if code != 1 {
+		t.Fatalf("exit %d with a report missing, want 1\n%s", code, out)
+	}
+	if !strings.Contains(out, "5 series segmented, 1 failed") || !strings.Contains(out, "FAILED: no report") {
+		t.Fatalf("summary:\n%s", out)
+	}
+	if !strings.Contains(errs, "notes.txt") {
+		t.Errorf("the stray file is not named in the log:\n%s", errs)
+	}
+}

@@ -1,0 +1,320 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"tmcad/config"
+	"tmcad/dicomio"
+	"tmcad/reports"
+	"tmcad/segment"
+	"tmcad/writer"
+)
+
+// Pipeline is the production Processor: one series (or several, batched
+// through the model together) → dicomio.LoadSeries → the report's guiding
+// text tokenized → segment.Engine.Predict → writer.EncodeSEG.
+type Pipeline struct {
+	cfg      *config.Config
+	manifest *segment.Manifest
+	engine   *segment.Engine
+	tok      *reports.Tokenizer
+	limits   dicomio.Limits
+	desc     writer.Description
+	log      zerolog.Logger
+}
+
+// NewPipeline loads ONNX Runtime, the model of cfg.Model.Dir and its
+// tokenizer, and prepares the SEG description. onRun, when set, observes
+// every session run (for the inference histogram).
+func NewPipeline(cfg *config.Config, log zerolog.Logger, onRun func(batch int, d time.Duration)) (*Pipeline, error) {
+	m, err := segment.LoadManifest(cfg.Model.Dir)
+	if err != nil {
+		return nil, err
+	}
+	lib, err := segment.ResolveLibrary(cfg.ORT.Library)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := segment.InitRuntime(lib); err != nil {
+		return nil, err
+	}
+	eng, err := segment.NewEngine(m, segment.Options{
+		Provider:         cfg.Model.ExecutionProvider,
+		DeviceID:         cfg.Model.DeviceID,
+		FallbackToCPU:    cfg.Model.FallbackToCPU,
+		IntraOpThreads:   cfg.Model.IntraOpThreads,
+		BatchSize:        cfg.Model.BatchSize,
+		MinComponentArea: cfg.Model.MinComponentArea,
+		Logger:           log,
+		OnRun:            onRun,
+	})
+	if err != nil {
+		return nil, err
+	}
+	vocab, err := reports.LoadVocab(m.Path(m.Tokenizer.Vocab))
+	if err != nil {
+		eng.Close()
+		return nil, fmt.Errorf("model %s: %w", m.ID(), err)
+	}
+	tok, err := reports.NewTokenizer(vocab, m.Tokenizer.LowerCase, m.Tokenizer.StripAccents, m.Tokenizer.MaxLength)
+	if err != nil {
+		eng.Close()
+		return nil, fmt.Errorf("model %s: %w", m.ID(), err)
+	}
+	p := &Pipeline{cfg: cfg, manifest: m, engine: eng, tok: tok, log: log,
+		limits: dicomio.Limits{
+			MaxRows: cfg.Limits.MaxRows, MaxColumns: cfg.Limits.MaxColumns,
+			MaxFrames: cfg.Limits.MaxFrames, MaxBytes: cfg.Limits.MaxVoxels * 4,
+		},
+		desc: segDescription(cfg, m),
+	}
+	if err := p.desc.Validate(); err != nil {
+		eng.Close()
+		return nil, fmt.Errorf("seg description: %w", err)
+	}
+	return p, nil
+}
+
+// segDescription maps the configuration and the manifest onto the SEG
+// writer's typed description.
+func segDescription(cfg *config.Config, m *segment.Manifest) writer.Description {
+	d := writer.Description{
+		SeriesNumber:          cfg.SEG.SeriesNumber,
+		SeriesDescription:     cfg.SEG.SeriesDescription,
+		ContentLabel:          cfg.SEG.ContentLabel,
+		ContentCreatorName:    cfg.SEG.ContentCreatorName,
+		Manufacturer:          cfg.SEG.Manufacturer,
+		ManufacturerModelName: "tmcad " + m.Name,
+		SoftwareVersions:      m.Name + " " + m.Version,
+		KeepEmptyFrames:       !cfg.SEG.OmitEmptyFrames,
+		SkipIfEmpty:           !cfg.SEG.WriteWhenEmpty,
+		UIDRoot:               cfg.SEG.UIDRoot,
+		ModelName:             m.Name,
+		ModelVersion:          m.Version,
+	}
+	if cfg.SEG.Type == "fractional" {
+		d.Type = writer.Fractional
+	} else {
+		d.Type = writer.Binary
+	}
+	for _, s := range m.Segments {
+		d.Segments = append(d.Segments, writer.Segment{
+			Number:   s.Number,
+			Label:    s.Label,
+			Category: writer.Code{Value: s.Category.Code, Scheme: s.Category.Scheme, Meaning: s.Category.Meaning},
+			Type:     writer.Code{Value: s.Type.Code, Scheme: s.Type.Scheme, Meaning: s.Type.Meaning},
+		})
+	}
+	return d
+}
+
+// Manifest returns the loaded model's manifest.
+func (p *Pipeline) Manifest() *segment.Manifest { return p.manifest }
+
+// Engine returns the inference engine.
+func (p *Pipeline) Engine() *segment.Engine { return p.engine }
+
+// Model implements Processor.
+func (p *Pipeline) Model() ModelInfo {
+	return ModelInfo{
+		Name: p.manifest.Name, Version: p.manifest.Version,
+		ExecutionProvider: p.engine.Provider(),
+		TextRequired:      p.manifest.TextRequired,
+		Modalities:        append([]string(nil), p.manifest.Modalities...),
+	}
+}
+
+// Close releases the engine.
+func (p *Pipeline) Close() error { return p.engine.Close() }
+
+// Process implements Processor for one series.
+func (p *Pipeline) Process(ctx context.Context, job SeriesJob) (Result, error) {
+	outs := p.ProcessMany(ctx, []SeriesJob{job})
+	return outs[0].Result, outs[0].Err
+}
+
+// Outcome is the result of one series in ProcessMany: the Result, or Err;
+// Series (frames and geometry) and Masks are kept for callers that write
+// previews or PNG masks.
+type Outcome struct {
+	Result
+	Err    error
+	Series *dicomio.Series
+	// Masks holds one rows × cols 0/1 mask per frame of Series.
+	Masks [][]uint8
+	// SegmentedPixels counts mask pixels over all frames.
+	SegmentedPixels int64
+}
+
+// ProcessMany processes several series, sending their frames through the
+// model in shared batches. Every job gets an Outcome, in order; one job's
+// failure does not fail the others.
+func (p *Pipeline) ProcessMany(ctx context.Context, jobs []SeriesJob) []Outcome {
+	outs := make([]Outcome, len(jobs))
+	var reqs []segment.Request
+	var idx []int
+	for i, job := range jobs {
+		s, req, err := p.prepare(job)
+		outs[i].Series = s
+		if err != nil {
+			outs[i].Err = err
+			continue
+		}
+		reqs = append(reqs, req)
+		idx = append(idx, i)
+	}
+	if len(reqs) == 0 {
+		return outs
+	}
+	t0, _, frames0 := p.engine.Stats()
+	preds, err := p.engine.Predict(ctx, reqs...)
+	t1, _, frames1 := p.engine.Stats()
+	if err != nil {
+		// A failed run may be an accelerator hiccup or a cancelled context:
+		// both are worth a retry.
+		for _, i := range idx {
+			outs[i].Err = Transient("model", err)
+		}
+		return outs
+	}
+	// Inference time is shared among the series by their frame counts.
+	totalFrames := frames1 - frames0
+	for k, i := range idx {
+		pred := preds[k]
+		job, s := jobs[i], outs[i].Series
+		var share time.Duration
+		if totalFrames > 0 {
+			share = time.Duration(int64(t1-t0) * int64(len(s.Frames)) / totalFrames)
+		}
+		outs[i].Masks = pred.Masks
+		outs[i].SegmentedPixels = pred.SegmentedPixels
+		outs[i].Result, outs[i].Err = p.encode(job, s, pred, share)
+	}
+	return outs
+}
+
+// prepare loads the series and tokenizes its report.
+func (p *Pipeline) prepare(job SeriesJob) (*dicomio.Series, segment.Request, error) {
+	s, err := dicomio.LoadSeries(job.Paths, p.limits)
+	if err != nil {
+		return nil, segment.Request{}, classifyLoad(err)
+	}
+	if !p.manifest.Supports(s.Modality) {
+		return s, segment.Request{}, Permanent("modality", fmt.Errorf("series %s: modality %q is not one the model %s was trained for (%s)", s.SeriesInstanceUID, s.Modality, p.manifest.ID(), strings.Join(p.manifest.Modalities, ", ")))
+	}
+	text := ""
+	if job.Report != nil {
+		text = job.Report.GuideText(p.cfg.Reports.Sections)
+	} else if p.manifest.TextRequired {
+		return s, segment.Request{}, Permanent("no_report", fmt.Errorf("series %s: model %s needs a report and none was matched", s.SeriesInstanceUID, p.manifest.ID()))
+	}
+	ids, mask := p.tok.Encode(text)
+	return s, segment.Request{Series: s, InputIDs: ids, AttentionMask: mask, WantProbabilities: p.desc.Type == writer.Fractional}, nil
+}
+
+// classifyLoad sorts a LoadSeries error into permanent (the file is what it
+// is) or transient (the file system may recover).
+func classifyLoad(err error) error {
+	var lim *dicomio.LimitError
+	var ts *dicomio.UnsupportedTransferSyntaxError
+	switch {
+	case errors.As(err, &lim):
+		return Permanent("limits", err)
+	case errors.As(err, &ts):
+		return Permanent("unsupported_transfer_syntax", err)
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
+		return Transient("io", err)
+	}
+	return Permanent("decode", err)
+}
+
+// encode builds the SEG for one predicted series.
+func (p *Pipeline) encode(job SeriesJob, s *dicomio.Series, pred *segment.Prediction, inference time.Duration) (Result, error) {
+	desc := p.desc
+	if job.Report != nil {
+		desc.ReportHash = job.Report.Hash()
+	}
+	masks := writer.Masks{pred.Masks}
+	if desc.Type == writer.Fractional {
+		masks = writer.Masks{pred.Probabilities}
+	}
+	nonEmpty := 0
+	for _, m := range pred.Masks {
+		for _, v := range m {
+			if v != 0 {
+				nonEmpty++
+				break
+			}
+		}
+	}
+	sum := Summary{
+		Frames: len(s.Frames), Segments: len(desc.Segments), NonEmptyFrames: nonEmpty,
+		Inference: inference, ExecutionProvider: p.engine.Provider(),
+		ReportHash: desc.ReportHash, Warnings: s.Warnings,
+	}
+	seg, err := writer.EncodeSEG(s, masks, desc)
+	if errors.Is(err, writer.ErrEmpty) {
+		return Result{StudyUID: s.StudyInstanceUID, Summary: sum}, nil
+	}
+	if err != nil {
+		return Result{}, Permanent("encode", fmt.Errorf("series %s: %w", s.SeriesInstanceUID, err))
+	}
+	return Result{
+		SEG: seg.Data, StudyUID: seg.StudyInstanceUID,
+		SeriesUID: seg.SeriesInstanceUID, SOPInstanceUID: seg.SOPInstanceUID,
+		Summary: sum,
+	}, nil
+}
+
+// NewSink builds the archive sink the configuration names. For a
+// filesystem archive the second result is the same sink, typed, so that
+// callers can report paths and write previews.
+func NewSink(cfg *config.Config, log zerolog.Logger) (writer.Sink, *writer.FilesystemSink, error) {
+	switch cfg.Archive.Kind {
+	case "filesystem":
+		if err := os.MkdirAll(cfg.Archive.Dir, 0o750); err != nil {
+			return nil, nil, fmt.Errorf("archive.dir: %w", err)
+		}
+		fsink, err := writer.NewFilesystemSink(cfg.Archive.Dir)
+		if err != nil {
+			return nil, nil, err
+		}
+		return fsink, fsink, nil
+	case "dicomweb":
+		s, err := writer.NewDICOMwebSink(writer.DICOMwebConfig{
+			BaseURL:     cfg.Archive.URL,
+			Username:    cfg.Archive.Username,
+			Password:    cfg.Archive.Password.Value,
+			BearerToken: cfg.Archive.Token.Value,
+			CAFile:      cfg.Archive.CAFile,
+			Timeout:     cfg.Archive.Timeout.Duration,
+			MaxAttempts: cfg.Archive.MaxRetries + 1,
+			OnRetry: func(attempt int, wait time.Duration, err error) {
+				log.Warn().Int("attempt", attempt).Dur("wait", wait).Err(err).Msg("STOW-RS failed; retrying")
+			},
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, nil, nil
+	}
+	return nil, nil, fmt.Errorf("archive.kind %q: want filesystem or dicomweb", cfg.Archive.Kind)
+}
+
+// Selector maps the configuration's selection rules onto dicomio's.
+func Selector(cfg *config.Config) dicomio.Selector {
+	return dicomio.Selector{
+		Modalities:     cfg.Select.Modalities,
+		BodyParts:      cfg.Select.BodyParts,
+		SkipImageTypes: cfg.Select.SkipImageTypes,
+		MinSlices:      cfg.Select.MinSlices,
+	}
+}
