@@ -280,3 +280,23 @@ func TestHashAndStatus(t *testing.T) {
 	}
 	_ = time.Now
 }
+
+// readTestdata reads a fixture file.
+func readTestdata(name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join("testdata", name))
+}
+
+// TestSRHostileLength checks that a declared 2 GiB text value is rejected
+// before the DICOM library allocates it.
+func TestSRHostileLength(t *testing.T) {
+	data, err := readTestdata("sr_basic_corrected.dcm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(data), "Clear lungs")
+	copy(data[i-4:i], []byte{0xF0, 0xFF, 0xFF, 0x7F})
+	_, err = (&SRSource{}).Parse("huge.dcm", data)
+	if err == nil || !strings.Contains(err.Error(), "past the end") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -77,6 +77,9 @@ func (s *SRSource) Parse(name string, data []byte) (reps []Report, err error) {
 		return nil, fmt.Errorf("sr report %s: no DICM prefix: %w", name, ErrNotReport)
 	}
 	data, terms, patched := srCharset(data)
+	if data == nil {
+		return nil, fmt.Errorf("sr report %s: malformed DICOM: %w", name, errSRLength)
+	}
 	dec, err := newSRDecoder(name, terms, patched, s.Options.Charset == CharsetLatin1)
 	if err != nil {
 		return nil, err

@@ -19,7 +19,8 @@ import (
 // srCharset returns data with SpecificCharacterSet blanked (or data itself
 // when there is none) and the character set's terms. patched is false when
 // the file could not be patched (deflated transfer syntax, odd layout), in
-// which case the library decodes.
+// which case the library decodes. out is nil when an element's declared
+// length runs past the end of the file (see checkSRLengths).
 func srCharset(data []byte) (out []byte, terms []string, patched bool) {
 	if len(data) < 144 || string(data[128:132]) != "DICM" {
 		return data, nil, false
@@ -62,6 +63,9 @@ func srCharset(data []byte) (out []byte, terms []string, patched bool) {
 		bo = binary.BigEndian
 	case "1.2.840.10008.1.2.1.99":
 		return data, nil, false // deflated: the bytes are compressed
+	}
+	if err := checkSRLengths(data, metaEnd, bo, implicit); err != nil {
+		return nil, nil, false
 	}
 	pos := metaEnd
 	for i := 0; i < 3 && pos+8 <= int64(len(data)); i++ {

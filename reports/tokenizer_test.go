@@ -229,3 +229,19 @@ func TestSharedTokenizerVectors(t *testing.T) {
 	}
 	t.Logf("%d shared vectors reproduced", n)
 }
+
+// BenchmarkEncodeInto measures the hot path with the shipped vocabulary
+// when present, else the tiny test vocabulary.
+func BenchmarkEncodeInto(b *testing.B) {
+	v, err := LoadVocab(filepath.Join("..", "models", "tmca-cxr-compact", "vocab.txt"))
+	if err != nil {
+		v = tinyVocab(b)
+	}
+	tok, _ := NewTokenizer(v, true, true, 24)
+	ids, mask := make([]int64, 24), make([]int64, 24)
+	text := "Bilateral pulmonary infection, two infected areas, lower left lung and middle right lung."
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		tok.EncodeInto(text, ids, mask)
+	}
+}
