@@ -1,0 +1,300 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"tmcad/config"
+	"tmcad/reports"
+)
+
+// Sink stores SEG objects in the archive. writer.FilesystemSink and
+// writer.DICOMwebSink implement it. Put must be idempotent: storing the
+// same SOP Instance UID with the same bytes twice is not an error.
+type Sink interface {
+	// Name describes the archive for logs and `tmcad status`.
+	Name() string
+	// Put stores one SEG; a nil error means it is confirmed stored.
+	Put(ctx context.Context, study, series, sop string, data []byte) error
+}
+
+// Options are what New needs.
+type Options struct {
+	// Config is the validated configuration.
+	Config *config.Config
+	// Processor runs one series (the model is already loaded).
+	Processor Processor
+	// Sink is the archive.
+	Sink Sink
+	// Logger for the daemon; series lines go through logging.Series.
+	Logger zerolog.Logger
+	// DrainTimeout bounds the graceful stop: running jobs get this long to
+	// finish, then they are cancelled and handed back to the queue. Keep it
+	// below the unit's TimeoutStopSec. Default 60s.
+	DrainTimeout time.Duration
+	// RetryBase is the first retry delay of a failed process job (doubling
+	// up to 30 minutes). Default 10s.
+	RetryBase time.Duration
+	// PollInterval is how often the queue is polled for new jobs (SQLite
+	// has no LISTEN/NOTIFY). Default 500ms.
+	PollInterval time.Duration
+}
+
+// Daemon is tmcad's long-running service. New prepares it, Run runs it until
+// its context is cancelled, Close releases what New opened.
+type Daemon struct {
+	opts    Options
+	cfg     atomic.Pointer[config.Config]
+	log     zerolog.Logger
+	proc    Processor
+	model   ModelInfo
+	sink    Sink
+	reader  *reports.Reader
+	store   *store
+	cat     *catalog
+	client  queueClient
+	metrics *metrics
+	watcher *Watcher
+	now     func() time.Time
+
+	ready     atomic.Bool
+	httpAddr  atomic.Value
+	beatMu    sync.Mutex
+	schedBeat time.Time
+	closeOnce sync.Once
+}
+
+// New opens the queue database (running River's and the catalog's
+// migrations), builds the River client and the watcher. Nothing runs until
+// Run.
+func New(ctx context.Context, opts Options) (*Daemon, error) {
+	cfg := opts.Config
+	if cfg == nil {
+		return nil, errors.New("daemon: no configuration")
+	}
+	if opts.Processor == nil {
+		return nil, errors.New("daemon: no processor (model not loaded)")
+	}
+	if opts.Sink == nil {
+		return nil, errors.New("daemon: no archive sink")
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 60 * time.Second
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = 10 * time.Second
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 500 * time.Millisecond
+	}
+	d := &Daemon{opts: opts, log: opts.Logger, proc: opts.Processor, sink: opts.Sink, now: time.Now}
+	d.cfg.Store(cfg)
+	d.model = opts.Processor.Model()
+	if d.model.Version == "" {
+		return nil, errors.New("daemon: the processor's model has no version (manifest \"version\")")
+	}
+	charset := reports.CharsetAuto
+	if cfg.Reports.Charset == "latin1" {
+		charset = reports.CharsetLatin1
+	}
+	rd, err := reports.NewReader(reports.Options{Charset: charset})
+	if err != nil {
+		return nil, fmt.Errorf("reports.charset: %w", err)
+	}
+	d.reader = rd
+	for _, dir := range []string{cfg.StateDir, d.outboxDir(), cfg.QuarantineDir()} {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("daemon: creating %s: %w", dir, err)
+		}
+	}
+	d.metrics = newMetrics()
+	d.metrics.setModel(d.model)
+
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.store = st
+	d.cat = &catalog{s: st, now: d.now}
+	d.metrics.jobs.s = st
+
+	roots := []string{cfg.Watch.DICOMDir}
+	if cfg.Watch.ReportsDir != "" && cfg.Watch.ReportsDir != cfg.Watch.DICOMDir {
+		roots = append(roots, cfg.Watch.ReportsDir)
+	}
+	w, err := NewWatcher(WatcherOptions{
+		Roots:         roots,
+		SizeStableFor: cfg.Watch.SizeStableFor.Duration,
+		RescanEvery:   cfg.Watch.RescanEvery.Duration,
+		Logger:        d.log.With().Str("component", "watcher").Logger(),
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	d.watcher = w
+
+	rc, err := d.riverConfig(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	client, err := newQueueClient(st, rc)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	d.client = client
+	return d, nil
+}
+
+// config returns the current configuration (SIGHUP may replace it).
+func (d *Daemon) config() *config.Config { return d.cfg.Load() }
+
+// outboxDir is where SEGs wait for the archive.
+func (d *Daemon) outboxDir() string { return filepath.Join(d.config().StateDir, "outbox") }
+
+// riverConfig builds the River client configuration: workers, queues and
+// the periodic jobs (which only the elected leader runs).
+func (d *Daemon) riverConfig(cfg *config.Config) (*river.Config, error) {
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &processWorker{d: d}); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, &exportWorker{d: d}); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, &reprocessWorker{d: d}); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, &exportWindowWorker{d: d}); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	periodic, err := d.periodicJobs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &river.Config{
+		ID:                   clientID(cfg.StateDir),
+		Logger:               newSlog(d.log),
+		JobTimeout:           -1,
+		MaxAttempts:          cfg.Queue.MaxAttempts,
+		FetchPollInterval:    d.opts.PollInterval,
+		FetchCooldown:        50 * time.Millisecond,
+		SoftStopTimeout:      d.opts.DrainTimeout,
+		RescueStuckJobsAfter: 2 * time.Hour,
+		PeriodicJobs:         periodic,
+		Queues: map[string]river.QueueConfig{
+			queueProcess:     {MaxWorkers: cfg.Queue.Workers},
+			queueExport:      {MaxWorkers: 2},
+			queueMaintenance: {MaxWorkers: 1},
+		},
+		Workers: workers,
+	}, nil
+}
+
+// Run runs the daemon until ctx is cancelled, then drains: it tells systemd
+// STOPPING=1, stops watching, lets running jobs finish for DrainTimeout and
+// hands the rest back to the queue.
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg := d.config()
+	n, err := rescueOrphans(ctx, d.store, clientID(cfg.StateDir))
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		d.log.Warn().Int64("jobs", n).Msg("jobs left running by an earlier crash are queued again")
+	}
+	// River runs on its own context: cancelling ctx must not hard-stop it,
+	// the drain below stops it softly.
+	if err := d.client.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("queue: starting: %w", err)
+	}
+	if err := d.requeueQueued(ctx); err != nil {
+		d.log.Error().Err(err).Msg("re-queueing series after restart")
+	}
+
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
+	g, gctx := errgroup.WithContext(loopCtx)
+	g.Go(func() error { return d.watcher.Run(gctx) })
+	g.Go(func() error { return d.ingestLoop(gctx) })
+	g.Go(func() error { return d.readyLoop(gctx) })
+	srv, err := d.startHTTP()
+	if err != nil {
+		stopLoops()
+		_ = g.Wait()
+		_ = d.client.StopAndCancel(context.Background())
+		return err
+	}
+
+	d.ready.Store(true)
+	notify(d.log, "READY=1\nSTATUS=watching "+cfg.Watch.DICOMDir)
+	g.Go(func() error { return d.watchdogLoop(gctx) })
+	d.log.Info().Str("model_version", d.model.Version).Str("execution_provider", d.model.ExecutionProvider).
+		Str("queue", d.store.kind).Str("archive", d.sink.Name()).Msg("tmcad ready")
+
+	<-gctx.Done()
+	loopErr := context.Cause(gctx)
+	if ctx.Err() != nil {
+		loopErr = nil
+	}
+	d.ready.Store(false)
+	notify(d.log, "STOPPING=1\nSTATUS=draining jobs")
+	d.log.Info().Dur("drain_timeout", d.opts.DrainTimeout).Msg("stopping: no new jobs; running jobs finish or are handed back")
+	stopLoops()
+	_ = g.Wait()
+
+	stopCtx, cancel := context.WithTimeout(context.Background(), d.opts.DrainTimeout+10*time.Second)
+	defer cancel()
+	if err := d.client.Stop(stopCtx); err != nil {
+		d.log.Warn().Err(err).Msg("queue did not stop cleanly; running jobs are handed back at next start")
+	}
+	if srv != nil {
+		srv.close()
+	}
+	d.log.Info().Msg("tmcad stopped")
+	if loopErr != nil && !errors.Is(loopErr, context.Canceled) {
+		return loopErr
+	}
+	return nil
+}
+
+// Ready reports whether the daemon is ready (model loaded, queue up).
+func (d *Daemon) Ready() bool { return d.ready.Load() }
+
+// Close closes the database; call it after Run returned. The Processor
+// and the Sink belong to the caller.
+func (d *Daemon) Close() error {
+	var err error
+	d.closeOnce.Do(func() {
+		err = d.store.Close()
+	})
+	return err
+}
+
+// heartbeat records that the ready loop went round.
+func (d *Daemon) heartbeat() {
+	d.beatMu.Lock()
+	d.schedBeat = time.Now()
+	d.beatMu.Unlock()
+}
+
+// alive reports whether the daemon's loops went round within within.
+func (d *Daemon) alive(within time.Duration) bool {
+	d.beatMu.Lock()
+	sb := d.schedBeat
+	d.beatMu.Unlock()
+	now := time.Now()
+	return now.Sub(sb) < within && now.Sub(d.watcher.Heartbeat()) < within
+}

@@ -1,0 +1,217 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/robfig/cron/v3"
+
+	"tmcad/config"
+	"tmcad/logging"
+)
+
+// exportWindow is the schedule.export setting: always open ("immediate"),
+// or open for a duration from each activation of a cron schedule.
+type exportWindow struct {
+	sched  cron.Schedule // nil: immediate
+	length time.Duration
+}
+
+// parseSchedule parses a cron expression in the configured time zone.
+func parseSchedule(spec, tz string) (cron.Schedule, error) {
+	if tz != "" {
+		spec = "CRON_TZ=" + tz + " " + spec
+	}
+	return config.CronParser.Parse(spec)
+}
+
+// newExportWindow reads schedule.export and schedule.export_window.
+func newExportWindow(cfg *config.Config) (exportWindow, error) {
+	if cfg.Schedule.Export == "immediate" || cfg.Schedule.Export == "" {
+		return exportWindow{}, nil
+	}
+	s, err := parseSchedule(cfg.Schedule.Export, cfg.Schedule.Timezone)
+	if err != nil {
+		return exportWindow{}, fmt.Errorf("schedule.export: %w", err)
+	}
+	return exportWindow{sched: s, length: cfg.Schedule.ExportWindow.Duration}, nil
+}
+
+// open reports whether the window is open at t: some activation lies in
+// (t-length, t].
+func (w exportWindow) open(t time.Time) bool {
+	if w.sched == nil {
+		return true
+	}
+	return !w.sched.Next(t.Add(-w.length)).After(t)
+}
+
+// nextOpen returns t when the window is open, else its next opening.
+func (w exportWindow) nextOpen(t time.Time) time.Time {
+	if w.open(t) {
+		return t
+	}
+	return w.sched.Next(t)
+}
+
+// writeOutbox stores a SEG in the outbox atomically and durably.
+func (d *Daemon) writeOutbox(sop string, data []byte) (string, error) {
+	if sop == "" {
+		return "", errors.New("outbox: the SEG has no SOP Instance UID")
+	}
+	dir := d.outboxDir()
+	final := filepath.Join(dir, sop+".dcm")
+	tmp, err := os.CreateTemp(dir, ".seg-*.part")
+	if err != nil {
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("outbox: writing %s: %w", final, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("outbox: syncing %s: %w", final, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	if df, err := os.Open(dir); err == nil {
+		_ = df.Sync()
+		df.Close()
+	}
+	return final, nil
+}
+
+// queueExport queues the export of one SEG: at once when the window is
+// open, else at its next opening.
+func (d *Daemon) queueExport(ctx context.Context, sop string) error {
+	win, err := newExportWindow(d.config())
+	if err != nil {
+		return err
+	}
+	opts := &river.InsertOpts{}
+	if now := d.now(); !win.open(now) {
+		opts.ScheduledAt = win.nextOpen(now)
+	}
+	if _, err := d.client.Insert(ctx, ExportArgs{SOPUID: sop}, opts); err != nil {
+		return fmt.Errorf("queue: inserting export job: %w", err)
+	}
+	return nil
+}
+
+// exportWorker sends one SEG from the outbox to the archive, then applies
+// retention to the series' inputs.
+type exportWorker struct {
+	river.WorkerDefaults[ExportArgs]
+	d *Daemon
+}
+
+// NextRetry retries every 2s, 4s, ... up to every 2 minutes: an archive
+// that comes back gets its SEGs soon.
+func (w *exportWorker) NextRetry(job *river.Job[ExportArgs]) time.Time {
+	return time.Now().Add(backoff(2*time.Second, 2*time.Minute, job.Attempt))
+}
+
+// Timeout bounds one export attempt.
+func (w *exportWorker) Timeout(*river.Job[ExportArgs]) time.Duration {
+	c := w.d.config()
+	return c.Archive.Timeout.Duration*time.Duration(c.Archive.MaxRetries+1) + 30*time.Second
+}
+
+// Work exports one SEG.
+func (w *exportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) error {
+	d := w.d
+	win, err := newExportWindow(d.config())
+	if err != nil {
+		return err
+	}
+	if now := d.now(); !win.open(now) {
+		return river.JobSnooze(win.nextOpen(now).Sub(now))
+	}
+	seg, err := d.cat.seg(ctx, job.Args.SOPUID)
+	if err != nil {
+		return river.JobCancel(err)
+	}
+	log := logging.Series{StudyUID: seg.StudyUID, SeriesUID: seg.SourceSeriesUID, JobID: job.ID}.Logger(d.log)
+	if !seg.StoredAt.IsZero() {
+		return nil
+	}
+	data, err := os.ReadFile(seg.OutboxPath)
+	if err != nil {
+		d.metrics.errors.WithLabelValues("outbox").Inc()
+		return fmt.Errorf("outbox: %w", err)
+	}
+	if err := d.sink.Put(ctx, seg.StudyUID, seg.SegSeriesUID, seg.SOPUID, data); err != nil {
+		d.metrics.errors.WithLabelValues("archive").Inc()
+		log.Warn().Err(err).Int("attempt", job.Attempt).Str("archive", d.sink.Name()).Msg("storing SEG failed; retrying")
+		return fmt.Errorf("archive %s: %w", d.sink.Name(), err)
+	}
+	if err := d.cat.markStored(ctx, seg.SOPUID, seg.SourceSeriesUID, d.sink.Name()); err != nil {
+		return err
+	}
+	d.metrics.segsStored.Inc()
+	log.Info().Str("seg_sop_uid", seg.SOPUID).Str("archive", d.sink.Name()).Msg("SEG stored")
+	if err := os.Remove(seg.OutboxPath); err != nil && !os.IsNotExist(err) {
+		log.Warn().Err(err).Msg("removing SEG from the outbox")
+	}
+	if err := d.applyRetention(ctx, seg.SourceSeriesUID); err != nil {
+		log.Error().Err(err).Msg("retention of inputs failed; they are kept")
+	}
+	return nil
+}
+
+// exportWindowWorker runs when the export window opens: every SEG still in
+// the outbox gets an export job (existing ones are kept by uniqueness).
+type exportWindowWorker struct {
+	river.WorkerDefaults[ExportWindowArgs]
+	d *Daemon
+}
+
+// Work queues the outbox.
+func (w *exportWindowWorker) Work(ctx context.Context, _ *river.Job[ExportWindowArgs]) error {
+	segs, err := w.d.cat.unstoredSEGs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range segs {
+		if _, err := w.d.client.Insert(ctx, ExportArgs{SOPUID: s.SOPUID}, nil); err != nil {
+			return fmt.Errorf("queue: inserting export job: %w", err)
+		}
+	}
+	w.d.log.Info().Int("segs", len(segs)).Msg("export window open")
+	return nil
+}
+
+// periodicJobs are the schedules: the export window and the reprocessing.
+func (d *Daemon) periodicJobs(cfg *config.Config) ([]*river.PeriodicJob, error) {
+	var out []*river.PeriodicJob
+	win, err := newExportWindow(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if win.sched != nil {
+		out = append(out, river.NewPeriodicJob(win.sched, func() (river.JobArgs, *river.InsertOpts) {
+			return ExportWindowArgs{}, nil
+		}, &river.PeriodicJobOpts{ID: "export_window", RunOnStart: true}))
+	}
+	if cfg.Schedule.Reprocess != "" {
+		s, err := parseSchedule(cfg.Schedule.Reprocess, cfg.Schedule.Timezone)
+		if err != nil {
+			return nil, fmt.Errorf("schedule.reprocess: %w", err)
+		}
+		out = append(out, river.NewPeriodicJob(s, func() (river.JobArgs, *river.InsertOpts) {
+			return ReprocessArgs{}, nil
+		}, &river.PeriodicJobOpts{ID: "reprocess"}))
+	}
+	return out, nil
+}

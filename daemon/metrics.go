@@ -1,0 +1,120 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the Prometheus metrics served on /metrics. They carry UIDs
+// nowhere: labels are kinds, states and reasons.
+type metrics struct {
+	reg          *prometheus.Registry
+	filesSeen    *prometheus.CounterVec
+	seriesReady  prometheus.Counter
+	seriesParked prometheus.Counter
+	inference    prometheus.Histogram
+	segsStored   prometheus.Counter
+	errors       *prometheus.CounterVec
+	provider     *prometheus.GaugeVec
+	jobs         *jobsCollector
+}
+
+// newMetrics registers every metric on a registry of its own.
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		filesSeen: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tmcad_files_seen_total",
+			Help: "Files read from the drop folders, by kind (dicom, report, duplicate, conflict, unreadable, ignored).",
+		}, []string{"kind"}),
+		seriesReady: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tmcad_series_ready_total",
+			Help: "Series that became stable (no new instance for watch.stable_after) and were selected.",
+		}),
+		seriesParked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tmcad_series_parked_total",
+			Help: "Series parked as awaiting_report after reports.wait.",
+		}),
+		inference: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tmcad_inference_seconds",
+			Help:    "Time spent in the model per series.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 16),
+		}),
+		segsStored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tmcad_segs_stored_total",
+			Help: "SEG objects confirmed stored in the archive.",
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tmcad_errors_total",
+			Help: "Errors by reason (decode, limits, archive, conflict, unreadable, ...).",
+		}, []string{"reason"}),
+		provider: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tmcad_execution_provider",
+			Help: "1 for the ONNX Runtime execution provider in use, with the model's name and version.",
+		}, []string{"provider", "model", "version"}),
+		jobs: &jobsCollector{desc: prometheus.NewDesc("tmcad_jobs", "Process jobs in the queue by state.", []string{"state"}, nil)},
+	}
+	for _, k := range []string{"dicom", "report", "duplicate", "conflict", "unreadable", "ignored"} {
+		m.filesSeen.WithLabelValues(k)
+	}
+	m.reg.MustRegister(m.filesSeen, m.seriesReady, m.seriesParked, m.inference, m.segsStored, m.errors, m.provider, m.jobs,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// setModel sets the execution provider gauge.
+func (m *metrics) setModel(mi ModelInfo) {
+	m.provider.Reset()
+	m.provider.WithLabelValues(mi.ExecutionProvider, mi.Name, mi.Version).Set(1)
+}
+
+// jobStates are River's job states, all exported (0 when none).
+var jobStates = []string{"available", "cancelled", "completed", "discarded", "pending", "retryable", "running", "scheduled"}
+
+// jobsCollector counts process jobs by state at scrape time.
+type jobsCollector struct {
+	desc *prometheus.Desc
+	s    *store
+}
+
+// Describe sends the one descriptor.
+func (c *jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect queries the queue.
+func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[string]float64{}
+	if c.s != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if byState, err := jobCounts(ctx, c.s, kindProcess); err == nil {
+			for k, v := range byState {
+				counts[k] = float64(v)
+			}
+		}
+	}
+	for _, st := range jobStates {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, counts[st], st)
+	}
+}
+
+// jobCounts counts jobs of one kind by state.
+func jobCounts(ctx context.Context, s *store, kind string) (map[string]int, error) {
+	rows, err := s.query(ctx, `SELECT state, COUNT(*) FROM river_job WHERE kind = ? GROUP BY state`, kind)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}

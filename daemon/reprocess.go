@@ -1,0 +1,130 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/riverqueue/river"
+)
+
+// reprocessWorker runs the scheduled reprocessing sweep.
+type reprocessWorker struct {
+	river.WorkerDefaults[ReprocessArgs]
+	d *Daemon
+}
+
+// Work re-queues parked series whose report has arrived, series whose job
+// failed with a transient error, and series last processed by another
+// model version.
+func (w *reprocessWorker) Work(ctx context.Context, _ *river.Job[ReprocessArgs]) error {
+	n, err := Reprocess(ctx, w.d.cat, w.d.client, w.d.model.Version, ReprocessFilter{Scheduled: true}, nil)
+	if err != nil {
+		return err
+	}
+	w.d.log.Info().Int("queued", n).Msg("scheduled reprocessing done")
+	return nil
+}
+
+// ReprocessFilter selects series for Reprocess.
+type ReprocessFilter struct {
+	// Scheduled is the nightly sweep: parked series with a report now,
+	// transient failures, and series done with another model version.
+	Scheduled bool
+	// SeriesUID or StudyUID select one series or one study, whatever its
+	// state (a series already done is processed again: a second SEG).
+	SeriesUID string
+	StudyUID  string
+	// Since selects series first seen at or after this time.
+	Since time.Time
+	// Failed selects failed series (transient or permanent).
+	Failed bool
+	// ModelOlder selects series done with another model version.
+	ModelOlder bool
+}
+
+// Reprocess queues the series the filter selects for modelVersion and
+// returns how many jobs were queued. progress, if not nil, is called after
+// each series with (done, total).
+func Reprocess(ctx context.Context, cat *catalog, client queueClient, modelVersion string, f ReprocessFilter, progress func(done, total int)) (int, error) {
+	var rows []seriesRow
+	add := func(where string, args ...any) error {
+		r, err := cat.seriesWhere(ctx, where, args...)
+		rows = append(rows, r...)
+		return err
+	}
+	var err error
+	switch {
+	case f.Scheduled:
+		if err = add(`state = ?`, StateAwaitingReport); err == nil {
+			if err = add(`state = ? AND error_class = ?`, StateFailed, ClassTransient.String()); err == nil {
+				err = add(`state IN (?, ?) AND model_version <> ?`, StateDone, StateExporting, modelVersion)
+			}
+		}
+	case f.SeriesUID != "":
+		err = add(`series_uid = ?`, f.SeriesUID)
+	case f.StudyUID != "":
+		err = add(`study_uid = ?`, f.StudyUID)
+	case f.Failed:
+		err = add(`state = ?`, StateFailed)
+	case f.ModelOlder:
+		err = add(`state IN (?, ?) AND model_version <> ?`, StateDone, StateExporting, modelVersion)
+	case !f.Since.IsZero():
+		err = add(`first_seen >= ?`, f.Since.UnixNano())
+	default:
+		return 0, fmt.Errorf("reprocess: nothing selected")
+	}
+	if err != nil {
+		return 0, err
+	}
+	if !f.Scheduled && f.SeriesUID == "" && f.StudyUID == "" && !f.Since.IsZero() {
+		// --since combined with another filter narrows it.
+		kept := rows[:0]
+		for _, r := range rows {
+			if !r.FirstSeen.Before(f.Since) {
+				kept = append(kept, r)
+			}
+		}
+		rows = kept
+	}
+	queued := 0
+	for i, s := range rows {
+		var ref *reportRef
+		if ref, err = cat.matchReport(ctx, s); err != nil {
+			return queued, err
+		}
+		if s.State == StateAwaitingReport && ref == nil {
+			if progress != nil {
+				progress(i+1, len(rows))
+			}
+			continue // still no report
+		}
+		rerun := ""
+		switch s.State {
+		case StateCollecting, StateWaitingReport, StateQueued:
+			// Not processed yet: the ready loop or the queue has it.
+			if progress != nil {
+				progress(i+1, len(rows))
+			}
+			continue
+		case StateDone, StateExporting:
+			if s.ModelVersion == modelVersion {
+				// Same model again: an explicit request, tagged so that
+				// uniqueness lets it through once.
+				rerun = "rerun-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			}
+		}
+		ok, err := enqueueSeries(ctx, cat, client, s, ref, modelVersion, rerun)
+		if err != nil {
+			return queued, err
+		}
+		if ok {
+			queued++
+		}
+		if progress != nil {
+			progress(i+1, len(rows))
+		}
+	}
+	return queued, nil
+}

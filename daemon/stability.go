@@ -1,0 +1,166 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"tmcad/config"
+	"tmcad/logging"
+)
+
+// readyLoop moves series along: collecting → (quiet for stable_after) →
+// waiting_report → queued, or awaiting_report when no report came within
+// reports.wait.
+func (d *Daemon) readyLoop(ctx context.Context) error {
+	d.heartbeat()
+	for {
+		cfg := d.config()
+		every := cfg.Watch.StableAfter.Duration / 4
+		every = max(100*time.Millisecond, min(every, time.Second))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+		d.heartbeat()
+		if err := d.advance(ctx, cfg); err != nil && ctx.Err() == nil {
+			d.metrics.errors.WithLabelValues("catalog").Inc()
+			d.log.Error().Err(err).Msg("advancing series")
+		}
+	}
+}
+
+// textRequired reports whether a series needs a report to be processed.
+func (d *Daemon) textRequired(cfg *config.Config) bool {
+	return cfg.Reports.Required || d.model.TextRequired
+}
+
+// advance runs one round of the ready loop.
+func (d *Daemon) advance(ctx context.Context, cfg *config.Config) error {
+	now := d.now()
+	stable, err := d.cat.seriesWhere(ctx, `state = ? AND last_seen <= ?`, StateCollecting, now.Add(-cfg.Watch.StableAfter.Duration).UnixNano())
+	if err != nil {
+		return err
+	}
+	for _, s := range stable {
+		log := logging.Series{StudyUID: s.StudyUID, SeriesUID: s.SeriesUID}.Logger(d.log)
+		if reason, err := d.skipReason(ctx, cfg, s); err != nil {
+			return err
+		} else if reason != "" {
+			log.Info().Str("reason", reason).Msg("series not selected")
+			if err := d.cat.setState(ctx, s.SeriesUID, StateSkipped, reason); err != nil {
+				return err
+			}
+			continue
+		}
+		d.metrics.seriesReady.Inc()
+		log.Info().Msg("series stable")
+		if err := d.cat.setState(ctx, s.SeriesUID, StateWaitingReport, ""); err != nil {
+			return err
+		}
+	}
+	waiting, err := d.cat.seriesWhere(ctx, `state = ?`, StateWaitingReport)
+	if err != nil {
+		return err
+	}
+	for _, s := range waiting {
+		ref, err := d.cat.matchReport(ctx, s)
+		if err != nil {
+			return err
+		}
+		if ref != nil || !d.textRequired(cfg) {
+			if _, err := d.enqueue(ctx, s, ref, d.model.Version, ""); err != nil {
+				return err
+			}
+			continue
+		}
+		if now.Sub(s.ReadyAt) >= cfg.Reports.Wait.Duration {
+			log := logging.Series{StudyUID: s.StudyUID, SeriesUID: s.SeriesUID}.Logger(d.log)
+			log.Info().Dur("waited", now.Sub(s.ReadyAt)).Msg("no report within reports.wait; series parked as awaiting_report")
+			d.metrics.seriesParked.Inc()
+			if err := d.cat.setState(ctx, s.SeriesUID, StateAwaitingReport, "no report within reports.wait"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// skipReason says why a stable series is not selected ("" if it is).
+func (d *Daemon) skipReason(ctx context.Context, cfg *config.Config, s seriesRow) (string, error) {
+	mods := cfg.Select.Modalities
+	if len(mods) == 0 {
+		mods = d.model.Modalities
+	}
+	if len(mods) > 0 && !containsFold(mods, s.Modality) {
+		return fmt.Sprintf("modality %s is not selected", s.Modality), nil
+	}
+	if len(cfg.Select.BodyParts) > 0 && !containsFold(cfg.Select.BodyParts, s.BodyPart) {
+		return fmt.Sprintf("body part %q is not selected", s.BodyPart), nil
+	}
+	for _, t := range strings.Split(s.ImageType, `\`) {
+		if t != "" && containsFold(cfg.Select.SkipImageTypes, t) {
+			return fmt.Sprintf("image type %s is skipped (select.skip_image_types)", t), nil
+		}
+	}
+	n, err := d.cat.frameCount(ctx, s.SeriesUID)
+	if err != nil {
+		return "", err
+	}
+	if n < cfg.Select.MinSlices {
+		return fmt.Sprintf("%d frames, fewer than select.min_slices = %d", n, cfg.Select.MinSlices), nil
+	}
+	return "", nil
+}
+
+func containsFold(list []string, v string) bool {
+	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(strings.TrimSpace(x), v) })
+}
+
+// enqueue queues a process job for a series (idempotent: the job is unique
+// per series, model version and rerun tag) and marks it queued. It returns
+// false when an equal job already existed.
+func (d *Daemon) enqueue(ctx context.Context, s seriesRow, ref *reportRef, modelVersion, rerun string) (bool, error) {
+	return enqueueSeries(ctx, d.cat, d.client, s, ref, modelVersion, rerun)
+}
+
+// enqueueSeries is enqueue without a Daemon (tmcad reprocess uses it).
+func enqueueSeries(ctx context.Context, cat *catalog, client queueClient, s seriesRow, ref *reportRef, modelVersion, rerun string) (bool, error) {
+	// Mark first, insert second: a crash in between leaves a queued series
+	// that requeueQueued inserts again at start; the insert is idempotent.
+	if err := cat.setQueued(ctx, s.SeriesUID, 0, modelVersion, ref); err != nil {
+		return false, err
+	}
+	res, err := client.Insert(ctx, ProcessArgs{SeriesUID: s.SeriesUID, StudyUID: s.StudyUID, ModelVersion: modelVersion, Rerun: rerun}, nil)
+	if err != nil {
+		_ = cat.setState(ctx, s.SeriesUID, s.State, s.Reason)
+		return false, fmt.Errorf("queue: inserting job for series: %w", err)
+	}
+	if _, err := cat.s.exec(ctx, `UPDATE tmcad_series SET job_id = ? WHERE series_uid = ? AND job_id = 0`, res.Job.ID, s.SeriesUID); err != nil {
+		return false, fmt.Errorf("catalog: recording job: %w", err)
+	}
+	return !res.UniqueSkippedAsDuplicate, nil
+}
+
+// requeueQueued inserts the jobs of series marked queued whose insert
+// never happened (a crash between marking and inserting).
+func (d *Daemon) requeueQueued(ctx context.Context) error {
+	rows, err := d.cat.seriesWhere(ctx, `state = ? AND job_id = 0`, StateQueued)
+	if err != nil {
+		return err
+	}
+	for _, s := range rows {
+		v := s.ModelVersion
+		if v == "" {
+			v = d.model.Version
+		}
+		_, err := d.client.Insert(ctx, ProcessArgs{SeriesUID: s.SeriesUID, StudyUID: s.StudyUID, ModelVersion: v}, nil)
+		if err != nil {
+			return fmt.Errorf("queue: re-inserting job: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,329 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/rs/zerolog"
+)
+
+// FileEvent is a file whose size has been stable for the configured time:
+// it is complete and may be read.
+type FileEvent struct {
+	// Root is the watched folder the file is under.
+	Root string
+	// Path is the file's path.
+	Path    string
+	Size    int64
+	ModTime time.Time
+}
+
+// IgnoredName reports whether a file name is temporary and must not be
+// read until it is renamed: dot-files, *.part, *.tmp, *.partial, *~ and
+// *.swp.
+func IgnoredName(name string) bool {
+	base := filepath.Base(name)
+	if strings.HasPrefix(base, ".") || strings.HasSuffix(base, "~") {
+		return true
+	}
+	switch strings.ToLower(filepath.Ext(base)) {
+	case ".part", ".tmp", ".partial", ".swp", ".crdownload":
+		return true
+	}
+	return false
+}
+
+// WatcherOptions configure a Watcher.
+type WatcherOptions struct {
+	// Roots are the folders watched recursively.
+	Roots []string
+	// SizeStableFor is how long a file's size and time must not change
+	// before it is passed on.
+	SizeStableFor time.Duration
+	// RescanEvery is the period of the full rescan.
+	RescanEvery time.Duration
+	// Logger receives watcher errors (paths only, never content).
+	Logger zerolog.Logger
+}
+
+// Watcher watches folders recursively with fsnotify, rescans them in full
+// at start and every RescanEvery, and sends each file once its size is
+// stable. A file is sent again only when its size or time changes.
+type Watcher struct {
+	opts   WatcherOptions
+	events chan FileEvent
+
+	mu        sync.Mutex
+	rescanAt  time.Duration
+	heartbeat time.Time
+	rescanReq chan struct{}
+
+	done chan struct{}
+}
+
+// candidate is a file whose size is being watched.
+type candidate struct {
+	root    string
+	size    int64
+	modTime time.Time
+	since   time.Time // when size/modTime last changed
+}
+
+// sig is what a sent file looked like.
+type sig struct {
+	size    int64
+	modTime time.Time
+}
+
+// NewWatcher validates opts and returns a Watcher; Run starts it.
+func NewWatcher(opts WatcherOptions) (*Watcher, error) {
+	if len(opts.Roots) == 0 {
+		return nil, errors.New("watcher: no folders to watch (watch.dicom_dir)")
+	}
+	for i, r := range opts.Roots {
+		abs, err := filepath.Abs(r)
+		if err != nil {
+			return nil, fmt.Errorf("watcher: %s: %w", r, err)
+		}
+		opts.Roots[i] = abs
+	}
+	if opts.RescanEvery <= 0 {
+		opts.RescanEvery = 5 * time.Minute
+	}
+	return &Watcher{
+		opts:      opts,
+		events:    make(chan FileEvent, 256),
+		rescanReq: make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		heartbeat: time.Now(),
+	}, nil
+}
+
+// Events returns the channel of stable files. It is closed when Run returns.
+func (w *Watcher) Events() <-chan FileEvent { return w.events }
+
+// Rescan asks for a full rescan soon.
+func (w *Watcher) Rescan() {
+	select {
+	case w.rescanReq <- struct{}{}:
+	default:
+	}
+}
+
+// SetTimings changes the size-stable time and rescan period (SIGHUP).
+func (w *Watcher) SetTimings(sizeStableFor, rescanEvery time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.opts.SizeStableFor = sizeStableFor
+	if rescanEvery > 0 {
+		w.opts.RescanEvery = rescanEvery
+	}
+}
+
+// Heartbeat returns when the run loop last went round.
+func (w *Watcher) Heartbeat() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.heartbeat
+}
+
+// Run watches until ctx is cancelled.
+func (w *Watcher) Run(ctx context.Context) error {
+	defer close(w.done)
+	defer close(w.events)
+	fw, err := fsnotify.NewBufferedWatcher(1024)
+	if err != nil {
+		return fmt.Errorf("watcher: %w", err)
+	}
+	defer fw.Close()
+
+	pending := map[string]*candidate{}
+	sent := map[string]sig{}
+
+	for _, r := range w.opts.Roots {
+		if err := os.MkdirAll(r, 0o750); err != nil {
+			return fmt.Errorf("watcher: %s: %w", r, err)
+		}
+	}
+	w.addTrees(fw, pending)
+
+	w.mu.Lock()
+	stable, every := w.opts.SizeStableFor, w.opts.RescanEvery
+	w.mu.Unlock()
+	tickEvery := stable / 4
+	if tickEvery < 50*time.Millisecond {
+		tickEvery = 50 * time.Millisecond
+	}
+	if tickEvery > 500*time.Millisecond {
+		tickEvery = 500 * time.Millisecond
+	}
+	tick := time.NewTicker(tickEvery)
+	defer tick.Stop()
+	rescan := time.NewTimer(every)
+	defer rescan.Stop()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return errors.New("watcher: fsnotify closed")
+			}
+			w.handle(fw, ev, pending)
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return errors.New("watcher: fsnotify closed")
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				w.opts.Logger.Warn().Msg("file event queue overflowed; rescanning the drop folders")
+			} else {
+				w.opts.Logger.Warn().Err(err).Msg("file watcher error; rescanning the drop folders")
+			}
+			w.addTrees(fw, pending)
+		case <-w.rescanReq:
+			w.addTrees(fw, pending)
+		case <-rescan.C:
+			w.addTrees(fw, pending)
+			w.mu.Lock()
+			every = w.opts.RescanEvery
+			w.mu.Unlock()
+			rescan.Reset(every)
+		case now := <-tick.C:
+			w.mu.Lock()
+			w.heartbeat = now
+			stable = w.opts.SizeStableFor
+			w.mu.Unlock()
+			if err := w.check(ctx, pending, sent, stable, now); err != nil {
+				return nil // ctx cancelled while sending
+			}
+		}
+	}
+}
+
+// handle reacts to one fsnotify event.
+func (w *Watcher) handle(fw *fsnotify.Watcher, ev fsnotify.Event, pending map[string]*candidate) {
+	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+		delete(pending, ev.Name)
+		return
+	}
+	if IgnoredName(ev.Name) {
+		return
+	}
+	info, err := os.Lstat(ev.Name)
+	if err != nil {
+		return
+	}
+	if info.IsDir() {
+		// A new sub-folder: watch it and pick up what is already in it
+		// (files written before the watch was added raise no event).
+		w.addTree(fw, w.rootOf(ev.Name), ev.Name, pending)
+		return
+	}
+	if !info.Mode().IsRegular() {
+		return
+	}
+	w.track(pending, w.rootOf(ev.Name), ev.Name, info)
+}
+
+// rootOf returns the watched root that path is under.
+func (w *Watcher) rootOf(path string) string {
+	for _, r := range w.opts.Roots {
+		if path == r || strings.HasPrefix(path, r+string(filepath.Separator)) {
+			return r
+		}
+	}
+	return ""
+}
+
+// track starts or updates the size watch of one file.
+func (w *Watcher) track(pending map[string]*candidate, root, path string, info fs.FileInfo) {
+	c, ok := pending[path]
+	if !ok {
+		pending[path] = &candidate{root: root, size: info.Size(), modTime: info.ModTime(), since: time.Now()}
+		return
+	}
+	if c.size != info.Size() || !c.modTime.Equal(info.ModTime()) {
+		c.size, c.modTime, c.since = info.Size(), info.ModTime(), time.Now()
+	}
+}
+
+// addTrees (re)adds every root: the rescan.
+func (w *Watcher) addTrees(fw *fsnotify.Watcher, pending map[string]*candidate) {
+	for _, r := range w.opts.Roots {
+		w.addTree(fw, r, r, pending)
+	}
+}
+
+// addTree watches dir and its sub-folders and tracks the files in them.
+func (w *Watcher) addTree(fw *fsnotify.Watcher, root, dir string, pending map[string]*candidate) {
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == dir {
+				w.opts.Logger.Warn().Err(err).Str("path", path).Msg("cannot scan folder")
+			}
+			return nil
+		}
+		if d.IsDir() {
+			if path != dir && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			if err := fw.Add(path); err != nil {
+				w.opts.Logger.Warn().Err(err).Str("path", path).Msg("cannot watch folder (raise fs.inotify.max_user_watches?); the periodic rescan still covers it")
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || IgnoredName(path) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		w.track(pending, root, path, info)
+		return nil
+	})
+}
+
+// check sends the files whose size has been stable long enough.
+func (w *Watcher) check(ctx context.Context, pending map[string]*candidate, sent map[string]sig, stable time.Duration, now time.Time) error {
+	for path, c := range pending {
+		info, err := os.Stat(path)
+		if err != nil {
+			delete(pending, path)
+			continue
+		}
+		if info.Size() != c.size || !info.ModTime().Equal(c.modTime) {
+			c.size, c.modTime, c.since = info.Size(), info.ModTime(), now
+			continue
+		}
+		if now.Sub(c.since) < stable {
+			continue
+		}
+		delete(pending, path)
+		if s, ok := sent[path]; ok && s.size == c.size && s.modTime.Equal(c.modTime) {
+			continue
+		}
+		select {
+		case w.events <- FileEvent{Root: c.root, Path: path, Size: c.size, ModTime: c.modTime}:
+			sent[path] = sig{c.size, c.modTime}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Close waits for Run to return (cancel its context first).
+func (w *Watcher) Close() error {
+	<-w.done
+	return nil
+}

@@ -1,0 +1,170 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"tmcad/logging"
+	"tmcad/reports"
+)
+
+// processWorker runs ProcessArgs jobs: one series through the Processor,
+// the SEG into the outbox, then an export job.
+type processWorker struct {
+	river.WorkerDefaults[ProcessArgs]
+	d *Daemon
+}
+
+// NextRetry doubles the delay from Options.RetryBase, capped at 30 minutes.
+func (w *processWorker) NextRetry(job *river.Job[ProcessArgs]) time.Time {
+	return time.Now().Add(backoff(w.d.opts.RetryBase, 30*time.Minute, job.Attempt))
+}
+
+// Timeout: inference may take long; shutdown cancels through the context.
+func (w *processWorker) Timeout(*river.Job[ProcessArgs]) time.Duration { return -1 }
+
+// Work processes one series.
+func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
+	d := w.d
+	a := job.Args
+	log := logging.Series{StudyUID: a.StudyUID, SeriesUID: a.SeriesUID, JobID: job.ID}.Logger(d.log)
+	if a.ModelVersion != d.model.Version {
+		// Queued for a model no longer loaded: queue it for this one.
+		log.Info().Str("queued_for", a.ModelVersion).Str("loaded", d.model.Version).Msg("job was queued for another model version; re-queueing for the loaded one")
+		s, err := d.cat.series(ctx, a.SeriesUID)
+		if err != nil {
+			return err
+		}
+		if _, err := d.enqueue(ctx, s, nil, d.model.Version, a.Rerun); err != nil {
+			return err
+		}
+		return river.JobCancel(fmt.Errorf("model version %s is not loaded", a.ModelVersion))
+	}
+	// A crash after the SEG was written but before the job was marked
+	// completed must not produce a second SEG.
+	if seg, err := d.cat.segFor(ctx, a.SeriesUID, a.ModelVersion, a.Rerun); err != nil {
+		return err
+	} else if seg != nil {
+		log.Info().Str("seg_sop_uid", seg.SOPUID).Msg("SEG already made for this job; only its export is ensured")
+		return d.queueExport(ctx, seg.SOPUID)
+	}
+	if _, err := d.store.exec(ctx, `UPDATE tmcad_series SET job_id = ? WHERE series_uid = ?`, job.ID, a.SeriesUID); err != nil {
+		return fmt.Errorf("catalog: recording job: %w", err)
+	}
+	s, err := d.cat.series(ctx, a.SeriesUID)
+	if err != nil {
+		return d.fail(ctx, job, Permanent("not_catalogued", err))
+	}
+	paths, err := d.cat.instancePaths(ctx, a.SeriesUID)
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		return d.fail(ctx, job, Permanent("no_instances", errors.New("no instance of the series is catalogued")))
+	}
+	sj := SeriesJob{JobID: job.ID, Attempt: job.Attempt, StudyUID: a.StudyUID, SeriesUID: a.SeriesUID, Paths: paths, ModelVersion: a.ModelVersion}
+	rep, err := d.loadReport(ctx, s)
+	if err != nil {
+		return d.fail(ctx, job, err)
+	}
+	if rep == nil && d.textRequired(d.config()) {
+		return d.fail(ctx, job, Transient("report_missing", errors.New("the matched report can no longer be read")))
+	}
+	sj.Report = rep
+
+	start := time.Now()
+	res, err := d.proc.Process(ctx, sj)
+	if err != nil {
+		if ctx.Err() != nil {
+			// Shutting down: hand the job back without using up an attempt.
+			log.Info().Msg("job interrupted by shutdown; handed back to the queue")
+			return river.JobSnooze(0)
+		}
+		return d.fail(ctx, job, err)
+	}
+	inf := res.Summary.Inference
+	if inf == 0 {
+		inf = time.Since(start)
+	}
+	d.metrics.inference.Observe(inf.Seconds())
+	if res.SEG == nil {
+		log.Info().Int("frames", res.Summary.Frames).Msg("nothing segmented and seg.write_when_empty = false; series done without a SEG")
+		return d.cat.setState(ctx, a.SeriesUID, StateDone, "nothing segmented; no SEG written")
+	}
+	path, err := d.writeOutbox(res.SOPInstanceUID, res.SEG)
+	if err != nil {
+		return d.fail(ctx, job, Transient("outbox", err))
+	}
+	if err := d.cat.addSEG(ctx, segRow{
+		SOPUID: res.SOPInstanceUID, StudyUID: a.StudyUID, SegSeriesUID: res.SeriesUID, SourceSeriesUID: a.SeriesUID,
+		ModelVersion: a.ModelVersion, Rerun: a.Rerun, OutboxPath: path,
+	}); err != nil {
+		return err
+	}
+	log.Info().Str("seg_sop_uid", res.SOPInstanceUID).Int("frames", res.Summary.Frames).Int("non_empty_frames", res.Summary.NonEmptyFrames).
+		Float64("inference_s", inf.Seconds()).Str("execution_provider", res.Summary.ExecutionProvider).Msg("SEG made; waiting in the outbox for export")
+	return d.queueExport(ctx, res.SOPInstanceUID)
+}
+
+// loadReport re-reads the best report for the series now (a corrected
+// report may have replaced the one seen at queueing). Nil when none.
+func (d *Daemon) loadReport(ctx context.Context, s seriesRow) (*reports.Report, error) {
+	ref, err := d.cat.matchReport(ctx, s)
+	if err != nil || ref == nil {
+		return nil, err
+	}
+	reps, err := d.reader.ReadFile(ref.Path)
+	if err != nil {
+		return nil, Transient("report_unreadable", err)
+	}
+	if ref.Idx >= len(reps) {
+		return nil, Transient("report_changed", fmt.Errorf("report file %s changed since it was catalogued", ref.Path))
+	}
+	r := reps[ref.Idx]
+	return &r, nil
+}
+
+// fail records a failed attempt: a permanent error, or the last attempt
+// of a transient one, fails the series and copies its inputs to
+// quarantine. It returns what River should see.
+func (d *Daemon) fail(ctx context.Context, job *river.Job[ProcessArgs], err error) error {
+	a := job.Args
+	log := logging.Series{StudyUID: a.StudyUID, SeriesUID: a.SeriesUID, JobID: job.ID}.Logger(d.log)
+	reason := ErrorReason(err)
+	d.metrics.errors.WithLabelValues(reason).Inc()
+	perm := IsPermanent(err)
+	last := job.Attempt >= job.MaxAttempts
+	if !perm && !last {
+		log.Warn().Err(err).Str("reason", reason).Int("attempt", job.Attempt).Int("max_attempts", job.MaxAttempts).Msg("job failed; it will be retried")
+		return err
+	}
+	class := ClassTransient
+	if perm {
+		class = ClassPermanent
+	}
+	log.Error().Err(err).Str("reason", reason).Str("class", class.String()).Int("attempt", job.Attempt).Msg("job failed for good; inputs copied to quarantine")
+	paths, _ := d.cat.instancePaths(ctx, a.SeriesUID)
+	if s, serr := d.cat.series(ctx, a.SeriesUID); serr == nil {
+		if ref, _ := d.cat.matchReport(ctx, s); ref != nil {
+			paths = append(paths, ref.Path)
+		}
+	}
+	msg := fmt.Sprintf("series %s (study %s), job %d, attempt %d of %d\nclass: %s\nreason: %s\nerror: %v\n",
+		a.SeriesUID, a.StudyUID, job.ID, job.Attempt, job.MaxAttempts, class, reason, err)
+	if dir, qerr := d.quarantine("series-"+a.SeriesUID, paths, msg); qerr != nil {
+		log.Error().Err(qerr).Msg("copying inputs to quarantine failed; the inputs stay where they are")
+	} else {
+		log.Info().Str("quarantine", dir).Msg("inputs quarantined")
+	}
+	if serr := d.cat.setFailed(ctx, a.SeriesUID, class.String(), reason, err.Error()); serr != nil {
+		return serr
+	}
+	if perm {
+		return river.JobCancel(err)
+	}
+	return err
+}
