@@ -316,17 +316,17 @@ func TestDaemonFlow(t *testing.T) {
 
 	// /metrics matches what happened.
 	want := map[string]float64{
-		`tmcad_files_seen_total{kind="dicom"}`:    float64(files),
-		`tmcad_files_seen_total{kind="conflict"}`: 1,
-		`tmcad_files_seen_total{kind="report"}`:   4,
-		`tmcad_series_ready_total`:                4,
-		`tmcad_series_parked_total`:               1,
-		`tmcad_segs_stored_total`:                 3,
-		`tmcad_errors_total{reason="decode"}`:     1,
-		`tmcad_errors_total{reason="conflict"}`:   1,
-		`tmcad_inference_seconds_count`:           3,
-		`tmcad_jobs{state="completed"}`:           3,
-		`tmcad_jobs{state="cancelled"}`:           1,
+		`tmcad_files_seen_total{kind="dicom"}`:                                  float64(files),
+		`tmcad_files_seen_total{kind="conflict"}`:                               1,
+		`tmcad_files_seen_total{kind="report"}`:                                 4,
+		`tmcad_series_ready_total`:                                              4,
+		`tmcad_series_parked_total`:                                             1,
+		`tmcad_segs_stored_total`:                                               3,
+		`tmcad_errors_total{reason="decode"}`:                                   1,
+		`tmcad_errors_total{reason="conflict"}`:                                 1,
+		`tmcad_inference_seconds_count`:                                         3,
+		`tmcad_jobs{state="completed"}`:                                         3,
+		`tmcad_jobs{state="cancelled"}`:                                         1,
 		`tmcad_execution_provider{model="fake",provider="cpu",version="1.0.0"}`: 1,
 	}
 	for k, v := range want {
