@@ -19,19 +19,20 @@ import (
 // srCharset returns data with SpecificCharacterSet blanked (or data itself
 // when there is none) and the character set's terms. patched is false when
 // the file could not be patched (deflated transfer syntax, odd layout), in
-// which case the library decodes. out is nil when an element's declared
-// length runs past the end of the file (see checkSRLengths).
+// which case the library decodes. out is nil when the file is malformed:
+// an unreadable meta group, or an element whose declared length runs past
+// the end of the file (see checkSRLengths).
 func srCharset(data []byte) (out []byte, terms []string, patched bool) {
 	if len(data) < 144 || string(data[128:132]) != "DICM" {
-		return data, nil, false
+		return nil, nil, false
 	}
 	// File meta information: explicit VR little endian, group length first.
 	if binary.LittleEndian.Uint16(data[132:]) != 0x0002 || binary.LittleEndian.Uint16(data[134:]) != 0x0000 {
-		return data, nil, false
+		return nil, nil, false
 	}
 	metaEnd := 144 + int64(binary.LittleEndian.Uint32(data[140:]))
 	if metaEnd > int64(len(data)) {
-		return data, nil, false
+		return nil, nil, false
 	}
 	ts := ""
 	for pos := int64(144); pos+8 <= metaEnd; {
@@ -40,14 +41,14 @@ func srCharset(data []byte) (out []byte, terms []string, patched bool) {
 		var vl, hdr int64
 		if longVR(vr) {
 			if pos+12 > metaEnd {
-				return data, nil, false
+				return nil, nil, false
 			}
 			vl, hdr = int64(binary.LittleEndian.Uint32(data[pos+8:])), 12
 		} else {
 			vl, hdr = int64(binary.LittleEndian.Uint16(data[pos+6:])), 8
 		}
 		if pos+hdr+vl > metaEnd || vl < 0 {
-			return data, nil, false
+			return nil, nil, false
 		}
 		if group == 0x0002 && elem == 0x0010 {
 			ts = strings.TrimRight(string(data[pos+hdr:pos+hdr+vl]), "\x00 ")
@@ -62,7 +63,7 @@ func srCharset(data []byte) (out []byte, terms []string, patched bool) {
 	case "1.2.840.10008.1.2.2":
 		bo = binary.BigEndian
 	case "1.2.840.10008.1.2.1.99":
-		return data, nil, false // deflated: the bytes are compressed
+		return data, nil, false // deflated: the bytes are compressed; the library decodes
 	}
 	if err := checkSRLengths(data, metaEnd, bo, implicit); err != nil {
 		return nil, nil, false
@@ -79,14 +80,14 @@ func srCharset(data []byte) (out []byte, terms []string, patched bool) {
 			vl, hdr = int64(bo.Uint32(data[pos+4:])), 8
 		case longVR(string(data[pos+4 : pos+6])):
 			if pos+12 > int64(len(data)) {
-				return data, nil, false
+				return nil, nil, false
 			}
 			vl, hdr = int64(bo.Uint32(data[pos+8:])), 12
 		default:
 			vl, hdr = int64(bo.Uint16(data[pos+6:])), 8
 		}
 		if vl == 0xFFFFFFFF || pos+hdr+vl > int64(len(data)) {
-			return data, nil, false
+			return nil, nil, false
 		}
 		if elem == 0x0005 {
 			val := data[pos+hdr : pos+hdr+vl]
