@@ -1,0 +1,258 @@
+// Command engine benchmarks the Go inference engine (segment) against its
+// peers measured in the same run: images/s at several batch sizes (PyTorch
+// eager numbers come from torch_bench.py, run by scripts/bench.sh), the
+// achieved FLOP/s against a large single-precision MatMul run by the same
+// ONNX Runtime, and the pipeline overhead on a 100-slice CT series.
+//
+//	go run ./bench/engine -model models/tmca-cxr-compact -matmul /tmp/matmul.onnx -ct /tmp/ct100 -out /tmp/engine.json
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	ort "github.com/yalue/onnxruntime_go"
+
+	"tmcad/config"
+	"tmcad/daemon"
+	"tmcad/dicomio"
+	"tmcad/reports"
+	"tmcad/segment"
+)
+
+// Result is what the benchmark writes as JSON.
+type Result struct {
+	Model          string             `json:"model"`
+	Threads        int                `json:"threads"`
+	ImagesPerSec   map[string]float64 `json:"images_per_sec"`
+	MatMulN        int                `json:"matmul_n"`
+	MatMulGFLOPS   float64            `json:"matmul_gflops"`
+	PipelineFrames int                `json:"pipeline_frames"`
+	PipelineWall   float64            `json:"pipeline_wall_s"`
+	PipelineRun    float64            `json:"pipeline_run_s"`
+	PipelineLoad   float64            `json:"pipeline_load_s"`
+	Overhead       float64            `json:"pipeline_overhead_fraction"`
+}
+
+func main() {
+	model := flag.String("model", "models/tmca-cxr-compact", "model folder")
+	batches := flag.String("batches", "1,4,8,16", "batch sizes")
+	seconds := flag.Float64("seconds", 6, "measuring time per batch size")
+	threads := flag.Int("threads", 2, "ONNX Runtime intra-op threads")
+	matmul := flag.String("matmul", "", "ONNX file of a square MatMul (from torch_bench.py --write-matmul)")
+	matmulN := flag.Int("matmul-n", 1024, "its size")
+	ct := flag.String("ct", "", "a tmca.dicom_writer folder with one 100-slice CT series, for the pipeline overhead")
+	out := flag.String("out", "", "write the JSON result here")
+	flag.Parse()
+	if err := run(*model, *batches, *seconds, *threads, *matmul, *matmulN, *ct, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/engine:", err)
+		os.Exit(1)
+	}
+}
+
+func run(modelDir, batchList string, seconds float64, threads int, matmul string, matmulN int, ct, out string) error {
+	lib, err := segment.ResolveLibrary("")
+	if err != nil {
+		return err
+	}
+	if _, err := segment.InitRuntime(lib); err != nil {
+		return err
+	}
+	m, err := segment.LoadManifest(modelDir)
+	if err != nil {
+		return err
+	}
+	res := Result{Model: m.ID(), Threads: threads, ImagesPerSec: map[string]float64{}}
+	var sizes []int
+	for _, s := range strings.Split(batchList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("-batches: %w", err)
+		}
+		sizes = append(sizes, n)
+	}
+	maxB := 0
+	for _, b := range sizes {
+		maxB = max(maxB, b)
+	}
+	e, err := segment.NewEngine(m, segment.Options{BatchSize: maxB, IntraOpThreads: threads})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	hw, l := m.Image.Height*m.Image.Width, m.Tokenizer.MaxLength
+	img := make([]float32, maxB*hw)
+	for i := range img {
+		img[i] = float32((i*7919)%1000)/500 - 1
+	}
+	ids := make([]int64, maxB*l)
+	mask := make([]int64, maxB*l)
+	for b := 0; b < maxB; b++ {
+		for j := 0; j < 12; j++ {
+			ids[b*l+j] = int64(5 + (b+j)%50)
+			mask[b*l+j] = 1
+		}
+	}
+	prob := make([]float32, maxB*hw)
+	for _, b := range sizes {
+		if err := e.Run(b, img, ids, mask, prob); err != nil { // warm-up
+			return err
+		}
+		var times []float64
+		deadline := time.Now().Add(time.Duration(seconds * float64(time.Second)))
+		for len(times) < 3 || time.Now().Before(deadline) {
+			t0 := time.Now()
+			if err := e.Run(b, img, ids, mask, prob); err != nil {
+				return err
+			}
+			times = append(times, time.Since(t0).Seconds())
+		}
+		sort.Float64s(times)
+		res.ImagesPerSec[strconv.Itoa(b)] = float64(b) / times[len(times)/2]
+		fmt.Fprintf(os.Stderr, "engine batch %2d: %.1f images/s (median of %d runs)\n", b, res.ImagesPerSec[strconv.Itoa(b)], len(times))
+	}
+	if matmul != "" {
+		g, err := matmulGFLOPS(matmul, matmulN, threads, seconds)
+		if err != nil {
+			return err
+		}
+		res.MatMulN, res.MatMulGFLOPS = matmulN, g
+		fmt.Fprintf(os.Stderr, "onnxruntime MatMul %d: %.1f GFLOP/s\n", matmulN, g)
+	}
+	if ct != "" {
+		if err := pipelineOverhead(modelDir, ct, threads, &res); err != nil {
+			return err
+		}
+	}
+	b, _ := json.MarshalIndent(res, "", "  ")
+	if out != "" {
+		return os.WriteFile(out, b, 0o644)
+	}
+	fmt.Println(string(b))
+	return nil
+}
+
+// matmulGFLOPS runs C = A·B (n × n, float32) through ONNX Runtime's MatMul.
+func matmulGFLOPS(path string, n, threads int, seconds float64) (float64, error) {
+	a := make([]float32, n*n)
+	for i := range a {
+		a[i] = float32(i%17) / 17
+	}
+	ta, err := ort.NewTensor(ort.NewShape(int64(n), int64(n)), a)
+	if err != nil {
+		return 0, err
+	}
+	defer ta.Destroy()
+	tb, err := ort.NewTensor(ort.NewShape(int64(n), int64(n)), a)
+	if err != nil {
+		return 0, err
+	}
+	defer tb.Destroy()
+	tc, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), int64(n)))
+	if err != nil {
+		return 0, err
+	}
+	defer tc.Destroy()
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return 0, err
+	}
+	defer so.Destroy()
+	if err := so.SetIntraOpNumThreads(threads); err != nil {
+		return 0, err
+	}
+	s, err := ort.NewAdvancedSession(path, []string{"a", "b"}, []string{"c"}, []ort.Value{ta, tb}, []ort.Value{tc}, so)
+	if err != nil {
+		return 0, fmt.Errorf("matmul session: %w", err)
+	}
+	defer s.Destroy()
+	if err := s.Run(); err != nil {
+		return 0, err
+	}
+	var times []float64
+	deadline := time.Now().Add(time.Duration(seconds * float64(time.Second)))
+	for len(times) < 3 || time.Now().Before(deadline) {
+		t0 := time.Now()
+		if err := s.Run(); err != nil {
+			return 0, err
+		}
+		times = append(times, time.Since(t0).Seconds())
+	}
+	sort.Float64s(times)
+	return 2 * float64(n) * float64(n) * float64(n) / times[len(times)/2] / 1e9, nil
+}
+
+// pipelineOverhead runs the production pipeline on one CT series (load,
+// tokenize, pre-process, model, post-process, SEG encode) and measures the
+// wall time outside the session runs.
+func pipelineOverhead(modelDir, folder string, threads int, res *Result) error {
+	cfg := config.Default()
+	cfg.Model.Dir = modelDir
+	cfg.Model.BatchSize = 16
+	cfg.Model.IntraOpThreads = threads
+	p, err := daemon.NewPipeline(cfg, zerolog.Nop(), nil)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	var paths []string
+	err = filepath.WalkDir(filepath.Join(folder, "dicom"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".dcm") {
+			paths = append(paths, path)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	h, err := dicomio.ReadHeader(paths[0])
+	if err != nil {
+		return err
+	}
+	rd, err := reports.NewReader(reports.Options{})
+	if err != nil {
+		return err
+	}
+	reps, err := rd.ReadFile(filepath.Join(folder, "reports", h.AccessionNumber+".txt"))
+	if err != nil {
+		return err
+	}
+	job := daemon.SeriesJob{StudyUID: h.StudyInstanceUID, SeriesUID: h.SeriesInstanceUID, Paths: paths, Report: &reps[0]}
+	if _, err := p.Process(context.Background(), job); err != nil { // warm-up (page cache, allocator)
+		return err
+	}
+	best := -1.0
+	for i := 0; i < 3; i++ {
+		run0, _, _ := p.Engine().Stats()
+		tl := time.Now()
+		if _, err := dicomio.LoadSeries(paths, dicomio.Limits{}); err != nil {
+			return err
+		}
+		load := time.Since(tl).Seconds()
+		t0 := time.Now()
+		r, err := p.Process(context.Background(), job)
+		if err != nil {
+			return err
+		}
+		wall := time.Since(t0).Seconds()
+		run1, _, _ := p.Engine().Stats()
+		runS := (run1 - run0).Seconds()
+		ov := (wall - runS) / wall
+		if best < 0 || ov < best {
+			best = ov
+			res.PipelineFrames, res.PipelineWall, res.PipelineRun, res.PipelineLoad, res.Overhead = r.Summary.Frames, wall, runS, load, ov
+		}
+	}
+	fmt.Fprintf(os.Stderr, "pipeline %d frames: wall %.2fs, in Run %.2fs, overhead %.1f%% (LoadSeries alone %.2fs)\n",
+		res.PipelineFrames, res.PipelineWall, res.PipelineRun, 100*res.Overhead, res.PipelineLoad)
+	return nil
+}

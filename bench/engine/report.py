@@ -1,0 +1,65 @@
+"""Writes the engine section of bench/RESULTS.md from bench/engine (Go) and torch_bench.py JSON."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import re
+import sys
+
+BEGIN, END = "<!-- engine:begin -->", "<!-- engine:end -->"
+
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(go_path: str, torch_path: str, results: str) -> int:
+    go = json.load(open(go_path))
+    pt = json.load(open(torch_path))
+    flops = pt["flops_per_image"]
+    peak = go.get("matmul_gflops", 0.0) * 1e9
+    lines = [BEGIN, "## engine: TMCA through ONNX Runtime vs PyTorch eager (`make bench`)", "",
+             f"Measured {datetime.date.today()} on {cpu_name()}, {os.cpu_count()} CPUs visible (shared "
+             f"machine; compare ratios, not absolute rates), model `{go['model']}`, "
+             f"{go['threads']} threads on both sides (ONNX Runtime intra-op threads, torch.set_num_threads). "
+             "Same inputs, same batch sizes, same run; median run time after a warm-up.", "",
+             "| batch | Go engine (images/s) | PyTorch eager (images/s) | ratio | achieved GFLOP/s | fraction of MatMul peak |",
+             "|---|---|---|---|---|---|"]
+    for bs, ips in go["images_per_sec"].items():
+        t = pt["images_per_sec"].get(bs)
+        achieved = ips * flops
+        frac = achieved / peak if peak else float("nan")
+        lines.append(f"| {bs} | {ips:.1f} | {t:.1f} | **{ips / t:.2f}×** | {achieved / 1e9:.1f} | {frac:.2f} |")
+    lines += ["",
+              f"FLOPs per image: {flops / 1e9:.3f} GFLOP (2 × multiply-adds of convolutions, linear layers and "
+              "matrix products, counted by torch.profiler with_flops). Machine peak: a "
+              f"{go.get('matmul_n')}² float32 MatMul through the same ONNX Runtime reaches "
+              f"{go.get('matmul_gflops', 0):.1f} GFLOP/s (PyTorch/OpenBLAS `mm`: {pt.get('torch_matmul_gflops', 0):.1f} GFLOP/s).",
+              "",
+              f"Pipeline overhead, {go['pipeline_frames']}-slice 512×512 CT series through `daemon.Pipeline` "
+              "(LoadSeries, tokenizer, pre-processing, model, post-processing to the source grid, SEG encoding): "
+              f"wall {go['pipeline_wall_s']:.2f} s, of which inside the ONNX Runtime session {go['pipeline_run_s']:.2f} s; "
+              f"**overhead {100 * go['pipeline_overhead_fraction']:.1f}%** of the total "
+              f"(LoadSeries alone: {go['pipeline_load_s']:.2f} s). Goal: ≤ 10%.",
+              END]
+    section = "\n".join(lines)
+    text = open(results).read() if os.path.exists(results) else "# Benchmark results\n"
+    if BEGIN in text:
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    open(results, "w").write(text)
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:4]))
