@@ -116,8 +116,8 @@ func fieldByTag(t reflect.Type, name string) int {
 	return -1
 }
 
-// describeReload is the log line for a reload.
-func describeReload(applied, needRestart []string) string {
+// DescribeReload is the log line for a reload.
+func DescribeReload(applied, needRestart []string) string {
 	if len(applied) == 0 && len(needRestart) == 0 {
 		return "configuration reloaded: nothing changed"
 	}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"tmcad/config"
+	"tmcad/daemon"
+	"tmcad/logging"
+)
+
+func runRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run", "--config FILE",
+		"Runs the daemon: watches the drop folders, queues and processes series, exports SEGs,\nruns the schedules and serves /healthz, /readyz and /metrics. SIGTERM drains and stops;\nSIGHUP reloads the configuration where that is safe.", stderr)
+	cfgPath := fs.String("config", "/etc/tmcad/tmcad.toml", "configuration file")
+	logLevel := fs.String("log-level", "", "trace, debug, info, warn or error (overrides log.level)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *logLevel != "" {
+		cfg.Log.Level = *logLevel
+	}
+	log, err := logging.New(stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	pipe, err := daemon.NewPipeline(cfg, log, nil)
+	if err != nil {
+		return err
+	}
+	defer pipe.Close()
+	sink, _, err := daemon.NewSink(cfg, log)
+	if err != nil {
+		return err
+	}
+	d, err := daemon.New(ctx, daemon.Options{Config: cfg, Processor: pipe, Sink: sink, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				next, err := config.Load(*cfgPath)
+				if err != nil {
+					log.Error().Err(err).Msg("reload: configuration invalid; keeping the running one")
+					continue
+				}
+				applied, restart := d.Reload(next)
+				ev := log.Info()
+				if len(restart) > 0 {
+					ev = log.Warn()
+				}
+				ev.Strs("applied", applied).Strs("need_restart", restart).Msg(daemon.DescribeReload(applied, restart))
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

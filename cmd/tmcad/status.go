@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"tmcad/config"
+	"tmcad/daemon"
+)
+
+func runStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status", "[--config FILE] [--json]",
+		"Prints queue counts by state, series awaiting reports, the last errors and the last SEGs,\nread from the queue database (the daemon need not run).", stderr)
+	cfgPath := fs.String("config", "/etc/tmcad/tmcad.toml", "configuration file")
+	asJSON := fs.Bool("json", false, "print JSON")
+	n := fs.Int("n", 10, "entries per list")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := daemon.ReadStatus(ctx, cfg, *n)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	counts := func(m map[string]int) string {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+		}
+		if len(parts) == 0 {
+			return "none"
+		}
+		return strings.Join(parts, " ")
+	}
+	fmt.Fprintf(stdout, "queue (%s)\n  jobs:    %s\n  exports: %s\n  outbox:  %d SEG(s) waiting\nseries:    %s\n", r.Queue, counts(r.Jobs), counts(r.Exports), r.Outbox, counts(r.Series))
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nawaiting report (%d):\n", len(r.AwaitingReport))
+	for _, s := range r.AwaitingReport {
+		fmt.Fprintf(tw, "  %s\t%s\tsince %s\n", s.StudyUID, s.SeriesUID, s.Updated.Format(time.DateTime))
+	}
+	fmt.Fprintf(tw, "\nlast errors (%d):\n", len(r.LastErrors))
+	for _, s := range r.LastErrors {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.SeriesUID, s.Updated.Format(time.DateTime), s.Reason, s.Error)
+	}
+	fmt.Fprintf(tw, "\nlast SEGs (%d):\n", len(r.LastSEGs))
+	for _, s := range r.LastSEGs {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\tmodel %s\t%s\n", s.SOPUID, s.SourceSeriesUID, s.Stored.Format(time.DateTime), s.ModelVersion, s.Sink)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,123 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"tmcad/config"
+)
+
+// SeriesBrief is one series in `tmcad status`: UIDs, state and reason only.
+type SeriesBrief struct {
+	StudyUID, SeriesUID string
+	State, Reason       string
+	Error               string
+	ModelVersion        string
+	Updated             time.Time
+}
+
+// SEGBrief is one stored SEG in `tmcad status`.
+type SEGBrief struct {
+	StudyUID, SourceSeriesUID, SOPUID string
+	ModelVersion, Sink                string
+	Stored                            time.Time
+}
+
+// StatusReport is what `tmcad status` prints, read from the queue database.
+type StatusReport struct {
+	// Queue is "sqlite" or "postgres".
+	Queue string
+	// Jobs counts process jobs by River state; Exports export jobs.
+	Jobs, Exports map[string]int
+	// Series counts catalogued series by state.
+	Series map[string]int
+	// Outbox is the number of SEGs not yet stored.
+	Outbox int
+	// AwaitingReport are parked series, LastErrors the latest failures,
+	// LastSEGs the latest SEGs stored.
+	AwaitingReport []SeriesBrief
+	LastErrors     []SeriesBrief
+	LastSEGs       []SEGBrief
+}
+
+// ReadStatus reads the queue and catalog named by cfg; n bounds each list.
+func ReadStatus(ctx context.Context, cfg *config.Config, n int) (*StatusReport, error) {
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	cat := &catalog{s: st, now: time.Now}
+	r := &StatusReport{Queue: st.kind, Series: map[string]int{}}
+	if r.Jobs, err = jobCounts(ctx, st, kindProcess); err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	if r.Exports, err = jobCounts(ctx, st, kindExport); err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	rows, err := st.query(ctx, `SELECT state, COUNT(*) FROM tmcad_series GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	for rows.Next() {
+		var s string
+		var c int
+		if err := rows.Scan(&s, &c); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("status: %w", err)
+		}
+		r.Series[s] = c
+	}
+	rows.Close()
+	if err := st.queryRow(ctx, `SELECT COUNT(*) FROM tmcad_seg WHERE stored_at = 0`).Scan(&r.Outbox); err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	brief := func(rs []seriesRow) []SeriesBrief {
+		out := make([]SeriesBrief, 0, len(rs))
+		for _, s := range rs {
+			out = append(out, SeriesBrief{StudyUID: s.StudyUID, SeriesUID: s.SeriesUID, State: s.State, Reason: s.Reason, Error: s.Error, ModelVersion: s.ModelVersion, Updated: s.UpdatedAt})
+		}
+		return out
+	}
+	parked, err := cat.seriesWhere(ctx, `state = ? ORDER BY updated_at DESC LIMIT ?`, StateAwaitingReport, n)
+	if err != nil {
+		return nil, err
+	}
+	r.AwaitingReport = brief(parked)
+	failed, err := cat.seriesWhere(ctx, `state = ? ORDER BY updated_at DESC LIMIT ?`, StateFailed, n)
+	if err != nil {
+		return nil, err
+	}
+	r.LastErrors = brief(failed)
+	segs, err := cat.lastSEGs(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range segs {
+		r.LastSEGs = append(r.LastSEGs, SEGBrief{StudyUID: s.StudyUID, SourceSeriesUID: s.SourceSeriesUID, SOPUID: s.SOPUID, ModelVersion: s.ModelVersion, Sink: s.Sink, Stored: s.StoredAt})
+	}
+	return r, nil
+}
+
+// EnqueueReprocess queues the series f selects for modelVersion from
+// outside the daemon (`tmcad reprocess`), through an insert-only queue
+// client; a running daemon picks the jobs up.
+func EnqueueReprocess(ctx context.Context, cfg *config.Config, modelVersion string, f ReprocessFilter, progress func(done, total int)) (int, error) {
+	if f.Scheduled {
+		return 0, fmt.Errorf("reprocess: the scheduled sweep runs inside the daemon")
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	client, err := newQueueClient(st, &river.Config{MaxAttempts: cfg.Queue.MaxAttempts})
+	if err != nil {
+		return 0, err
+	}
+	cat := &catalog{s: st, now: time.Now}
+	return Reprocess(ctx, cat, client, modelVersion, f, progress)
+}
