@@ -1,7 +1,6 @@
 package segment
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -319,14 +318,4 @@ func (e *Engine) Run(n int, image []float32, ids, mask []int64, prob []float32) 
 		e.opts.OnRun(n, d)
 	}
 	return nil
-}
-
-// checkContext returns ctx's error, if any.
-func checkContext(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	default:
-		return nil
-	}
 }

@@ -238,3 +238,17 @@ func TestRemoveSmallComponents(t *testing.T) {
 		t.Fatalf("removed %d, mask %v", n, mask)
 	}
 }
+
+func TestPredictCancelled(t *testing.T) {
+	e := tinyEngine(t, Options{BatchSize: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := e.Predict(ctx, Request{Series: series("1.2", 9, 16, 16, "CR"), InputIDs: make([]int64, 6), AttentionMask: make([]int64, 6)})
+	if err != context.Canceled {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	// The engine still works afterwards (buffers went back to the pool).
+	if _, err := e.Predict(context.Background(), Request{Series: series("1.2", 9, 16, 16, "CR"), InputIDs: make([]int64, 6), AttentionMask: make([]int64, 6)}); err != nil {
+		t.Fatal(err)
+	}
+}
