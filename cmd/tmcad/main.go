@@ -40,7 +40,10 @@ func commands() map[string]command {
 		{"check-config", "validate a configuration file and print it resolved, secrets masked", runCheckConfig},
 		{"version", "print the tmcad version, commit and the ONNX Runtime version loaded", runVersion},
 		{"process", "segment every series of a folder once and write SEGs (one-shot batch)", runProcess},
-		{"run", "run the daemon (watch, queue, process, export, schedules, HTTP, systemd notify)", runRun}, {"status", "print queue counts, series awaiting reports, last errors and SEGs", runStatus}, {"reprocess", "queue series again (--series, --study, --since, --failed, --model-older)", runReprocess},
+		{"preview", "render a SEG over its source series as PNG", runPreview},
+		{"run", "run the daemon (watch, queue, process, export, schedules, HTTP, systemd notify)", runRun},
+		{"status", "print queue counts, series awaiting reports, last errors and SEGs", runStatus},
+		{"reprocess", "queue series again (--series, --study, --since, --failed, --model-older)", runReprocess},
 	}
 	m := make(map[string]command, len(cs))
 	for _, c := range cs {

@@ -86,3 +86,34 @@ func TestProcessExamples(t *testing.T) {
 		t.Errorf("the stray file is not named in the log:\n%s", errs)
 	}
 }
+
+// `tmcad preview` renders a SEG written by `tmcad process` over its source.
+func TestPreviewFromProcessedSEG(t *testing.T) {
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "archive")
+	code, out, errs := runCLI(t, "process", "--input", repoRoot+"/examples/dicom", "--reports", repoRoot+"/examples/reports",
+		"--archive", archive, "--model", tinyModel)
+	if code != 0 {
+		t.Fatalf("process: exit %d\n%s\n%s", code, out, errs)
+	}
+	var seg string
+	filepath.Walk(archive, func(p string, info os.FileInfo, err error) error {
+		if err == nil && strings.HasSuffix(p, ".dcm") && seg == "" {
+			seg = p
+		}
+		return nil
+	})
+	png := filepath.Join(dir, "preview.png")
+	code, out, errs = runCLI(t, "preview", seg, "--source", repoRoot+"/examples/dicom", "-o", png)
+	if code != 0 {
+		t.Fatalf("preview: exit %d\n%s\n%s", code, out, errs)
+	}
+	b, err := os.ReadFile(png)
+	if err != nil || len(b) < 8 || string(b[1:4]) != "PNG" {
+		t.Fatalf("preview is not a PNG: %v", err)
+	}
+	code, _, errs = runCLI(t, "preview", seg, "--source", t.TempDir(), "-o", png)
+	if code != 1 || !strings.Contains(errs, "none of the") {
+		t.Fatalf("preview without the source: exit %d, %s", code, errs)
+	}
+}
