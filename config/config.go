@@ -182,6 +182,10 @@ type QueueConfig struct {
 	Workers int `toml:"workers"`
 	// MaxAttempts before a job ends failed and its inputs are quarantined.
 	MaxAttempts int `toml:"max_attempts"`
+	// DrainTimeout is how long running jobs may take to finish on SIGTERM
+	// before they are handed back to the queue; keep it below the unit's
+	// TimeoutStopSec.
+	DrainTimeout Duration `toml:"drain_timeout"`
 }
 
 // ScheduleConfig holds the cron schedules.

@@ -54,7 +54,7 @@ func Default() *Config {
 			Timeout:    D(60 * time.Second),
 			MaxRetries: 5,
 		},
-		Queue:     QueueConfig{Workers: 1, MaxAttempts: 5},
+		Queue:     QueueConfig{Workers: 1, MaxAttempts: 5, DrainTimeout: D(60 * time.Second)},
 		Schedule:  ScheduleConfig{Export: "immediate", ExportWindow: D(6 * time.Hour), Reprocess: "0 2 * * *"},
 		Retention: RetentionConfig{Inputs: "keep"},
 		HTTP:      HTTPConfig{Listen: "127.0.0.1:9464"},

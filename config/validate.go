@@ -133,6 +133,7 @@ func (c *Config) Validate() error {
 	if c.Queue.Workers < 1 {
 		bad("queue.workers", "must be >= 1", c.Queue.Workers)
 	}
+	add(c.Queue.DrainTimeout.check("queue.drain_timeout", false))
 	if c.Queue.MaxAttempts < 1 {
 		bad("queue.max_attempts", "must be >= 1", c.Queue.MaxAttempts)
 	}
