@@ -32,6 +32,7 @@ import (
 // Result is what the benchmark writes as JSON.
 type Result struct {
 	Model          string             `json:"model"`
+	Provider       string             `json:"provider"`
 	Threads        int                `json:"threads"`
 	ImagesPerSec   map[string]float64 `json:"images_per_sec"`
 	MatMulN        int                `json:"matmul_n"`
@@ -52,14 +53,18 @@ func main() {
 	matmulN := flag.Int("matmul-n", 1024, "its size")
 	ct := flag.String("ct", "", "a tmca.dicom_writer folder with one 100-slice CT series, for the pipeline overhead")
 	out := flag.String("out", "", "write the JSON result here")
+	provider := flag.String("provider", "cpu", "execution provider: cpu or cuda (no fallback: a CUDA failure is an error)")
+	deviceID := flag.Int("device", 0, "CUDA device id")
 	flag.Parse()
-	if err := run(*model, *batches, *seconds, *threads, *matmul, *matmulN, *ct, *out); err != nil {
+	opts := segment.Options{Provider: *provider, DeviceID: *deviceID, IntraOpThreads: *threads}
+	if err := run(*model, *batches, *seconds, opts, *matmul, *matmulN, *ct, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/engine:", err)
 		os.Exit(1)
 	}
 }
 
-func run(modelDir, batchList string, seconds float64, threads int, matmul string, matmulN int, ct, out string) error {
+func run(modelDir, batchList string, seconds float64, opts segment.Options, matmul string, matmulN int, ct, out string) error {
+	threads := opts.IntraOpThreads
 	lib, err := segment.ResolveLibrary("")
 	if err != nil {
 		return err
@@ -84,10 +89,12 @@ func run(modelDir, batchList string, seconds float64, threads int, matmul string
 	for _, b := range sizes {
 		maxB = max(maxB, b)
 	}
-	e, err := segment.NewEngine(m, segment.Options{BatchSize: maxB, IntraOpThreads: threads})
+	opts.BatchSize = maxB
+	e, err := segment.NewEngine(m, opts)
 	if err != nil {
 		return err
 	}
+	res.Provider = e.Provider()
 	defer e.Close()
 	hw, l := m.Image.Height*m.Image.Width, m.Tokenizer.MaxLength
 	img := make([]float32, maxB*hw)
@@ -129,7 +136,7 @@ func run(modelDir, batchList string, seconds float64, threads int, matmul string
 		fmt.Fprintf(os.Stderr, "onnxruntime MatMul %d: %.1f GFLOP/s\n", matmulN, g)
 	}
 	if ct != "" {
-		if err := pipelineOverhead(modelDir, ct, threads, &res); err != nil {
+		if err := pipelineOverhead(modelDir, ct, opts, &res); err != nil {
 			return err
 		}
 	}
@@ -194,11 +201,14 @@ func matmulGFLOPS(path string, n, threads int, seconds float64) (float64, error)
 // pipelineOverhead runs the production pipeline on one CT series (load,
 // tokenize, pre-process, model, post-process, SEG encode) and measures the
 // wall time outside the session runs.
-func pipelineOverhead(modelDir, folder string, threads int, res *Result) error {
+func pipelineOverhead(modelDir, folder string, opts segment.Options, res *Result) error {
 	cfg := config.Default()
 	cfg.Model.Dir = modelDir
 	cfg.Model.BatchSize = 16
-	cfg.Model.IntraOpThreads = threads
+	cfg.Model.IntraOpThreads = opts.IntraOpThreads
+	cfg.Model.ExecutionProvider = opts.Provider
+	cfg.Model.DeviceID = opts.DeviceID
+	cfg.Model.FallbackToCPU = false
 	p, err := daemon.NewPipeline(cfg, zerolog.Nop(), nil)
 	if err != nil {
 		return err
