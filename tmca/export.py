@@ -101,7 +101,6 @@ def graph_io(path: Path) -> Dict[str, list]:
 def verify_onnx(path: Path, cfg: TMCAConfig, batches=(1, 2, 8)) -> Dict[int, list]:
     """onnx.checker, then strict shape inference with the batch fixed to each size -> output shapes."""
     import onnx
-    from onnx import shape_inference
     m = onnx.load(str(path))
     onnx.checker.check_model(m, full_check=True)
     io = graph_io(path)
@@ -112,15 +111,7 @@ def verify_onnx(path: Path, cfg: TMCAConfig, batches=(1, 2, 8)) -> Dict[int, lis
         raise AssertionError(f"{path}: graph inputs/outputs {io}, want {want}")
     found = {}
     for b in batches:
-        mb = copy.deepcopy(m)
-        for v in list(mb.graph.input) + list(mb.graph.output):
-            d0 = v.type.tensor_type.shape.dim[0]
-            d0.Clear()
-            d0.dim_value = b
-        del mb.graph.value_info[:]
-        inf = shape_inference.infer_shapes(mb, check_type=True, strict_mode=True, data_prop=True)
-        out = inf.graph.output[0].type.tensor_type.shape.dim
-        got = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in out]
+        got, inf = infer_at_batch(m, b)
         if got != [b, 1, s, s]:
             raise AssertionError(f"{path}: at batch {b} the output infers as {got}")
         # every inferred intermediate with a known leading dim must carry this batch, never the trace's 2
@@ -131,6 +122,21 @@ def verify_onnx(path: Path, cfg: TMCAConfig, batches=(1, 2, 8)) -> Dict[int, lis
                 raise AssertionError(f"{path}: {vi.name} keeps the trace batch 2 at batch {b}")
         found[b] = got
     return found
+
+
+def infer_at_batch(m, b: int):
+    """Fix dim 0 of every graph input/output to b and run strict shape inference with data
+    propagation; a reshape frozen to the trace's batch makes it fail. Returns (output dims, model)."""
+    from onnx import shape_inference
+    mb = copy.deepcopy(m)
+    for v in list(mb.graph.input) + list(mb.graph.output):
+        d0 = v.type.tensor_type.shape.dim[0]
+        d0.Clear()
+        d0.dim_value = b
+    del mb.graph.value_info[:]
+    inf = shape_inference.infer_shapes(mb, check_type=True, strict_mode=True, data_prop=True)
+    out = inf.graph.output[0].type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in out], inf
 
 
 def manifest_for(cfg: TMCAConfig, name: str, version: str, description: str) -> dict:

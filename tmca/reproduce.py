@@ -68,6 +68,16 @@ def aggregate(out: Path, variants=VARIANT_ORDER) -> dict:
     return res
 
 
+def markdown_table(res: dict) -> str:
+    """The model card's table from the aggregate."""
+    lines = ["| variant | Dice (per image) | mIoU (per image) | dataset Dice | seeds |",
+             "|---|---|---|---|---|"]
+    for v, r in res.items():
+        lines.append(f"| {v} | {r['dice_mean']:.3f} ± {r['dice_std']:.3f} | {r['miou_mean']:.3f} ± {r['miou_std']:.3f} "
+                     f"| {r['dataset_dice_mean']:.3f} | {r['seeds']} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="tmca.reproduce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/ablation")
@@ -90,6 +100,7 @@ def main(argv=None) -> int:
            "variants": res}
     text = json.dumps(doc, indent=1) + "\n"
     print(text)
+    print(markdown_table(res))
     if a.metrics:
         Path(a.metrics).write_text(text)
     return 0

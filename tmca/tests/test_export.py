@@ -6,7 +6,7 @@ import onnx
 import torch
 
 from tmca.config import build_config
-from tmca.export import export_onnx, graph_io, manifest_for, verify_onnx, write_reference
+from tmca.export import export_onnx, graph_io, infer_at_batch, manifest_for, verify_onnx, write_reference
 from tmca.model import TMCA
 
 torch.set_num_threads(2)
@@ -76,3 +76,24 @@ def test_reference_and_manifest(tmp_path):
         assert k in man, k
     assert man["segments"][0]["category"]["code"] == "49755003"
     json.dumps(man)
+
+
+def test_batch_check_catches_a_frozen_reshape(tmp_path):
+    class Frozen(torch.nn.Module):
+        def forward(self, x):
+            return x.reshape(2, -1).sum(1, keepdim=True)
+
+    import warnings
+    path = tmp_path / "bad.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Frozen(), torch.randn(2, 3, 4), str(path), opset_version=17, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "b"}, "y": {0: "b"}})
+    m = onnx.load(str(path))
+    assert infer_at_batch(m, 2)[0] == [2, 1]
+    for b in (1, 8):
+        try:
+            infer_at_batch(m, b)
+        except Exception:
+            continue
+        raise AssertionError(f"a reshape frozen to batch 2 passed at batch {b}")
