@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # The Go suite shares 2 cores with PyTorch; keep Python's thread pools small.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: deps build demo test test-go test-py lint bench
+.PHONY: deps build demo test test-go test-py lint bench install
 
 ## deps: install what is missing (Debian packages, Go modules, ONNX Runtime); quiet when nothing is
 deps:
@@ -37,6 +37,19 @@ test-go:
 
 test-py:
 	$(PY) -m pytest -q -p no:cacheprovider tmca/tests
+
+## install: binary, ONNX Runtime, shipped model, config example and systemd units (DESTDIR, PREFIX)
+PREFIX ?= /usr/local
+install: build
+	install -D -m 0755 bin/tmcad $(DESTDIR)$(PREFIX)/bin/tmcad
+	install -D -m 0644 third_party/onnxruntime/libonnxruntime.so.1 $(DESTDIR)/usr/lib/tmcad/libonnxruntime.so.1
+	install -d $(DESTDIR)/usr/share/tmcad/models/tmca-cxr-compact
+	cp -r models/tmca-cxr-compact/. $(DESTDIR)/usr/share/tmcad/models/tmca-cxr-compact/
+	install -D -m 0644 systemd/tmcad.example.toml $(DESTDIR)/usr/share/doc/tmcad/tmcad.example.toml
+	install -D -m 0644 README.md $(DESTDIR)/usr/share/doc/tmcad/README.md
+	install -D -m 0644 systemd/tmcad.service $(DESTDIR)/usr/lib/systemd/system/tmcad.service
+	install -D -m 0644 systemd/tmcad.sysusers $(DESTDIR)/usr/lib/sysusers.d/tmcad.conf
+	install -D -m 0644 systemd/tmcad.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/tmcad.conf
 
 ## bench: benchmarks; results go to bench/RESULTS.md
 bench: deps build
