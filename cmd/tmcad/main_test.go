@@ -67,3 +67,28 @@ func TestHelpAndUnknownCommand(t *testing.T) {
 		t.Fatalf("check-config --help: %d %s", code, errs)
 	}
 }
+
+// `tmcad version` says which execution provider is in use: CUDA asked for
+// on a machine without the provider library falls back to CPU with one
+// warning naming the missing file, or fails naming it.
+func TestVersionExecutionProvider(t *testing.T) {
+	dir := t.TempDir()
+	for name, fallback := range map[string]bool{"fallback.toml": true, "strict.toml": false} {
+		body := "[log]\nformat = \"json\"\n[model]\nexecution_provider = \"cuda\"\nfallback_to_cpu = " + map[bool]string{true: "true", false: "false"}[fallback] + "\n"
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := runCLI(t, "version", "--config", p, "--model", "../../testdata/model-tiny")
+		if fallback {
+			if code != 0 || !strings.Contains(out, "execution provider cpu") {
+				t.Fatalf("fallback: exit %d\n%s\n%s", code, out, errs)
+			}
+			if n := strings.Count(errs, `"level":"warn"`); n != 1 || !strings.Contains(errs, "libonnxruntime_providers_cuda.so") {
+				t.Fatalf("fallback: want one warning naming the CUDA provider library, got:\n%s", errs)
+			}
+		} else if code != 1 || !strings.Contains(errs, "libonnxruntime_providers_cuda.so not found") {
+			t.Fatalf("strict: exit %d, want 1 naming the missing library:\n%s", code, errs)
+		}
+	}
+}
