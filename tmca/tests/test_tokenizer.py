@@ -76,7 +76,7 @@ def test_vectors_match_tokenizer(tok):
 
     path = ROOT / "testdata/vectors/tokenizer.jsonl"
     if not path.exists():
-        pytest.skip("vectors not generated yet")
+        pytest.fail(f"{path} is missing: regenerate with /usr/bin/python3 -m tmca.vectors")
     lines = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
     assert len(lines) >= 250
     for line in lines:
@@ -93,6 +93,6 @@ def test_vectors_file_is_reproducible():
 
     path = ROOT / "testdata/vectors/tokenizer.jsonl"
     if not path.exists():
-        pytest.skip("vectors not generated yet")
+        pytest.fail(f"{path} is missing: regenerate with /usr/bin/python3 -m tmca.vectors")
     want = [json.loads(line) for line in path.read_text(encoding="utf-8").rstrip("\n").split("\n")]
     assert want == vectors.tokenizer_vectors(VOCAB)
