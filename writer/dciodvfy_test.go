@@ -73,7 +73,7 @@ func TestDciodvfy(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range conformanceCases(t) {
 		t.Run(c.name, func(t *testing.T) {
-			seg, err := EncodeSEG(c.src, c.masks, c.desc)
+			seg, err := EncodeSEG(c.src, c.input(), c.desc)
 			if err != nil {
 				t.Fatalf("EncodeSEG: %v", err)
 			}

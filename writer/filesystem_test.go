@@ -93,7 +93,7 @@ func TestFilesystemSinkConcurrent(t *testing.T) {
 
 func TestFilesystemSinkStoresSEG(t *testing.T) {
 	c := conformanceCases(t)[2]
-	seg, err := EncodeSEG(c.src, c.masks, c.desc)
+	seg, err := EncodeSEG(c.src, c.input(), c.desc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestFilesystemSinkStoresSEG(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ { // reprocessing: same UIDs, same bytes
-		again, err := EncodeSEG(c.src, c.masks, c.desc)
+		again, err := EncodeSEG(c.src, c.input(), c.desc)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -177,6 +177,42 @@ type segCase struct {
 	src   *dicomio.Series
 	masks Masks
 	desc  Description
+	// packed: encode from BitMasks (naivePack of masks) instead of masks.
+	packed bool
+}
+
+// input is the MaskSet the case is encoded from.
+func (c segCase) input() MaskSet {
+	if c.packed {
+		return naivePack(c.masks, c.src.Rows*c.src.Columns)
+	}
+	return c.masks
+}
+
+// naivePack packs byte masks into BitMasks one pixel at a time (the
+// reference, independent of PackFrame), and sets the unused bits of a
+// last partial byte to 1: the encoder must ignore them.
+func naivePack(m Masks, n int) BitMasks {
+	out := make(BitMasks, len(m))
+	for s := range m {
+		out[s] = make([][]byte, len(m[s]))
+		for f, fr := range m[s] {
+			if fr == nil {
+				continue
+			}
+			b := make([]byte, (n+7)/8)
+			for i, v := range fr {
+				if v != 0 {
+					b[i/8] |= 1 << (i % 8)
+				}
+			}
+			if r := n % 8; r != 0 {
+				b[len(b)-1] |= 0xFF << r
+			}
+			out[s][f] = b
+		}
+	}
+	return out
 }
 
 func conformanceCases(t *testing.T) []segCase {
@@ -184,21 +220,30 @@ func conformanceCases(t *testing.T) []segCase {
 	ctEmpty := map[int]bool{0: true, 1: true, 7: true}
 	frac := testDescription(2)
 	frac.Type = Fractional
-	return []segCase{
-		{"cr-binary", crSeries(1, 63, 77), discMasks(2, 1, 63, 77, nil, false), testDescription(2)},
+	cases := []segCase{
+		{"cr-binary", crSeries(1, 63, 77), discMasks(2, 1, 63, 77, nil, false), testDescription(2), false},
 		{"cr-fractional", crSeries(2, 40, 33), discMasks(1, 2, 40, 33, nil, true), func() Description {
 			d := testDescription(1)
 			d.Type = Fractional
 			return d
-		}()},
-		{"ct-binary-empty-omitted", ctSeries(9, 37, 41), discMasks(2, 9, 37, 41, ctEmpty, false), testDescription(2)},
-		{"ct-fractional", ctSeries(6, 30, 29), discMasks(2, 6, 30, 29, map[int]bool{5: true}, true), frac},
-		{"enhanced-ct-binary", enhancedCTSeries(7, 33, 35), discMasks(1, 7, 33, 35, map[int]bool{0: true}, false), testDescription(1)},
+		}(), false},
+		{"ct-binary-empty-omitted", ctSeries(9, 37, 41), discMasks(2, 9, 37, 41, ctEmpty, false), testDescription(2), false},
+		{"ct-fractional", ctSeries(6, 30, 29), discMasks(2, 6, 30, 29, map[int]bool{5: true}, true), frac, false},
+		{"enhanced-ct-binary", enhancedCTSeries(7, 33, 35), discMasks(1, 7, 33, 35, map[int]bool{0: true}, false), testDescription(1), false},
 		{"cr-anonymised-source", func() *dicomio.Series {
 			s := crSeries(1, 24, 24)
 			s.PatientStudy = dicomio.PatientStudy{StudyInstanceUID: s.StudyInstanceUID}
 			return s
-		}(), discMasks(1, 1, 24, 24, nil, false), testDescription(1)},
-		{"ct-all-empty", ctSeries(4, 16, 16), discMasks(1, 4, 16, 16, map[int]bool{0: true, 1: true, 2: true, 3: true}, false), testDescription(1)},
+		}(), discMasks(1, 1, 24, 24, nil, false), testDescription(1), false},
+		{"ct-all-empty", ctSeries(4, 16, 16), discMasks(1, 4, 16, 16, map[int]bool{0: true, 1: true, 2: true, 3: true}, false), testDescription(1), false},
 	}
+	// Every BINARY case again from bit-packed masks (the production path).
+	for _, c := range cases[:len(cases):len(cases)] {
+		if c.desc.Type != Fractional {
+			c.name += "-packed"
+			c.packed = true
+			cases = append(cases, c)
+		}
+	}
+	return cases
 }

@@ -14,7 +14,7 @@ func TestKeepSEGs(t *testing.T) {
 		return
 	}
 	for _, c := range conformanceCases(t) {
-		seg, err := EncodeSEG(c.src, c.masks, c.desc)
+		seg, err := EncodeSEG(c.src, c.input(), c.desc)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}

@@ -153,7 +153,7 @@ func TestOrthancSTOW(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, c := range []segCase{conformanceCases(t)[0], conformanceCases(t)[2]} {
-		seg, err := EncodeSEG(c.src, c.masks, c.desc)
+		seg, err := EncodeSEG(c.src, c.input(), c.desc)
 		if err != nil {
 			t.Fatal(err)
 		}

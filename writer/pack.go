@@ -1,6 +1,9 @@
 package writer
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // bitPacker packs BINARY frames 8 pixels per byte, first pixel in the least
 // significant bit (PS3.5 §8.1.1), continuing across frame boundaries: a
@@ -61,6 +64,82 @@ func packAligned(dst, src []byte) {
 	for ; j < len(dst); j++ {
 		dst[j] = pack8(src[j*8 : j*8+8])
 	}
+}
+
+// PackFrame packs one byte-per-pixel mask into dst in the BINARY layout of
+// BitMasks (8 pixels per byte, first pixel in the least significant bit;
+// any nonzero byte is a set pixel) and returns the number of set pixels.
+// dst must hold PackedLen(len(mask)) bytes (it panics otherwise); every one
+// of them is overwritten, and the unused high bits of a last partial byte
+// are zero.
+func PackFrame(dst []byte, mask []uint8) int {
+	n := len(mask)
+	if n == 0 {
+		return 0
+	}
+	nb := n / 8
+	_ = dst[PackedLen(n)-1]
+	set := 0
+	j := 0
+	for ; j+8 <= nb; j += 8 {
+		s := mask[j*8 : j*8+64]
+		var or uint64
+		for k := 0; k < 64; k += 8 {
+			or |= binary.LittleEndian.Uint64(s[k:])
+		}
+		var w uint64
+		if or != 0 {
+			for k := 0; k < 8; k++ {
+				x := binary.LittleEndian.Uint64(s[k*8:])
+				w |= ((nonzeroBits(x) * 0x0102040810204080) >> 56) << (8 * k)
+			}
+			set += bits.OnesCount64(w)
+		}
+		binary.LittleEndian.PutUint64(dst[j:], w)
+	}
+	for ; j < nb; j++ {
+		b := pack8(mask[j*8 : j*8+8])
+		dst[j] = b
+		set += bits.OnesCount8(b)
+	}
+	if r := n % 8; r != 0 {
+		var b byte
+		for i, v := range mask[nb*8:] {
+			if v != 0 {
+				b |= 1 << i
+			}
+		}
+		dst[nb] = b
+		set += bits.OnesCount8(b)
+	}
+	return set
+}
+
+// ThresholdPack thresholds one frame of probabilities straight into dst in
+// the BINARY layout of BitMasks: pixel i is set when prob[i] >= threshold
+// (NaN is never set), as segment.ProbToMask thresholds. It returns the
+// number of set pixels. dst must hold PackedLen(len(prob)) bytes (it panics
+// otherwise); every one of them is overwritten, and the unused high bits of
+// a last partial byte are zero.
+func ThresholdPack(dst []byte, prob []float32, threshold float32) int {
+	n := len(prob)
+	if n == 0 {
+		return 0
+	}
+	_ = dst[PackedLen(n)-1]
+	set := 0
+	for j := 0; j < n; j += 8 {
+		p := prob[j:min(j+8, n)]
+		var b byte
+		for k, v := range p {
+			if v >= threshold {
+				b |= 1 << k
+			}
+		}
+		dst[j/8] = b
+		set += bits.OnesCount8(b)
+	}
+	return set
 }
 
 // add appends one frame's pixels; a nil frame is all zero, n pixels long.

@@ -12,7 +12,7 @@ import (
 // every conformance case (frame sizes not a multiple of 8 included).
 func TestReadSEGRoundTrip(t *testing.T) {
 	for _, c := range conformanceCases(t) {
-		seg, err := EncodeSEG(c.src, c.masks, c.desc)
+		seg, err := EncodeSEG(c.src, c.input(), c.desc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,7 +34,7 @@ func TestReadSEGRoundTrip(t *testing.T) {
 
 func TestPreview(t *testing.T) {
 	c := conformanceCases(t)[2] // CT, two segments, empty slices omitted
-	seg, err := EncodeSEG(c.src, c.masks, c.desc)
+	seg, err := EncodeSEG(c.src, c.input(), c.desc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func TestPydicomReadBack(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range conformanceCases(t) {
 		t.Run(c.name, func(t *testing.T) {
-			seg, err := EncodeSEG(c.src, c.masks, c.desc)
+			seg, err := EncodeSEG(c.src, c.input(), c.desc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,7 +167,7 @@ func TestDcmdumpParses(t *testing.T) {
 	bin := requireTool(t, "dcmdump")
 	dir := t.TempDir()
 	for _, c := range conformanceCases(t) {
-		seg, err := EncodeSEG(c.src, c.masks, c.desc)
+		seg, err := EncodeSEG(c.src, c.input(), c.desc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +190,7 @@ func TestDcmdumpParses(t *testing.T) {
 // ascend at the top level and inside every sequence item.
 func TestElementsSortedAtEveryLevel(t *testing.T) {
 	for _, c := range conformanceCases(t) {
-		seg, err := EncodeSEG(c.src, c.masks, c.desc)
+		seg, err := EncodeSEG(c.src, c.input(), c.desc)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package writer
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -44,11 +45,15 @@ type SEG struct {
 
 // EncodeSEG builds the Segmentation object for src from masks and desc and
 // returns it as a complete DICOM Part 10 file in SEG.Data. See WriteSEG.
-func EncodeSEG(src *dicomio.Series, masks Masks, desc Description) (*SEG, error) {
+func EncodeSEG(src *dicomio.Series, masks MaskSet, desc Description) (*SEG, error) {
 	var buf bytes.Buffer
-	if src != nil {
+	if src != nil && masks != nil {
 		// Header and functional groups are small; the pixel data dominates.
-		buf.Grow(4096 + len(src.Frames)*1024 + len(masks)*len(src.Frames)*src.Rows*src.Columns/8)
+		px := src.Rows * src.Columns / 8
+		if desc.Type == Fractional {
+			px = src.Rows * src.Columns
+		}
+		buf.Grow(4096 + len(src.Frames)*1024 + masks.numSegments()*len(src.Frames)*px)
 	}
 	seg, err := WriteSEG(&buf, src, masks, desc)
 	if err != nil {
@@ -61,17 +66,28 @@ func EncodeSEG(src *dicomio.Series, masks Masks, desc Description) (*SEG, error)
 // WriteSEG encodes the Segmentation object for src from masks and desc and
 // writes it as a DICOM Part 10 file (Explicit VR Little Endian) to w.
 //
+// masks is Masks (one byte per pixel) or BitMasks (bit-packed, BINARY
+// only). From BitMasks whose frames hold a multiple of 8 pixels the packed
+// frames are streamed to w as they are, without packing or copying them.
+// The header is written to w in one Write; w need not be buffered.
+//
 // It validates desc, src and the shape of masks first and writes nothing
 // when they are wrong. Frames are ordered by segment, then by source frame;
 // frames with no segmented pixel are omitted unless desc.KeepEmptyFrames.
 // When every frame is empty it writes one empty frame (so that "no finding"
 // is recorded), or returns ErrEmpty when desc.SkipIfEmpty.
-func WriteSEG(w io.Writer, src *dicomio.Series, masks Masks, desc Description) (*SEG, error) {
+func WriteSEG(w io.Writer, src *dicomio.Series, masks MaskSet, desc Description) (*SEG, error) {
 	if err := desc.Validate(); err != nil {
 		return nil, err
 	}
 	if err := validateSource(src); err != nil {
 		return nil, err
+	}
+	if masks == nil {
+		return nil, errors.New("writer: no masks given")
+	}
+	if _, ok := masks.(BitMasks); ok && desc.Type == Fractional {
+		return nil, errors.New("writer: a FRACTIONAL SEG needs one byte per pixel (Masks), got BitMasks")
 	}
 	pixels := src.Rows * src.Columns
 	if err := masks.validate(len(desc.Segments), len(src.Frames), pixels); err != nil {
@@ -83,8 +99,7 @@ func WriteSEG(w io.Writer, src *dicomio.Series, masks Masks, desc Description) (
 		return nil, fmt.Errorf("writer: deriving UIDs for series %s: %w", src.SeriesInstanceUID, err)
 	}
 
-	frames := selectFrames(masks, d.KeepEmptyFrames)
-	empty := len(frames) == 0 || allEmpty(masks)
+	frames, empty := selectFrames(masks, d.KeepEmptyFrames, pixels)
 	if len(frames) == 0 {
 		if d.SkipIfEmpty {
 			return nil, ErrEmpty
@@ -92,12 +107,23 @@ func WriteSEG(w io.Writer, src *dicomio.Series, masks Masks, desc Description) (
 		frames = []segFrame{{segment: 0, frame: 0}}
 	}
 
-	ds, err := buildDataset(src, masks, d, uids, frames)
-	if err != nil {
-		return nil, err
+	if n := pixelDataLength(d.Type, len(frames), pixels); n >= math.MaxUint32 {
+		return nil, fmt.Errorf("writer: SEG for series %s: pixel data of %d bytes exceeds the 4 GiB DICOM limit", src.SeriesInstanceUID, n)
 	}
-	if err := dicom.Write(w, ds, dicom.SkipVRVerification()); err != nil {
+	ds := buildDataset(src, d, uids, frames)
+	// Everything but Pixel Data through the library, into one buffer (it
+	// writes a few bytes at a time); then Pixel Data, streamed.
+	hdr := headerBufs.Get().(*bytes.Buffer)
+	defer headerBufs.Put(hdr)
+	hdr.Reset()
+	if err := dicom.Write(hdr, ds, dicom.SkipVRVerification()); err != nil {
+		return nil, fmt.Errorf("writer: encoding SEG %s for series %s: %w", uids.sop, src.SeriesInstanceUID, err)
+	}
+	if _, err := w.Write(hdr.Bytes()); err != nil {
 		return nil, fmt.Errorf("writer: writing SEG %s for series %s: %w", uids.sop, src.SeriesInstanceUID, err)
+	}
+	if err := writePixelData(w, masks, d.Type, frames, pixels); err != nil {
+		return nil, fmt.Errorf("writer: writing pixel data of SEG %s for series %s: %w", uids.sop, src.SeriesInstanceUID, err)
 	}
 	return &SEG{
 		StudyInstanceUID:  src.StudyInstanceUID,
@@ -112,31 +138,37 @@ func WriteSEG(w io.Writer, src *dicomio.Series, masks Masks, desc Description) (
 // segFrame is one SEG frame: a segment (0-based) on a source frame.
 type segFrame struct{ segment, frame int }
 
-func selectFrames(masks Masks, keepEmpty bool) []segFrame {
-	var out []segFrame
-	for s := range masks {
-		for f, fr := range masks[s] {
-			if keepEmpty || (fr != nil && !isEmpty(fr)) {
+// headerBufs holds buffers for the encoded header (a few hundred KiB for a
+// 300-frame SEG), reused across SEGs.
+var headerBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// selectFrames lists the SEG frames (by segment, then source frame; empty
+// ones left out unless keepEmpty) and reports whether every frame is empty.
+// Each frame is scanned at most once, and only as far as its first set
+// pixel.
+func selectFrames(masks MaskSet, keepEmpty bool, pixels int) (out []segFrame, empty bool) {
+	empty = true
+	for s := 0; s < masks.numSegments(); s++ {
+		for f := 0; f < masks.numFrames(s); f++ {
+			if keepEmpty && !empty {
+				out = append(out, segFrame{s, f})
+				continue
+			}
+			ne := masks.nonEmpty(s, f, pixels)
+			if ne {
+				empty = false
+			}
+			if keepEmpty || ne {
 				out = append(out, segFrame{s, f})
 			}
 		}
 	}
-	return out
-}
-
-func allEmpty(masks Masks) bool {
-	for s := range masks {
-		for _, fr := range masks[s] {
-			if fr != nil && !isEmpty(fr) {
-				return false
-			}
-		}
-	}
-	return true
+	return out, empty
 }
 
 // buildDataset assembles the whole Segmentation IOD, sorted by tag.
-func buildDataset(src *dicomio.Series, masks Masks, d Description, uids segUIDs, frames []segFrame) (dicom.Dataset, error) {
+// Pixel Data is not part of it: writePixelData appends it.
+func buildDataset(src *dicomio.Series, d Description, uids segUIDs, frames []segFrame) dicom.Dataset {
 	var ds item
 
 	// File Meta Information, set explicitly (the library skips what is missing).
@@ -233,28 +265,7 @@ func buildDataset(src *dicomio.Series, masks Masks, d Description, uids segUIDs,
 		ds.str(tag.SpecificCharacterSet, "CS", "ISO_IR 192")
 	}
 
-	// Pixel Data, through the library's unprocessed path (its native writer
-	// rejects 1-bit data); the value is already padded to even length.
-	pix := pixelData(masks, d.Type, frames, src.Rows*src.Columns)
-	ds = append(ds, &dicom.Element{
-		Tag:                    tag.PixelData,
-		ValueRepresentation:    tag.VRPixelData,
-		RawValueRepresentation: "OB",
-		ValueLength:            uint32(len(pix)),
-		Value:                  mustValue(dicom.PixelDataInfo{IntentionallyUnprocessed: true, UnprocessedValueData: pix}),
-	})
-	if uint64(len(pix)) >= math.MaxUint32 {
-		return dicom.Dataset{}, fmt.Errorf("writer: SEG for series %s: pixel data of %d bytes exceeds the 4 GiB DICOM limit", src.SeriesInstanceUID, len(pix))
-	}
-	return dicom.Dataset{Elements: ds.sorted()}, nil
-}
-
-func mustValue(v any) dicom.Value {
-	x, err := dicom.NewValue(v)
-	if err != nil {
-		panic(fmt.Sprintf("writer: internal: %v", err))
-	}
-	return x
+	return dicom.Dataset{Elements: ds.sorted()}
 }
 
 // addPatientStudy copies the Patient, General Study and Patient Study values
@@ -480,21 +491,9 @@ func referencedSeries(src *dicomio.Series) item {
 	return s
 }
 
-// pixelData encodes the selected frames: BINARY packed LSB first across
-// frame boundaries, FRACTIONAL one byte per pixel; padded to even length.
-func pixelData(masks Masks, typ SegmentationType, frames []segFrame, n int) []byte {
-	if typ == Fractional {
-		out := make([]byte, len(frames)*n, len(frames)*n+1)
-		for i, sf := range frames {
-			if fr := masks[sf.segment][sf.frame]; fr != nil {
-				copy(out[i*n:], fr)
-			}
-		}
-		if len(out)%2 == 1 {
-			out = append(out, 0)
-		}
-		return out
-	}
+// packMasks packs the selected byte-per-pixel frames for a BINARY SEG, LSB
+// first across frame boundaries, padded to even length.
+func packMasks(masks Masks, frames []segFrame, n int) []byte {
 	if n%8 == 0 {
 		return packFramesParallel(masks, frames, n)
 	}

@@ -82,11 +82,11 @@ func TestPackParallelMatchesSequential(t *testing.T) {
 
 func TestDeterministicUIDs(t *testing.T) {
 	c := conformanceCases(t)[2]
-	a, err := EncodeSEG(c.src, c.masks, c.desc)
+	a, err := EncodeSEG(c.src, c.input(), c.desc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := EncodeSEG(c.src, c.masks, c.desc)
+	b, err := EncodeSEG(c.src, c.input(), c.desc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestMaskShapeErrors(t *testing.T) {
 
 func TestEmptyHandling(t *testing.T) {
 	c := conformanceCases(t)[len(conformanceCases(t))-1] // all empty
-	seg, err := EncodeSEG(c.src, c.masks, c.desc)
+	seg, err := EncodeSEG(c.src, c.input(), c.desc)
 	if err != nil || seg.NumberOfFrames != 1 || !seg.Empty {
 		t.Fatalf("all-empty default: %+v, %v; want one empty frame", seg, err)
 	}
