@@ -40,7 +40,8 @@ type Options struct {
 	Logger zerolog.Logger
 	// DrainTimeout bounds the graceful stop: running jobs get this long to
 	// finish, then they are cancelled and handed back to the queue. Keep it
-	// below the unit's TimeoutStopSec. Default 60s.
+	// below the unit's TimeoutStopSec. Zero means queue.drain_timeout
+	// (default 60s).
 	DrainTimeout time.Duration
 	// RetryBase is the first retry delay of a failed process job (doubling
 	// up to 30 minutes). Default 10s.
@@ -61,6 +62,7 @@ type Daemon struct {
 	sink    Sink
 	reader  *reports.Reader
 	store   *store
+	lock    *stateLock
 	cat     *catalog
 	client  queueClient
 	metrics *metrics
@@ -87,6 +89,9 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	}
 	if opts.Sink == nil {
 		return nil, errors.New("daemon: no archive sink")
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = cfg.Queue.DrainTimeout.Duration
 	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 60 * time.Second
@@ -117,11 +122,17 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 			return nil, fmt.Errorf("daemon: creating %s: %w", dir, err)
 		}
 	}
+	lock, err := lockStateDir(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	d.lock = lock
 	d.metrics = newMetrics()
 	d.metrics.setModel(d.model)
 
 	st, err := openStore(ctx, cfg)
 	if err != nil {
+		lock.release()
 		return nil, err
 	}
 	d.store = st
@@ -140,6 +151,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	})
 	if err != nil {
 		st.Close()
+		lock.release()
 		return nil, err
 	}
 	d.watcher = w
@@ -147,11 +159,13 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	rc, err := d.riverConfig(cfg)
 	if err != nil {
 		st.Close()
+		lock.release()
 		return nil, err
 	}
 	client, err := newQueueClient(st, rc)
 	if err != nil {
 		st.Close()
+		lock.release()
 		return nil, err
 	}
 	d.client = client
@@ -273,12 +287,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 // Ready reports whether the daemon is ready (model loaded, queue up).
 func (d *Daemon) Ready() bool { return d.ready.Load() }
 
-// Close closes the database; call it after Run returned. The Processor
-// and the Sink belong to the caller.
+// Close closes the database and releases the state_dir lock; call it after
+// Run returned. The Processor and the Sink belong to the caller.
 func (d *Daemon) Close() error {
 	var err error
 	d.closeOnce.Do(func() {
-		err = d.store.Close()
+		err = errors.Join(d.store.Close(), d.lock.release())
 	})
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/robfig/cron/v3"
 
 	"tmcad/config"
@@ -23,11 +24,37 @@ type exportWindow struct {
 }
 
 // parseSchedule parses a cron expression in the configured time zone.
+// "@every D" is anchored to the Unix epoch: it fires at every multiple of
+// D since 1970-01-01 00:00 UTC (for a D that divides a day: at 00:00 UTC
+// and every D after), not D after whenever the daemon happened to start.
+// That makes an export window "@every 6h" open at the same times on every
+// node and after every restart, and lets a test drive the window with a
+// period of seconds.
 func parseSchedule(spec, tz string) (cron.Schedule, error) {
 	if tz != "" {
 		spec = "CRON_TZ=" + tz + " " + spec
 	}
-	return config.CronParser.Parse(spec)
+	s, err := config.CronParser.Parse(spec)
+	if err != nil {
+		return nil, err
+	}
+	if every, ok := s.(cron.ConstantDelaySchedule); ok {
+		return alignedEvery{every: every.Delay}, nil
+	}
+	return s, nil
+}
+
+// alignedEvery fires at every multiple of every since the Unix epoch.
+type alignedEvery struct{ every time.Duration }
+
+// Next returns the first multiple of every strictly after t.
+func (a alignedEvery) Next(t time.Time) time.Time {
+	if a.every <= 0 {
+		return t.Add(time.Second)
+	}
+	n := t.UnixNano()
+	next := n - n%int64(a.every) + int64(a.every)
+	return time.Unix(0, next).In(t.Location())
 }
 
 // newExportWindow reads schedule.export and schedule.export_window.
@@ -171,7 +198,11 @@ func (w *exportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 }
 
 // exportWindowWorker runs when the export window opens: every SEG still in
-// the outbox gets an export job (existing ones are kept by uniqueness).
+// the outbox gets an export job, and export jobs already waiting for the
+// window (scheduled at its opening, or retrying after an archive error)
+// are made available at once. Without that they would wait for River's
+// scheduler, which promotes scheduled jobs only every few seconds, and a
+// short window could close before they ran.
 type exportWindowWorker struct {
 	river.WorkerDefaults[ExportWindowArgs]
 	d *Daemon
@@ -179,16 +210,35 @@ type exportWindowWorker struct {
 
 // Work queues the outbox.
 func (w *exportWindowWorker) Work(ctx context.Context, _ *river.Job[ExportWindowArgs]) error {
-	segs, err := w.d.cat.unstoredSEGs(ctx)
+	d := w.d
+	win, err := newExportWindow(d.config())
+	if err != nil {
+		return err
+	}
+	if !win.open(d.now()) {
+		// RunOnStart outside the window: the export jobs already wait for
+		// its next opening.
+		return nil
+	}
+	segs, err := d.cat.unstoredSEGs(ctx)
 	if err != nil {
 		return err
 	}
 	for _, s := range segs {
-		if _, err := w.d.client.Insert(ctx, ExportArgs{SOPUID: s.SOPUID}, nil); err != nil {
+		res, err := d.client.Insert(ctx, ExportArgs{SOPUID: s.SOPUID}, nil)
+		if err != nil {
 			return fmt.Errorf("queue: inserting export job: %w", err)
 		}
+		if res.UniqueSkippedAsDuplicate && res.Job != nil {
+			switch res.Job.State {
+			case rivertype.JobStateScheduled, rivertype.JobStateRetryable:
+				if _, err := d.client.JobRetry(ctx, res.Job.ID); err != nil {
+					return fmt.Errorf("queue: making export job %d available: %w", res.Job.ID, err)
+				}
+			}
+		}
 	}
-	w.d.log.Info().Int("segs", len(segs)).Msg("export window open")
+	d.log.Info().Int("segs", len(segs)).Msg("export window open")
 	return nil
 }
 

@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"tmcad/config"
 )
 
 // unitPath is the shipped unit file, relative to this package.
@@ -72,4 +75,48 @@ func TestUnitSettings(t *testing.T) {
 func readFile(p string) (string, error) {
 	b, err := os.ReadFile(p)
 	return string(b), err
+}
+
+// stopMargin is what Run may take beyond queue.drain_timeout when it
+// stops: River's stop is bounded by drain_timeout + 10s, the HTTP server's
+// shutdown by 5s.
+const stopMargin = 15 * time.Second
+
+// TestUnitStopTimeoutCoversDrain: the unit's TimeoutStopSec leaves the
+// daemon its whole drain (queue.drain_timeout, default and shipped
+// example) plus the stop margin, so that systemd never SIGKILLs a drain
+// that is still within its configured time.
+func TestUnitStopTimeoutCoversDrain(t *testing.T) {
+	b, err := readFile(unitPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^TimeoutStopSec=(\S+)\s*$`).FindStringSubmatch(b)
+	if m == nil {
+		t.Fatalf("%s sets no TimeoutStopSec", unitPath)
+	}
+	v := m[1]
+	if _, err := strconv.Atoi(v); err == nil {
+		v += "s" // a bare number is seconds
+	}
+	stopSec, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("TimeoutStopSec=%s: %v", m[1], err)
+	}
+	example, err := config.Load(filepath.Join("..", "systemd", "tmcad.example.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, drain := range map[string]time.Duration{
+		"default queue.drain_timeout":            config.Default().Queue.DrainTimeout.Duration,
+		"tmcad.example.toml queue.drain_timeout": example.Queue.DrainTimeout.Duration,
+	} {
+		if drain <= 0 {
+			t.Errorf("%s is %v", name, drain)
+			continue
+		}
+		if stopSec <= drain+stopMargin {
+			t.Errorf("TimeoutStopSec=%v is not above %s (%v) + %v: systemd would kill a drain in progress", stopSec, name, drain, stopMargin)
+		}
+	}
 }
