@@ -1,9 +1,10 @@
 package writer
 
 import (
+	"cmp"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -67,6 +68,13 @@ func (it *item) seq(t tag.Tag, items ...item) {
 // code adds a one-item code sequence.
 func (it *item) code(t tag.Tag, c Code) { it.seq(t, codeItem(c)) }
 
+// codeElem is a one-item code sequence element, for sharing.
+func codeElem(t tag.Tag, c Code) *dicom.Element {
+	var x item
+	x.code(t, c)
+	return x[0]
+}
+
 func codeItem(c Code) item {
 	var x item
 	x.str(tag.CodeValue, "SH", c.Value)
@@ -84,7 +92,9 @@ func tagLess(a, b tag.Tag) bool {
 
 // sorted sorts the item's elements by tag in place and returns them.
 func (it item) sorted() []*dicom.Element {
-	sort.SliceStable(it, func(i, j int) bool { return tagLess(it[i].Tag, it[j].Tag) })
+	slices.SortStableFunc(it, func(a, b *dicom.Element) int {
+		return cmp.Or(cmp.Compare(a.Tag.Group, b.Tag.Group), cmp.Compare(a.Tag.Element, b.Tag.Element))
+	})
 	return it
 }
 

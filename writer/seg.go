@@ -428,6 +428,11 @@ func perFrameGroups(src *dicomio.Series, frames []segFrame) []item {
 		posIdx = positionIndex(src)
 	}
 	multi := multiFrameSources(src)
+	// Subtrees that are the same for many frames are built once and shared
+	// (the element trees are only read while the dataset is written).
+	purpose := codeElem(tag.PurposeOfReferenceCodeSequence, codeSourceForImgOp)
+	derivCode := codeElem(tag.DerivationCodeSequence, codeSegmentation)
+	segIDs := map[int]*dicom.Element{}
 	out := make([]item, len(frames))
 	for i, sf := range frames {
 		f := src.Frames[sf.frame]
@@ -443,9 +448,9 @@ func perFrameGroups(src *dicomio.Series, frames []segFrame) []item {
 			}
 			source.is(tag.ReferencedFrameNumber, fn)
 		}
-		source.code(tag.PurposeOfReferenceCodeSequence, codeSourceForImgOp)
+		source = append(source, purpose)
 		var deriv item
-		deriv.code(tag.DerivationCodeSequence, codeSegmentation)
+		deriv = append(deriv, derivCode)
 		deriv.seq(tag.SourceImageSequence, source)
 		g.seq(tag.DerivationImageSequence, deriv)
 
@@ -463,9 +468,15 @@ func perFrameGroups(src *dicomio.Series, frames []segFrame) []item {
 			g.seq(tag.PlanePositionSequence, pos)
 		}
 
-		var segID item
-		segID.us(tag.ReferencedSegmentNumber, sf.segment+1)
-		g.seq(tag.SegmentIdentificationSequence, segID)
+		segID := segIDs[sf.segment]
+		if segID == nil {
+			var x, it item
+			x.us(tag.ReferencedSegmentNumber, sf.segment+1)
+			it.seq(tag.SegmentIdentificationSequence, x)
+			segID = it[0]
+			segIDs[sf.segment] = segID
+		}
+		g = append(g, segID)
 		out[i] = g
 	}
 	return out

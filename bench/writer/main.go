@@ -2,11 +2,22 @@
 // 300-frame 512×512 BINARY SEG, against a plain buffered write of the same
 // number of bytes in the same run.
 //
-//	go run ./bench/writer [-frames 300] [-size 512] [-runs 5] [-dir /tmp]
+// It measures the production path (masks handed over bit-packed, as
+// segment produces them: writer.BitMasks) and, for comparison, the older
+// path from one byte per pixel (writer.Masks). Each repetition runs the
+// plain write and both SEG paths back to back, in an order that rotates, so
+// that load from other jobs hits them alike; it reports medians of wall and
+// process CPU time and the medians of the per-repetition ratios. It also
+// times the segment-side cost of producing the masks (thresholding the
+// probabilities to bytes, as segment.ProbToMask does, vs writer.ThresholdPack
+// straight to bits; writer.PackFrame of byte masks).
+//
+//	go run ./bench/writer [-frames 300] [-size 512] [-runs 21] [-dir /tmp]
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"flag"
 	"fmt"
 	"io"
@@ -27,7 +38,7 @@ import (
 func main() {
 	frames := flag.Int("frames", 300, "source frames (slices)")
 	size := flag.Int("size", 512, "rows = columns")
-	runs := flag.Int("runs", 5, "repetitions (the median is reported)")
+	runs := flag.Int("runs", 21, "repetitions (medians are reported)")
 	dir := flag.String("dir", os.TempDir(), "folder for the output files")
 	flag.Parse()
 	if err := run(*frames, *size, *runs, *dir); err != nil {
@@ -36,8 +47,80 @@ func main() {
 	}
 }
 
+// sample is one timed operation: wall and process CPU time.
+type sample struct{ wall, cpu time.Duration }
+
+// timed runs f after a GC and measures it.
+func timed(f func() error) (sample, error) {
+	runtime.GC()
+	c0 := cpuTime()
+	t0 := time.Now()
+	err := f()
+	return sample{time.Since(t0), cpuTime() - c0}, err
+}
+
+// writeFile creates path and writes through a 1 MiB bufio.Writer with fill.
+func writeFile(path string, fill func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err := fill(bw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 func run(frames, size, runs int, dir string) error {
-	src, masks := fixture(frames, size)
+	src, probs := fixture(frames, size)
+	n := size * size
+	// Masks as segment hands them over: thresholded straight into bits.
+	packed := writer.BitMasks{make([][]byte, frames)}
+	for f, p := range probs {
+		packed[0][f] = make([]byte, writer.PackedLen(n))
+		writer.ThresholdPack(packed[0][f], p, 0.5)
+	}
+	// The older hand-over: one byte per pixel.
+	byteMasks := writer.Masks{make([][]byte, frames)}
+	for f, p := range probs {
+		byteMasks[0][f] = thresholdBytes(make([]byte, n), p, 0.5)
+	}
+	// Segment side: producing the masks for the 300 frames.
+	mask := make([]byte, n)
+	bits := make([]byte, writer.PackedLen(n))
+	var thrBytes, thrBits, packFrame []sample
+	for i := 0; i < runs; i++ {
+		s, _ := timed(func() error {
+			for _, p := range probs {
+				thresholdBytes(mask, p, 0.5)
+			}
+			return nil
+		})
+		thrBytes = append(thrBytes, s)
+		s, _ = timed(func() error {
+			for _, p := range probs {
+				writer.ThresholdPack(bits, p, 0.5)
+			}
+			return nil
+		})
+		thrBits = append(thrBits, s)
+		s, _ = timed(func() error {
+			for _, m := range byteMasks[0] {
+				writer.PackFrame(bits, m)
+			}
+			return nil
+		})
+		packFrame = append(packFrame, s)
+	}
+
+	probs = nil // not live during the SEG runs (the daemon frees them too)
+
 	desc := writer.Description{
 		SeriesDescription: "bench", Manufacturer: "tmcad", ManufacturerModelName: "tmcad TMCA",
 		SoftwareVersions: "bench", ModelName: "bench-model", ModelVersion: "1",
@@ -45,96 +128,125 @@ func run(frames, size, runs int, dir string) error {
 			Category: writer.Code{Value: "49755003", Scheme: "SCT", Meaning: "Morphologically Altered Structure"},
 			Type:     writer.Code{Value: "52988006", Scheme: "SCT", Meaning: "Lesion"}}},
 	}
-	runtime.GC()
-	var base runtime.MemStats
-	runtime.ReadMemStats(&base)
 
 	segPath := filepath.Join(dir, "bench-seg.dcm")
 	rawPath := filepath.Join(dir, "bench-raw.bin")
 	defer os.Remove(segPath)
 	defer os.Remove(rawPath)
 
-	// Memory: one untimed run with a heap sampler (ReadMemStats stops the
-	// world, so it must not run during the timed runs).
-	var peakHeap uint64
-	runtime.GC()
-	stop := sampleHeap(&peakHeap)
-	if _, err := writer.WriteSEG(io.Discard, src, masks, desc); err != nil {
+	// Both paths must give the same file.
+	a, err := writer.EncodeSEG(src, packed, desc)
+	if err != nil {
 		return err
 	}
-	stop()
+	b, err := writer.EncodeSEG(src, byteMasks, desc)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(a.Data, b.Data) {
+		return fmt.Errorf("the SEGs from bit-packed and byte masks differ")
+	}
+	if a.NumberOfFrames != frames {
+		return fmt.Errorf("wrote %d frames, want %d", a.NumberOfFrames, frames)
+	}
+	segSize := len(a.Data)
+	a, b = nil, nil
+	raw := make([]byte, segSize)
+	for j := range raw {
+		raw[j] = byte(j)
+	}
 
-	var segTimes, rawTimes, segCPU, rawCPU []time.Duration
-	var size64 int
+	// Memory: untimed runs with a heap sampler (ReadMemStats stops the
+	// world, so it must not run during the timed runs).
+	peak := func(m writer.MaskSet) (before, peak uint64, err error) {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		stop := sampleHeap(&peak)
+		_, err = writer.WriteSEG(io.Discard, src, m, desc)
+		stop()
+		return ms.HeapAlloc, peak, err
+	}
+	packedBefore, packedPeak, err := peak(packed)
+	if err != nil {
+		return err
+	}
+	byteBefore, bytePeak, err := peak(byteMasks)
+	if err != nil {
+		return err
+	}
+
+	plainWrite := func() error {
+		return writeFile(rawPath, func(w io.Writer) error {
+			for off := 0; off < len(raw); off += 64 << 10 {
+				if _, err := w.Write(raw[off:min(off+64<<10, len(raw))]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	segWrite := func(m writer.MaskSet) func() error {
+		return func() error {
+			return writeFile(segPath, func(w io.Writer) error {
+				_, err := writer.WriteSEG(w, src, m, desc)
+				return err
+			})
+		}
+	}
+	ops := []func() error{plainWrite, segWrite(packed), segWrite(byteMasks)}
+	res := make([][]sample, len(ops))
 	for i := 0; i < runs; i++ {
-		runtime.GC()
-		c0 := cpuTime()
-		t0 := time.Now()
-		f, err := os.Create(segPath)
-		if err != nil {
-			return err
-		}
-		bw := bufio.NewWriterSize(f, 1<<20)
-		seg, err := writer.WriteSEG(bw, src, masks, desc)
-		if err != nil {
-			return err
-		}
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		segTimes = append(segTimes, time.Since(t0))
-		segCPU = append(segCPU, cpuTime()-c0)
-		st, _ := os.Stat(segPath)
-		size64 = int(st.Size())
-		if seg.NumberOfFrames != frames {
-			return fmt.Errorf("wrote %d frames, want %d", seg.NumberOfFrames, frames)
-		}
-
-		// Baseline: the same number of bytes through a plain buffered write.
-		buf := make([]byte, size64)
-		for j := range buf {
-			buf[j] = byte(j)
-		}
-		runtime.GC()
-		c0 = cpuTime()
-		t0 = time.Now()
-		f, err = os.Create(rawPath)
-		if err != nil {
-			return err
-		}
-		bw = bufio.NewWriterSize(f, 1<<20)
-		for off := 0; off < len(buf); off += 64 << 10 {
-			end := min(off+64<<10, len(buf))
-			if _, err := bw.Write(buf[off:end]); err != nil {
+		for k := range ops {
+			j := (k + i) % len(ops) // rotate the order
+			s, err := timed(ops[j])
+			if err != nil {
 				return err
 			}
+			res[j] = append(res[j], s)
 		}
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		rawTimes = append(rawTimes, time.Since(t0))
-		rawCPU = append(rawCPU, cpuTime()-c0)
 	}
+
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	ms, mr := median(segTimes), median(rawTimes)
-	maskBytes := frames * size * size
-	fmt.Printf("frames=%d size=%dx%d SEG=%d bytes (%.1f MiB), %d runs\n", frames, size, size, size64, float64(size64)/(1<<20), runs)
-	fmt.Printf("encode+write SEG:      wall median %v min %v; CPU median %v\n", ms.Round(time.Microsecond), minDur(segTimes).Round(time.Microsecond), median(segCPU).Round(time.Microsecond))
-	fmt.Printf("plain buffered write:  wall median %v min %v; CPU median %v\n", mr.Round(time.Microsecond), minDur(rawTimes).Round(time.Microsecond), median(rawCPU).Round(time.Microsecond))
-	fmt.Printf("ratio SEG/plain: wall median %.2fx, wall min %.2fx, CPU median %.2fx\n", float64(ms)/float64(mr),
-		float64(minDur(segTimes))/float64(minDur(rawTimes)), float64(median(segCPU))/float64(median(rawCPU)))
-	fmt.Printf("peak Go heap during encode+write: %.1f MiB (of which input masks %.1f MiB, before: %.1f MiB)\n",
-		float64(peakHeap)/(1<<20), float64(maskBytes)/(1<<20), float64(base.HeapAlloc)/(1<<20))
-	fmt.Printf("process max RSS: %.1f MiB\n", float64(ru.Maxrss)/1024)
-	fmt.Printf("GOMAXPROCS=%d NumCPU=%d %s/%s %s\n", runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("frames=%d size=%dx%d SEG=%d bytes (%.2f MiB), %d runs, GOMAXPROCS=%d NumCPU=%d %s/%s %s, loadavg %s",
+		frames, size, size, segSize, float64(segSize)/(1<<20), runs, runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), load)
+	fmt.Printf("%-38s %12s %12s %12s\n", "", "wall median", "wall min", "CPU median")
+	names := []string{"plain buffered write, same bytes", "SEG from BitMasks (production)", "SEG from byte Masks (old path)"}
+	for k, name := range names {
+		fmt.Printf("%-38s %12v %12v %12v\n", name, med(res[k], wallOf), minOf(res[k], wallOf), med(res[k], cpuOf))
+	}
+	for k := 1; k < len(ops); k++ {
+		fmt.Printf("ratio %s / plain: wall median-of-ratios %.2fx, ratio-of-medians %.2fx, ratio-of-mins %.2fx; CPU median-of-ratios %.2fx, ratio-of-medians %.2fx\n",
+			names[k],
+			medRatio(res[k], res[0], wallOf), ratio(med(res[k], wallOf), med(res[0], wallOf)), ratio(minOf(res[k], wallOf), minOf(res[0], wallOf)),
+			medRatio(res[k], res[0], cpuOf), ratio(med(res[k], cpuOf), med(res[0], cpuOf)))
+	}
+	fmt.Printf("segment side, %d frames: threshold float32 -> bytes %v (CPU %v); ThresholdPack -> bits %v (CPU %v); PackFrame of byte masks %v (CPU %v) [wall/CPU medians]\n",
+		frames, med(thrBytes, wallOf), med(thrBytes, cpuOf), med(thrBits, wallOf), med(thrBits, cpuOf), med(packFrame, wallOf), med(packFrame, cpuOf))
+	fmt.Printf("peak Go heap, BitMasks: %.1f MiB (%.1f MiB live before, encoder adds %.1f MiB)\n",
+		mib(packedPeak), mib(packedBefore), mib(packedPeak)-mib(packedBefore))
+	fmt.Printf("peak Go heap, byte Masks: %.1f MiB (%.1f MiB live before, encoder adds %.1f MiB)\n",
+		mib(bytePeak), mib(byteBefore), mib(bytePeak)-mib(byteBefore))
+	fmt.Printf("inputs: bit-packed masks %.1f MiB, byte masks %.1f MiB, probabilities %.1f MiB; process max RSS %.1f MiB\n",
+		mib(uint64(frames*writer.PackedLen(n))), mib(uint64(frames*n)), mib(uint64(frames*n*4)), float64(ru.Maxrss)/1024)
 	return nil
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// thresholdBytes is segment.ProbToMask's thresholding loop (after the
+// resize), the byte-per-pixel hand-over.
+func thresholdBytes(mask []byte, prob []float32, th float32) []byte {
+	for i, p := range prob {
+		if p >= th {
+			mask[i] = 1
+		} else {
+			mask[i] = 0
+		}
+	}
+	return mask
 }
 
 // sampleHeap records the peak HeapAlloc until stop is called.
@@ -150,18 +262,43 @@ func sampleHeap(peak *uint64) (stop func()) {
 			if m.HeapAlloc > *peak {
 				*peak = m.HeapAlloc
 			}
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(time.Millisecond)
 		}
 	}()
 	return func() { done.Store(true); wg.Wait() }
 }
 
-func minDur(d []time.Duration) time.Duration {
-	m := d[0]
-	for _, x := range d {
-		m = min(m, x)
+func wallOf(s sample) time.Duration { return s.wall }
+func cpuOf(s sample) time.Duration  { return s.cpu }
+
+func med(s []sample, f func(sample) time.Duration) time.Duration {
+	d := make([]time.Duration, len(s))
+	for i, x := range s {
+		d[i] = f(x)
 	}
-	return m
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2].Round(10 * time.Microsecond)
+}
+
+func minOf(s []sample, f func(sample) time.Duration) time.Duration {
+	m := f(s[0])
+	for _, x := range s {
+		m = min(m, f(x))
+	}
+	return m.Round(10 * time.Microsecond)
+}
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+// medRatio is the median over repetitions of a[i]/b[i] (measured back to
+// back, so they saw about the same load).
+func medRatio(a, b []sample, f func(sample) time.Duration) float64 {
+	r := make([]float64, len(a))
+	for i := range a {
+		r[i] = float64(f(a[i])) / float64(f(b[i]))
+	}
+	sort.Float64s(r)
+	return r[len(r)/2]
 }
 
 // cpuTime is the process's user+system CPU time so far.
@@ -171,15 +308,10 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func median(d []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
-}
-
-// fixture builds a CT-like series with geometry and a disc mask on every
-// slice (no frame empty, so all 300 frames are written).
-func fixture(frames, size int) (*dicomio.Series, writer.Masks) {
+// fixture builds a CT-like series with geometry and, per slice, a
+// probability map: a disc of varying radius with a soft edge (no frame
+// empty, so all frames are written).
+func fixture(frames, size int) (*dicomio.Series, [][]float32) {
 	src := &dicomio.Series{
 		PatientStudy:        dicomio.PatientStudy{StudyInstanceUID: "2.25.1", PatientID: "BENCH"},
 		SeriesInstanceUID:   "2.25.2",
@@ -192,7 +324,7 @@ func fixture(frames, size int) (*dicomio.Series, writer.Masks) {
 		SliceThickness:      1,
 		FrameOfReferenceUID: "2.25.3",
 	}
-	masks := writer.Masks{make([][]byte, frames)}
+	probs := make([][]float32, frames)
 	for f := 0; f < frames; f++ {
 		src.Frames = append(src.Frames, dicomio.Frame{
 			SOPInstanceUID: fmt.Sprintf("2.25.1000%d", f+1),
@@ -200,16 +332,15 @@ func fixture(frames, size int) (*dicomio.Series, writer.Masks) {
 			FrameNumber:    1,
 			Position:       dicomio.Vec3{0, 0, float64(f)},
 		})
-		m := make([]byte, size*size)
+		p := make([]float32, size*size)
 		r := float64(size) / 4 * (0.5 + 0.5*math.Sin(float64(f)/30))
 		for y := 0; y < size; y++ {
 			for x := 0; x < size; x++ {
-				if math.Hypot(float64(x-size/2), float64(y-size/2)) <= r+1 {
-					m[y*size+x] = 1
-				}
+				d := math.Hypot(float64(x-size/2), float64(y-size/2))
+				p[y*size+x] = float32(1 / (1 + math.Exp((d-r-1)/2))) // 0.5 at d = r+1
 			}
 		}
-		masks[0][f] = m
+		probs[f] = p
 	}
-	return src, masks
+	return src, probs
 }
