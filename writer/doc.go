@@ -8,6 +8,12 @@
 // by tag, BINARY pixel data packed least-significant-bit first across frame
 // boundaries, and references to every source instance.
 //
+// Masks come one byte per pixel (Masks; needed for FRACTIONAL) or already
+// bit-packed in the DICOM BINARY layout (BitMasks, produced with PackFrame
+// or ThresholdPack), which is the fast path: the header is encoded with
+// suyashkumar/dicom, and the Pixel Data element is appended by this package
+// with the packed frames streamed to the io.Writer as they are.
+//
 // Archives are reached through the small Sink interface: FilesystemSink
 // (<study>/<series>/<sop>.dcm, atomic and idempotent) and DICOMwebSink
 // (STOW-RS). PreviewPNG and WritePreviewFile render a PNG of the most
