@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -242,18 +243,26 @@ func (p *Pipeline) encode(job SeriesJob, s *dicomio.Series, pred *segment.Predic
 	if job.Report != nil {
 		desc.ReportHash = job.Report.Hash()
 	}
-	masks := writer.Masks{pred.Masks}
+	// BINARY SEGs take bit-packed frames (the writer streams them as they
+	// are); packing here also counts the frames with any segmented pixel.
+	var masks writer.MaskSet
+	nonEmpty := 0
 	if desc.Type == writer.Fractional {
 		masks = writer.Masks{pred.Probabilities}
-	}
-	nonEmpty := 0
-	for _, m := range pred.Masks {
-		for _, v := range m {
-			if v != 0 {
+		for _, m := range pred.Masks {
+			if slices.ContainsFunc(m, func(v uint8) bool { return v != 0 }) {
 				nonEmpty++
-				break
 			}
 		}
+	} else {
+		bits := make([][]byte, len(pred.Masks))
+		for f, m := range pred.Masks {
+			bits[f] = make([]byte, writer.PackedLen(len(m)))
+			if writer.PackFrame(bits[f], m) > 0 {
+				nonEmpty++
+			}
+		}
+		masks = writer.BitMasks{bits}
 	}
 	sum := Summary{
 		Frames: len(s.Frames), Segments: len(desc.Segments), NonEmptyFrames: nonEmpty,
