@@ -1,7 +1,7 @@
 """Evaluate a TMCA checkpoint.
 
     /usr/bin/python3 -m tmca.eval --checkpoint runs/full-s0/checkpoint.pt --split test
-    /usr/bin/python3 -m tmca.eval --checkpoint CKPT --dicom-folder DIR [--manifest models/tmca-cxr-compact/manifest.json]
+    /usr/bin/python3 -m tmca.eval --dicom-folder DIR     # the shipped model (models/tmca-cxr-compact/checkpoint.pt)
 
 Metrics at threshold 0.5:
 * `dice_mean`, `miou_mean`: Dice and foreground IoU per image, averaged over images (the LViT
@@ -112,7 +112,8 @@ def evaluate_dicom_folder(model: TMCA, folder: str, manifest: dict, vocab: str) 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="tmca.eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", default="models/tmca-cxr-compact/checkpoint.pt",
+                   help="a tmca.train checkpoint (default: the shipped model's)")
     p.add_argument("--split", default="test")
     p.add_argument("--n", type=int, default=300, help="cases in the split")
     p.add_argument("--family", default=None, help="phantom family (default: the one trained on, else cxr)")

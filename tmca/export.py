@@ -2,7 +2,7 @@
 
     /usr/bin/python3 -m tmca.export --checkpoint runs/full-s0/checkpoint.pt --out models/tmca-cxr-compact
 
-Writes OUT/model.onnx (opset 17; inputs image [B,1,H,W] float32, input_ids / attention_mask [B,L]
+Writes OUT/checkpoint.pt (a copy of the PyTorch checkpoint, for tmca.eval), OUT/model.onnx (opset 17; inputs image [B,1,H,W] float32, input_ids / attention_mask [B,L]
 int64; output prob [B,1,H,W] float32; only B dynamic), OUT/manifest.json (docs/CONTRACTS.md) and
 OUT/reference/ (8 real phantom test cases with their tokenized reports, and what PyTorch computed
 on them, for the Go side's parity test). The graph is traced with batch 2 (so no reshape can freeze
@@ -235,6 +235,11 @@ def main(argv=None) -> int:
             "verified_batches": shapes, "io": graph_io(onnx_path)}
     if data is not None:
         write_reference(model, out, data)
+        if a.checkpoint and Path(a.checkpoint).resolve() != (out / "checkpoint.pt").resolve():
+            # the PyTorch weights beside the graph: `tmca.eval` runs them (the Go end-to-end test
+            # compares its Dice with the engine's), and the graph can be re-exported from them
+            import shutil
+            shutil.copyfile(a.checkpoint, out / "checkpoint.pt")
         (out / "manifest.json").write_text(json.dumps(manifest_for(cfg, a.name, a.version, a.description), indent=2) + "\n")
     print(json.dumps(info, indent=1))
     return 0
