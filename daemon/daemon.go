@@ -229,6 +229,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if n > 0 {
 		d.log.Warn().Int64("jobs", n).Msg("jobs left running by an earlier crash are queued again")
 	}
+	if n, err := d.sweepOutbox(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		d.log.Warn().Int("files", n).Msg("outbox files an earlier crash left unrecorded were removed; their jobs make their SEGs again")
+	}
 	// River runs on its own context: cancelling ctx must not hard-stop it,
 	// the drain below stops it softly.
 	if err := d.client.Start(context.WithoutCancel(ctx)); err != nil {

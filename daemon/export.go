@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -117,6 +118,44 @@ func (d *Daemon) writeOutbox(sop string, data []byte) (string, error) {
 		df.Close()
 	}
 	return final, nil
+}
+
+// sweepOutbox removes what a crash left in the outbox: temporary files of
+// an interrupted write, SEGs written by a job that died before it
+// recorded them (the job runs again and makes its SEG anew), and SEGs
+// already confirmed stored whose removal was cut short. It runs at start,
+// before any job, while this daemon alone holds the state_dir. Every SEG
+// the catalog still waits to export stays.
+func (d *Daemon) sweepOutbox(ctx context.Context) (int, error) {
+	dir := d.outboxDir()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: %w", err)
+	}
+	removed := 0
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		name := e.Name()
+		if filepath.Ext(name) == ".dcm" && !IgnoredName(name) {
+			var n int
+			if err := d.store.queryRow(ctx, `SELECT COUNT(*) FROM tmcad_seg WHERE sop_uid = ? AND stored_at = 0`,
+				strings.TrimSuffix(name, ".dcm")).Scan(&n); err != nil {
+				return removed, fmt.Errorf("outbox: looking up %s: %w", name, err)
+			}
+			if n > 0 {
+				continue
+			}
+		} else if !strings.HasPrefix(name, ".seg-") {
+			continue // not ours
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !os.IsNotExist(err) {
+			return removed, fmt.Errorf("outbox: %w", err)
+		}
+		removed++
+	}
+	return removed, nil
 }
 
 // queueExport queues the export of one SEG: at once when the window is
