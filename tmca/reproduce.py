@@ -110,6 +110,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-test", type=int, default=300)
     p.add_argument("--family", default="mix")
     p.add_argument("--parallel", type=int, default=2)
+    p.add_argument("--card", default=None, help="also replace the table between <!-- table --> markers in this card")
     p.add_argument("--aggregate-only", action="store_true")
     p.add_argument("--metrics", default=None, help="also write the aggregate here (e.g. models/tmca-cxr-compact/metrics.json)")
     a = p.parse_args(argv)
@@ -129,6 +130,15 @@ def main(argv=None) -> int:
     print(markdown_table(res))
     if a.metrics:
         Path(a.metrics).write_text(text)
+    if a.card:
+        card = Path(a.card).read_text()
+        i, j = card.index("<!-- table -->"), card.index("<!-- /table -->")
+        ct = doc["ct_test"]["variants"]
+        extra = ""
+        if ct:
+            extra = ("\n\nThe same runs on 300 slices of the phantom CT test split (per-image Dice; a slice with no "
+                     "target counts 1 when the prediction is empty too):\n\n" + markdown_table(ct))
+        Path(a.card).write_text(card[:i] + "<!-- table -->\n" + markdown_table(res) + extra + "\n" + card[j:])
     return 0
 
 
