@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/ablation")
     p.add_argument("--variants", nargs="+", default=VARIANT_ORDER)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=600)
     p.add_argument("--n-train", type=int, default=4000)
     p.add_argument("--n-test", type=int, default=300)
     p.add_argument("--family", default="mix")

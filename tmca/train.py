@@ -1,6 +1,6 @@
 """Train TMCA on the phantom benchmark (or anything `tmca.data_source` can load).
 
-    /usr/bin/python3 -m tmca.train --preset compact --variant full --seed 0 --steps 1200 --out runs/full-s0
+    /usr/bin/python3 -m tmca.train --preset compact --variant full --seed 0 --steps 600 --family mix --out runs/full-s0
 
 Switches for the ablations (equivalent to --variant): --no-tsd, --align-levels 4, --no-lte, --no-text.
 Writes DIR/checkpoint.pt (config, weights, args), DIR/train_log.jsonl (one line per logged step)
@@ -38,13 +38,13 @@ def parse_args(argv=None):
     p.add_argument("--no-lte", action="store_true")
     p.add_argument("--no-text", action="store_true", help="image-only: no text to the decoder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--warmup", type=int, default=50)
-    p.add_argument("--family", default="cxr", help="phantom family: cxr, ct or mix")
-    p.add_argument("--n-train", type=int, default=3000)
+    p.add_argument("--family", default="mix", help="phantom family: cxr, ct or mix (CXR + 25%% CT slices)")
+    p.add_argument("--n-train", type=int, default=4000)
     p.add_argument("--n-test", type=int, default=300)
     p.add_argument("--image-size", type=int, default=None, help="override the preset's input size")
     p.add_argument("--vocab", default=DEFAULT_VOCAB)
