@@ -111,7 +111,7 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("TMCAD_E2E_LOGS") != "" {
 			e.dumpLogs()
 		}
 	})
@@ -126,14 +126,15 @@ func (e *env) writeConfig() {
 	}
 }
 
-// dumpLogs logs the tail of every daemon's log (a failed test only).
+// dumpLogs logs the tail of every daemon's log (a failed test, or every
+// test with TMCAD_E2E_LOGS set).
 func (e *env) dumpLogs() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i, p := range e.procs {
 		lines := p.snapshot()
-		if len(lines) > 80 {
-			lines = lines[len(lines)-80:]
+		if len(lines) > 400 {
+			lines = lines[len(lines)-400:]
 		}
 		e.t.Logf("--- daemon #%d log (last %d lines) ---\n%s", i+1, len(lines), strings.Join(lines, "\n"))
 	}
