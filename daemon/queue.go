@@ -124,8 +124,9 @@ func clientID(stateDir string) string {
 }
 
 // rescueOrphans makes jobs this node was running when it died available
-// again. River would rescue them only after RescueStuckJobsAfter; at start
-// we know that nothing of ours is running.
+// again, and drops the leader lease it held. River would rescue the jobs
+// only after RescueStuckJobsAfter and let the lease expire after its TTL;
+// at start we know that nothing of ours is running.
 func rescueOrphans(ctx context.Context, s *store, id string) (int64, error) {
 	var q string
 	if s.pg {
@@ -139,6 +140,13 @@ func rescueOrphans(ctx context.Context, s *store, id string) (int64, error) {
 		return 0, fmt.Errorf("queue: handing back jobs left running by a crash: %w", err)
 	}
 	n, _ := res.RowsAffected()
+	// A crashed leader's lease would keep this node from leading (and so
+	// from running the schedules and promoting retries) until it expires;
+	// the lease is this node's own, and the state_dir lock says no other
+	// process of this node is alive.
+	if _, err := s.exec(ctx, `DELETE FROM river_leader WHERE leader_id = ?`, id); err != nil {
+		return n, fmt.Errorf("queue: dropping the leader lease left by a crash: %w", err)
+	}
 	return n, nil
 }
 

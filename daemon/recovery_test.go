@@ -30,3 +30,41 @@ func TestOutboxSweptAtStart(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleLeaseDropped: a leader lease this node held when it crashed is
+// dropped at start (River would wait for it to expire before leading
+// again: no schedules, no retries meanwhile); another node's stays.
+func TestStaleLeaseDropped(t *testing.T) {
+	cfg := testConfig(t)
+	st, err := openStore(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id := clientID(cfg.StateDir)
+	if _, err := st.exec(t.Context(), `INSERT INTO river_leader (leader_id, elected_at, expires_at) VALUES (?, datetime('now'), datetime('now', '+1 hour'))`, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rescueOrphans(t.Context(), st, id); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := st.queryRow(t.Context(), `SELECT COUNT(*) FROM river_leader`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d leader leases after start, want this node's stale one dropped", n)
+	}
+	if _, err := st.exec(t.Context(), `INSERT INTO river_leader (leader_id, elected_at, expires_at) VALUES ('other-node', datetime('now'), datetime('now', '+1 hour'))`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rescueOrphans(t.Context(), st, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.queryRow(t.Context(), `SELECT COUNT(*) FROM river_leader`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("another node's lease was dropped")
+	}
+}
