@@ -273,3 +273,33 @@ func TestSecondDaemonRefused(t *testing.T) {
 	p.stop()
 	e.start().stop()
 }
+
+// TestStoppedWhileRunning: SIGTERM while jobs run (right after the first
+// SEG is made) drains and exits 0; started again on the same state_dir the
+// daemon finishes the rest, every series with exactly one SEG.
+func TestStoppedWhileRunning(t *testing.T) {
+	start := time.Now()
+	e := newEnv(t)
+	p1 := e.start()
+	for _, s := range examples {
+		e.dropReport(s)
+		e.dropSeries(s, 0, 0)
+	}
+	p1.waitLog(90*time.Second, "first SEG made", msgIs(msgSEGMade))
+	p1.stop()
+	if code := e.httpStatus("/readyz"); code != 0 {
+		t.Errorf("/readyz answered %d after the daemon stopped", code)
+	}
+	t.Logf("stopped: %d SEG(s) stored, %d in the outbox", countFiles(e.cfg.ArchiveDir, ".dcm"), e.outboxSEGs())
+	p2 := e.start()
+	e.waitArchive(90*time.Second, len(examples))
+	waitFor(t, 60*time.Second, "outbox empty", func() bool { return e.outboxSEGs() == 0 })
+	time.Sleep(2500 * time.Millisecond)
+	checkOneSEGPerSeries(t, archiveSEGs(t, e.cfg.ArchiveDir), examples)
+	e.checkInputsKept(examples)
+	if len(p2.matching(msgIs(msgRescued))) != 0 {
+		t.Error("after a clean stop the restart found jobs left running")
+	}
+	p2.stop()
+	t.Logf("stop and restart in %.1fs", time.Since(start).Seconds())
+}
