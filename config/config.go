@@ -191,6 +191,8 @@ type QueueConfig struct {
 // ScheduleConfig holds the cron schedules.
 type ScheduleConfig struct {
 	// Export is "immediate" or a cron expression opening the export window.
+	// "@every D" opens at multiples of D since 00:00 UTC, 1 January 1970
+	// (the same instants on every node and after every restart).
 	Export string `toml:"export"`
 	// ExportWindow is how long the export window stays open after it opens.
 	ExportWindow Duration `toml:"export_window"`
