@@ -50,7 +50,7 @@ func (d *Daemon) advance(ctx context.Context, cfg *config.Config) error {
 		if reason, err := d.skipReason(ctx, cfg, s); err != nil {
 			return err
 		} else if reason != "" {
-			log.Info().Str("reason", reason).Msg("series not selected")
+			log.Debug().Str("reason", reason).Msg("series not selected")
 			if err := d.cat.setState(ctx, s.SeriesUID, StateSkipped, reason); err != nil {
 				return err
 			}

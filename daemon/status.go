@@ -36,9 +36,11 @@ type StatusReport struct {
 	Series map[string]int
 	// Outbox is the number of SEGs not yet stored.
 	Outbox int
-	// AwaitingReport are parked series, LastErrors the latest failures,
-	// LastSEGs the latest SEGs stored.
+	// AwaitingReport are parked series, Skipped the latest series not
+	// selected (Reason says why), LastErrors the latest failures, LastSEGs
+	// the latest SEGs stored.
 	AwaitingReport []SeriesBrief
+	Skipped        []SeriesBrief
 	LastErrors     []SeriesBrief
 	LastSEGs       []SEGBrief
 }
@@ -87,6 +89,11 @@ func ReadStatus(ctx context.Context, cfg *config.Config, n int) (*StatusReport, 
 		return nil, err
 	}
 	r.AwaitingReport = brief(parked)
+	skipped, err := cat.seriesWhere(ctx, `state = ? ORDER BY updated_at DESC LIMIT ?`, StateSkipped, n)
+	if err != nil {
+		return nil, err
+	}
+	r.Skipped = brief(skipped)
 	failed, err := cat.seriesWhere(ctx, `state = ? ORDER BY updated_at DESC LIMIT ?`, StateFailed, n)
 	if err != nil {
 		return nil, err

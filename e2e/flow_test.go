@@ -60,7 +60,9 @@ type statusJSON struct {
 	Series         map[string]int
 	Outbox         int
 	AwaitingReport []struct{ SeriesUID string }
-	LastSEGs       []struct{ SOPUID, SourceSeriesUID string }
+	Skipped        []struct{ SeriesUID, Reason string }
+	LastErrors     []struct{ SeriesUID, Reason, Error string }
+	LastSEGs       []struct{ SOPUID, SourceSeriesUID, ModelVersion string }
 }
 
 func (e *env) status() statusJSON {

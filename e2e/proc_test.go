@@ -45,14 +45,42 @@ type conf struct {
 	Export, ExportWindow           string
 	Reprocess                      string
 	DatabaseURL                    string
+	// LogLevel is log.level ("info" when empty).
+	LogLevel string
+	// ModelDir is model.dir (the shipped model when empty).
+	ModelDir string
+	// Modalities is select.modalities (the manifest's when empty).
+	Modalities []string
+	// Retention is retention.inputs ("keep" when empty), DoneDir its
+	// done_dir.
+	Retention, DoneDir string
+	// MaxFrames is limits.max_frames (the default when 0).
+	MaxFrames int
 }
 
 // render returns the configuration as TOML.
 func (c conf) render() string {
 	var b strings.Builder
 	q := strconv.Quote
-	fmt.Fprintf(&b, "state_dir = %s\n\n[log]\nlevel = \"info\"\nformat = \"json\"\n\n", q(c.StateDir))
-	fmt.Fprintf(&b, "[model]\ndir = %s\nbatch_size = 8\nintra_op_threads = 1\n\n", q(filepath.Join(repoRoot, "models", "tmca-cxr-compact")))
+	level, model := c.LogLevel, c.ModelDir
+	if level == "" {
+		level = "info"
+	}
+	if model == "" {
+		model = filepath.Join(repoRoot, "models", "tmca-cxr-compact")
+	}
+	fmt.Fprintf(&b, "state_dir = %s\n\n[log]\nlevel = %s\nformat = \"json\"\n\n", q(c.StateDir), q(level))
+	fmt.Fprintf(&b, "[model]\ndir = %s\nbatch_size = 8\nintra_op_threads = 1\n\n", q(model))
+	if len(c.Modalities) > 0 {
+		mods := make([]string, len(c.Modalities))
+		for i, m := range c.Modalities {
+			mods[i] = q(m)
+		}
+		fmt.Fprintf(&b, "[select]\nmodalities = [%s]\n\n", strings.Join(mods, ", "))
+	}
+	if c.MaxFrames > 0 {
+		fmt.Fprintf(&b, "[limits]\nmax_frames = %d\n\n", c.MaxFrames)
+	}
 	fmt.Fprintf(&b, "[watch]\ndicom_dir = %s\nreports_dir = %s\nstable_after = %s\nsize_stable_for = %s\nrescan_every = %s\n\n",
 		q(c.DICOMDir), q(c.ReportsDir), q(c.StableAfter), q(c.SizeStableFor), q(c.RescanEvery))
 	fmt.Fprintf(&b, "[reports]\nwait = %s\n\n", q(c.ReportsWait))
@@ -67,7 +95,15 @@ func (c conf) render() string {
 		fmt.Fprintf(&b, "database_url = %s\n", q(c.DatabaseURL))
 	}
 	fmt.Fprintf(&b, "\n[schedule]\nexport = %s\nexport_window = %s\nreprocess = %s\n\n", q(c.Export), q(c.ExportWindow), q(c.Reprocess))
-	fmt.Fprintf(&b, "[retention]\ninputs = \"keep\"\n\n[http]\nlisten = %s\n", q(c.HTTPListen))
+	retention := c.Retention
+	if retention == "" {
+		retention = "keep"
+	}
+	fmt.Fprintf(&b, "[retention]\ninputs = %s\n", q(retention))
+	if c.DoneDir != "" {
+		fmt.Fprintf(&b, "done_dir = %s\n", q(c.DoneDir))
+	}
+	fmt.Fprintf(&b, "\n[http]\nlisten = %s\n", q(c.HTTPListen))
 	return b.String()
 }
 

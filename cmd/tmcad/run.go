@@ -25,6 +25,12 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
+	// SIGHUP is caught from the start: loading the model takes a while, and
+	// a reload sent meanwhile (systemctl reload) must not kill the daemon
+	// (Go's default for SIGHUP). It is applied once the daemon exists.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
@@ -54,9 +60,6 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	}
 	defer d.Close()
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for {
 			select {
@@ -65,15 +68,20 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 			case <-hup:
 				next, err := config.Load(*cfgPath)
 				if err != nil {
-					log.Error().Err(err).Msg("reload: configuration invalid; keeping the running one")
+					// The error names the file and every bad key.
+					log.Error().Err(err).Str("config", *cfgPath).Msg("reload: configuration invalid; keeping the running one")
 					continue
+				}
+				if *logLevel != "" {
+					// --log-level still overrides: not a change of log.level.
+					next.Log.Level = *logLevel
 				}
 				applied, restart := d.Reload(next)
 				ev := log.Info()
 				if len(restart) > 0 {
 					ev = log.Warn()
 				}
-				ev.Strs("applied", applied).Strs("need_restart", restart).Msg(daemon.DescribeReload(applied, restart))
+				ev.Str("config", *cfgPath).Strs("applied", applied).Strs("need_restart", restart).Msg(daemon.DescribeReload(applied, restart))
 			}
 		}
 	}()

@@ -16,7 +16,7 @@ import (
 
 func runStatus(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", "[--config FILE] [--json]",
-		"Prints queue counts by state, series awaiting reports, the last errors and the last SEGs,\nread from the queue database (the daemon need not run).", stderr)
+		"Prints queue counts by state, series awaiting reports, skipped series and why,\nthe last errors and the last SEGs, read from the queue database (the daemon need not run).", stderr)
 	cfgPath := fs.String("config", "/etc/tmcad/tmcad.toml", "configuration file")
 	asJSON := fs.Bool("json", false, "print JSON")
 	n := fs.Int("n", 10, "entries per list")
@@ -58,6 +58,10 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(tw, "\nawaiting report (%d):\n", len(r.AwaitingReport))
 	for _, s := range r.AwaitingReport {
 		fmt.Fprintf(tw, "  %s\t%s\tsince %s\n", s.StudyUID, s.SeriesUID, s.Updated.Format(time.DateTime))
+	}
+	fmt.Fprintf(tw, "\nskipped (%d):\n", len(r.Skipped))
+	for _, s := range r.Skipped {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.SeriesUID, s.Updated.Format(time.DateTime), s.Reason)
 	}
 	fmt.Fprintf(tw, "\nlast errors (%d):\n", len(r.LastErrors))
 	for _, s := range r.LastErrors {
