@@ -79,6 +79,8 @@ VARIANTS = {
     "align-levels-4": {"align_levels": (4,)},
     "no-lte": {"use_lte": False},
     "no-text": {"use_text": False},
+    # not in the table: no alignment loss at all, to tell "TSD helps" from "global alignment hurts"
+    "no-align": {"align_levels": ()},
 }
 
 

@@ -78,7 +78,9 @@ def variant_name(cfg) -> str:
     parts = []
     if not cfg.use_tsd:
         parts.append("no-tsd")
-    if tuple(cfg.align_levels) != (1, 2, 3, 4):
+    if not cfg.align_levels:
+        parts.append("no-align")
+    elif tuple(cfg.align_levels) != (1, 2, 3, 4):
         parts.append("align-levels-" + "".join(str(l) for l in cfg.align_levels))
     if not cfg.use_lte:
         parts.append("no-lte")
