@@ -379,6 +379,32 @@ func (c *catalog) instancePaths(ctx context.Context, seriesUID string) ([]string
 	return out, rows.Err()
 }
 
+// segInputs returns the files of a series catalogued at or before t (all
+// of them when t is zero): the inputs of a SEG whose job listed them at t.
+func (c *catalog) segInputs(ctx context.Context, seriesUID string, t time.Time) ([]string, error) {
+	before := int64(1<<63 - 1)
+	if !t.IsZero() {
+		before = t.UnixNano()
+	}
+	rows, err := c.s.query(ctx, `SELECT path FROM tmcad_instance WHERE series_uid = ? AND seen_at <= ? ORDER BY path`, seriesUID, before)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: SEG inputs: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("catalog: SEG inputs: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("catalog: SEG inputs: %w", err)
+	}
+	return out, nil
+}
+
 // frameCount returns the number of frames catalogued for a series.
 func (c *catalog) frameCount(ctx context.Context, seriesUID string) (int, error) {
 	var n sql.NullInt64
@@ -431,10 +457,22 @@ func scanSEG(sc interface{ Scan(...any) error }) (segRow, error) {
 	return r, err
 }
 
-// addSEG records a SEG written to the outbox.
+// addSEG records a SEG written to the outbox. r.CreatedAt is when the job
+// fixed its inputs (now when zero): retention touches only instances
+// catalogued by then. SEG UIDs are deterministic, so a rerun with the same
+// model and report makes a SEG with the SOP Instance UID of one already
+// recorded: the row is then taken over by the rerun and waits for export
+// again (the sink treats the identical object as stored).
 func (c *catalog) addSEG(ctx context.Context, r segRow) error {
-	_, err := c.s.exec(ctx, `INSERT INTO tmcad_seg (`+segCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, '')`,
-		r.SOPUID, r.StudyUID, r.SegSeriesUID, r.SourceSeriesUID, r.ModelVersion, r.Rerun, r.OutboxPath, c.now().UnixNano())
+	created := r.CreatedAt
+	if created.IsZero() {
+		created = c.now()
+	}
+	_, err := c.s.exec(ctx, `INSERT INTO tmcad_seg (`+segCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, '')
+		ON CONFLICT (sop_uid) DO UPDATE SET study_uid = excluded.study_uid, seg_series_uid = excluded.seg_series_uid,
+			source_series_uid = excluded.source_series_uid, model_version = excluded.model_version, rerun = excluded.rerun,
+			outbox_path = excluded.outbox_path, created_at = excluded.created_at, stored_at = 0, sink = ''`,
+		r.SOPUID, r.StudyUID, r.SegSeriesUID, r.SourceSeriesUID, r.ModelVersion, r.Rerun, r.OutboxPath, created.UnixNano())
 	if err != nil {
 		return fmt.Errorf("catalog: recording SEG: %w", err)
 	}
@@ -517,7 +555,7 @@ func (c *catalog) lastSEGs(ctx context.Context, n int) ([]segRow, error) {
 	return out, rows.Err()
 }
 
-// forgetInstancePaths updates instance paths after retention moved them.
+// moveInstance updates an instance's path after retention moved it.
 func (c *catalog) moveInstance(ctx context.Context, oldPath, newPath string) error {
 	if _, err := c.s.exec(ctx, `UPDATE tmcad_instance SET path = ? WHERE path = ?`, newPath, oldPath); err != nil {
 		return fmt.Errorf("catalog: moving instance: %w", err)

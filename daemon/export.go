@@ -14,6 +14,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"tmcad/config"
+	"tmcad/dicomio"
 	"tmcad/logging"
 )
 
@@ -93,7 +94,8 @@ func (d *Daemon) writeOutbox(sop string, data []byte) (string, error) {
 		return "", errors.New("outbox: the SEG has no SOP Instance UID")
 	}
 	dir := d.outboxDir()
-	final := filepath.Join(dir, sop+".dcm")
+	// The SOP Instance UID is a DICOM attribute: one safe path component.
+	final := filepath.Join(dir, dicomio.SafePathComponent(sop)+".dcm")
 	tmp, err := os.CreateTemp(dir, ".seg-*.part")
 	if err != nil {
 		return "", fmt.Errorf("outbox: %w", err)
@@ -140,8 +142,8 @@ func (d *Daemon) sweepOutbox(ctx context.Context) (int, error) {
 		name := e.Name()
 		if filepath.Ext(name) == ".dcm" && !IgnoredName(name) {
 			var n int
-			if err := d.store.queryRow(ctx, `SELECT COUNT(*) FROM tmcad_seg WHERE sop_uid = ? AND stored_at = 0`,
-				strings.TrimSuffix(name, ".dcm")).Scan(&n); err != nil {
+			if err := d.store.queryRow(ctx, `SELECT COUNT(*) FROM tmcad_seg WHERE (outbox_path = ? OR sop_uid = ?) AND stored_at = 0`,
+				filepath.Join(dir, name), strings.TrimSuffix(name, ".dcm")).Scan(&n); err != nil {
 				return removed, fmt.Errorf("outbox: looking up %s: %w", name, err)
 			}
 			if n > 0 {
@@ -230,7 +232,7 @@ func (w *exportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 	if err := os.Remove(seg.OutboxPath); err != nil && !os.IsNotExist(err) {
 		log.Warn().Err(err).Msg("removing SEG from the outbox")
 	}
-	if err := d.applyRetention(ctx, seg.SourceSeriesUID); err != nil {
+	if err := d.applyRetention(ctx, seg); err != nil {
 		log.Error().Err(err).Msg("retention of inputs failed; they are kept")
 	}
 	return nil

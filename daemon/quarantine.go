@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"tmcad/dicomio"
 )
 
 // quarantine copies files into a new folder under the quarantine folder
@@ -17,7 +19,9 @@ import (
 // the folder (a series UID, a file hash); reason must not carry PHI.
 func (d *Daemon) quarantine(name string, paths []string, reason string) (string, error) {
 	root := d.config().QuarantineDir()
-	dir := filepath.Join(root, time.Now().UTC().Format("20060102T150405.000000000Z")+"-"+safeName(name))
+	// name may come from a DICOM attribute (a Series Instance UID): it is
+	// made one safe path component, never a path of its own.
+	dir := filepath.Join(root, dicomio.SafePathComponent(time.Now().UTC().Format("20060102T150405.000000000Z")+"-"+name))
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", fmt.Errorf("quarantine: %w", err)
 	}
@@ -55,17 +59,6 @@ func (d *Daemon) quarantineFile(path, reason, msg string) {
 		return
 	}
 	d.log.Warn().Str("path", path).Str("reason", reason).Str("quarantine", dir).Msg("file quarantined")
-}
-
-// safeName keeps a folder name to UID-like characters.
-func safeName(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= '0' && r <= '9', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r == '.', r == '-', r == '_':
-			return r
-		}
-		return '_'
-	}, s)
 }
 
 // copyFile copies src to dst (which must not exist) and syncs it.

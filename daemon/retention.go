@@ -1,43 +1,49 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 )
 
-// applyRetention handles a series' input files once its SEG is confirmed
-// stored: retention.inputs keep (nothing), move (to done_dir/<study>/<series>/)
-// or delete. It is never called before the SEG is stored.
-func (d *Daemon) applyRetention(ctx context.Context, seriesUID string) error {
+// applyRetention handles the input files of the SEG seg once it is
+// confirmed stored: retention.inputs keep (nothing), move (to done_dir,
+// under the same relative path they had in the drop folder) or delete. It
+// is never called before the SEG is stored, and it touches only the
+// instances the SEG was made from: files still in the DICOM drop folder
+// that were catalogued before the job fixed its inputs (an instance that
+// arrived later is in no stored SEG and stays where it is).
+func (d *Daemon) applyRetention(ctx context.Context, seg segRow) error {
 	cfg := d.config()
-	if cfg.Retention.Inputs == "keep" {
+	if cfg.Retention.Inputs != "move" && cfg.Retention.Inputs != "delete" {
 		return nil
 	}
-	s, err := d.cat.series(ctx, seriesUID)
+	paths, err := d.cat.segInputs(ctx, seg.SourceSeriesUID, seg.CreatedAt)
 	if err != nil {
 		return err
 	}
-	paths, err := d.cat.instancePaths(ctx, seriesUID)
-	if err != nil {
-		return err
-	}
+	drop := absOrSelf(cfg.Watch.DICOMDir)
 	var errs []error
 	for _, p := range paths {
+		rel, ok := relUnder(drop, p)
+		if !ok {
+			// Not in the drop folder (already moved by an earlier SEG of
+			// the series): not an input to retain any more.
+			continue
+		}
 		switch cfg.Retention.Inputs {
 		case "delete":
 			if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 				errs = append(errs, fmt.Errorf("retention: deleting %s: %w", p, err))
 			}
 		case "move":
-			dir := filepath.Join(cfg.Retention.DoneDir, safeName(s.StudyUID), safeName(seriesUID))
-			if err := os.MkdirAll(dir, 0o750); err != nil {
-				return fmt.Errorf("retention: %w", err)
-			}
-			dst := filepath.Join(dir, filepath.Base(p))
-			if err := moveFile(p, dst); err != nil {
+			dst, err := moveInto(p, filepath.Join(absOrSelf(cfg.Retention.DoneDir), rel))
+			if err != nil {
 				if os.IsNotExist(err) {
 					continue
 				}
@@ -50,6 +56,59 @@ func (d *Daemon) applyRetention(ctx context.Context, seriesUID string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// relUnder returns p relative to root when p lies inside root.
+func relUnder(root, p string) (string, bool) {
+	rel, err := filepath.Rel(root, p)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return "", false
+	}
+	return rel, true
+}
+
+// moveInto moves src to dst, creating dst's folder. When dst exists with
+// the same content src is removed; with other content src goes to a free
+// name beside it ("name-1.dcm", ...): nothing is overwritten. It returns
+// where src now is.
+func moveInto(src, dst string) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+		return "", err
+	}
+	ext := filepath.Ext(dst)
+	stem := strings.TrimSuffix(dst, ext)
+	for i := 0; ; i++ {
+		cand := dst
+		if i > 0 {
+			cand = stem + "-" + strconv.Itoa(i) + ext
+		}
+		switch same, err := sameFile(src, cand); {
+		case err == nil && same:
+			return cand, os.Remove(src)
+		case err == nil:
+			continue // taken by other content
+		case !os.IsNotExist(err):
+			return "", err
+		}
+		if _, err := os.Stat(src); err != nil {
+			return "", err
+		}
+		return cand, moveFile(src, cand)
+	}
+}
+
+// sameFile reports whether two files have the same content; the error is
+// about b (os.IsNotExist when b does not exist).
+func sameFile(a, b string) (bool, error) {
+	bb, err := os.ReadFile(b)
+	if err != nil {
+		return false, err
+	}
+	ab, err := os.ReadFile(a)
+	if err != nil {
+		return false, nil
+	}
+	return bytes.Equal(ab, bb), nil
 }
 
 // moveFile renames src to dst, copying across file systems.

@@ -59,6 +59,9 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	if err != nil {
 		return d.fail(ctx, job, Permanent("not_catalogued", err))
 	}
+	// The inputs are fixed now: retention later touches only instances
+	// catalogued by this time.
+	listed := d.now()
 	paths, err := d.cat.instancePaths(ctx, a.SeriesUID)
 	if err != nil {
 		return err
@@ -101,7 +104,7 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	}
 	if err := d.cat.addSEG(ctx, segRow{
 		SOPUID: res.SOPInstanceUID, StudyUID: a.StudyUID, SegSeriesUID: res.SeriesUID, SourceSeriesUID: a.SeriesUID,
-		ModelVersion: a.ModelVersion, Rerun: a.Rerun, OutboxPath: path,
+		ModelVersion: a.ModelVersion, Rerun: a.Rerun, OutboxPath: path, CreatedAt: listed,
 	}); err != nil {
 		return err
 	}
