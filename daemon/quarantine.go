@@ -15,13 +15,14 @@ import (
 
 // quarantine copies files into a new folder under the quarantine folder
 // with a reason.txt beside them, and returns the folder. The originals stay
-// where they are: nothing is lost, and the operator decides. name labels
-// the folder (a series UID, a file hash); reason must not carry PHI.
-func (d *Daemon) quarantine(name string, paths []string, reason string) (string, error) {
+// where they are: nothing is lost, and the operator decides. The folder is
+// named <UTC time>-<kind>-<id>: kind is a fixed label ("series", a reason),
+// id may come from a DICOM attribute (a Series Instance UID) and is made
+// one safe path component, never a path of its own. reason must not carry
+// PHI.
+func (d *Daemon) quarantine(kind, id string, paths []string, reason string) (string, error) {
 	root := d.config().QuarantineDir()
-	// name may come from a DICOM attribute (a Series Instance UID): it is
-	// made one safe path component, never a path of its own.
-	dir := filepath.Join(root, dicomio.SafePathComponent(time.Now().UTC().Format("20060102T150405.000000000Z")+"-"+name))
+	dir := filepath.Join(root, time.Now().UTC().Format("20060102T150405.000000000Z")+"-"+dicomio.SafePathComponent(kind)+"-"+dicomio.SafePathComponent(id))
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", fmt.Errorf("quarantine: %w", err)
 	}
@@ -53,7 +54,7 @@ func (d *Daemon) quarantine(name string, paths []string, reason string) (string,
 // quarantineFile quarantines one drop-folder file and logs the outcome.
 func (d *Daemon) quarantineFile(path, reason, msg string) {
 	sum := sha256.Sum256([]byte(path))
-	dir, err := d.quarantine(reason+"-"+hex.EncodeToString(sum[:6]), []string{path}, "reason: "+reason+"\n"+msg)
+	dir, err := d.quarantine(reason, hex.EncodeToString(sum[:6]), []string{path}, "reason: "+reason+"\n"+msg)
 	if err != nil {
 		d.log.Error().Err(err).Str("path", path).Msg("quarantining file failed; it stays in the drop folder")
 		return

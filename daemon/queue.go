@@ -52,10 +52,18 @@ type ExportArgs struct {
 // Kind names the job kind.
 func (ExportArgs) Kind() string { return kindExport }
 
-// InsertOpts makes export jobs unique per SEG; they retry for a long time
-// (an archive may be down for hours).
+// InsertOpts makes export jobs unique per SEG while one waits or runs;
+// they retry for a long time (an archive may be down for hours). A
+// completed export does not count: a rerun that makes the same SEG again
+// (deterministic UIDs) must be able to export it again.
 func (ExportArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: queueExport, MaxAttempts: 1000, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{Queue: queueExport, MaxAttempts: 1000, UniqueOpts: river.UniqueOpts{
+		ByArgs: true,
+		ByState: []rivertype.JobState{
+			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+			rivertype.JobStateRunning, rivertype.JobStateScheduled,
+		},
+	}}
 }
 
 // ReprocessArgs is the periodic reprocessing sweep.

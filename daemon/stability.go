@@ -50,10 +50,10 @@ func (d *Daemon) advance(ctx context.Context, cfg *config.Config) error {
 		if reason, err := d.skipReason(ctx, cfg, s); err != nil {
 			return err
 		} else if reason != "" {
-			log.Debug().Str("reason", reason).Msg("series not selected")
 			if err := d.cat.setState(ctx, s.SeriesUID, StateSkipped, reason); err != nil {
 				return err
 			}
+			log.Debug().Str("reason", reason).Msg("series not selected")
 			continue
 		}
 		d.metrics.seriesReady.Inc()
@@ -79,11 +79,12 @@ func (d *Daemon) advance(ctx context.Context, cfg *config.Config) error {
 		}
 		if now.Sub(s.ReadyAt) >= cfg.Reports.Wait.Duration {
 			log := logging.Series{StudyUID: s.StudyUID, SeriesUID: s.SeriesUID}.Logger(d.log)
-			log.Info().Dur("waited", now.Sub(s.ReadyAt)).Msg("no report within reports.wait; series parked as awaiting_report")
-			d.metrics.seriesParked.Inc()
 			if err := d.cat.setState(ctx, s.SeriesUID, StateAwaitingReport, "no report within reports.wait"); err != nil {
 				return err
 			}
+			// Logged once recorded: `tmcad status` shows what the log says.
+			d.metrics.seriesParked.Inc()
+			log.Info().Dur("waited", now.Sub(s.ReadyAt)).Msg("no report within reports.wait; series parked as awaiting_report")
 		}
 	}
 	return nil

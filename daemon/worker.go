@@ -158,7 +158,7 @@ func (d *Daemon) fail(ctx context.Context, job *river.Job[ProcessArgs], err erro
 	}
 	msg := fmt.Sprintf("series %s (study %s), job %d, attempt %d of %d\nclass: %s\nreason: %s\nerror: %v\n",
 		a.SeriesUID, a.StudyUID, job.ID, job.Attempt, job.MaxAttempts, class, reason, err)
-	if dir, qerr := d.quarantine("series-"+a.SeriesUID, paths, msg); qerr != nil {
+	if dir, qerr := d.quarantine("series", a.SeriesUID, paths, msg); qerr != nil {
 		log.Error().Err(qerr).Msg("copying inputs to quarantine failed; the inputs stay where they are")
 	} else {
 		log.Info().Str("quarantine", dir).Msg("inputs quarantined")
