@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANT_ORDER = ["full", "no-tsd", "align-levels-4", "no-lte", "no-text"]
+VARIANT_ORDER = ["full", "no-tsd", "align-levels-4", "no-lte", "no-text", "no-align"]
 
 
 def run_all(a) -> None:
