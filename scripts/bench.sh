@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 echo "== engine: TMCA through ONNX Runtime (Go) vs PyTorch eager, same inputs, $THREADS threads"
-$PY bench/engine/torch_bench.py --checkpoint "$MODEL/model.pt" --threads "$THREADS" --out "$tmp/torch.json" --write-matmul "$tmp/matmul.onnx"
+$PY bench/engine/torch_bench.py --checkpoint "$MODEL/checkpoint.pt" --threads "$THREADS" --out "$tmp/torch.json" --write-matmul "$tmp/matmul.onnx"
 $PY -m tmca.dicom_writer --seed 4800 --cr 0 --ct 1 --ct-slices 100 --ct-size 512 --out "$tmp/ct100" >/dev/null
 go run ./bench/engine -model "$MODEL" -threads "$THREADS" -matmul "$tmp/matmul.onnx" -ct "$tmp/ct100" -out "$tmp/engine.json"
 $PY bench/engine/report.py "$tmp/engine.json" "$tmp/torch.json" bench/RESULTS.md

@@ -1,6 +1,6 @@
 """PyTorch eager peer of bench/engine: the same TMCA network, the same inputs, the same batch sizes.
 
-    /usr/bin/python3 bench/engine/torch_bench.py --checkpoint models/tmca-cxr-compact/model.pt \
+    /usr/bin/python3 bench/engine/torch_bench.py --checkpoint models/tmca-cxr-compact/checkpoint.pt \
         --threads 2 --out /tmp/torch.json --write-matmul /tmp/matmul.onnx
 
 Prints images/s per batch size (median over repeated runs in eval mode under torch.no_grad()), the

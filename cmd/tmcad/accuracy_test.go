@@ -71,7 +71,7 @@ func TestProcessAccuracyMatchesPython(t *testing.T) {
 	}
 	goDice := mean(dices)
 
-	ev := exec.Command("/usr/bin/python3", "-m", "tmca.eval", "--checkpoint", filepath.Join("models", "tmca-cxr-compact", "model.pt"),
+	ev := exec.Command("/usr/bin/python3", "-m", "tmca.eval", "--checkpoint", filepath.Join("models", "tmca-cxr-compact", "checkpoint.pt"),
 		"--dicom-folder", data, "--threads", "2")
 	ev.Dir = repoRoot
 	ev.Stderr = os.Stderr
