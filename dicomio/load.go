@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 )
 
 // LoadSeries reads one series from its files and returns its frames as
@@ -31,11 +34,20 @@ func LoadSeries(paths []string, lim Limits) (*Series, error) {
 	insts := make([]*instance, 0, len(paths))
 	seen := make(map[string]string, len(paths))
 	total := 0
-	for _, p := range paths {
-		in, err := readInstance(p)
-		if err != nil {
-			return nil, fmt.Errorf("load series: %w", err)
+	read := make([]*instance, len(paths))
+	if err := parallelFor(len(paths), func(i int) error {
+		in, err := readInstance(paths[i])
+		if in != nil {
+			in.layout = nil // pass 2 scans again; do not hold inflated data sets
 		}
+		read[i] = in
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("load series: %w", err)
+	}
+	for i, p := range paths {
+		in := read[i]
+		read[i] = nil
 		if err := checkDecodable(in); err != nil {
 			return nil, fmt.Errorf("load series: %w", err)
 		}
@@ -53,7 +65,6 @@ func LoadSeries(paths []string, lim Limits) (*Series, error) {
 		if total > lim.MaxFrames {
 			return nil, fmt.Errorf("load series: %w", &LimitError{p, "frames", int64(total), int64(lim.MaxFrames)})
 		}
-		in.layout = nil // pass 2 scans again; do not hold inflated data sets
 		insts = append(insts, in)
 	}
 	first := insts[0]
@@ -138,15 +149,20 @@ func LoadSeries(paths []string, lim Limits) (*Series, error) {
 		}
 		d[r.index] = px
 	}
-	sc := &scratch{}
-	for _, in := range insts {
+	var padded atomic.Int64
+	scratches := sync.Pool{New: func() any { return &scratch{} }}
+	if err := parallelFor(len(insts), func(i int) error {
+		in := insts[i]
+		sc := scratches.Get().(*scratch)
+		defer scratches.Put(sc)
 		n, err := decodeInstance(in, slots[in], sc)
-		if err != nil {
-			return nil, fmt.Errorf("load series: %w", err)
-		}
-		s.PaddedPixels += n
+		padded.Add(int64(n))
 		in.layout = nil // release inflated data sets early
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("load series: %w", err)
 	}
+	s.PaddedPixels += padded.Load()
 	if s.PaddedPixels > 0 {
 		fillPadding(s.voxels)
 	}
@@ -193,4 +209,46 @@ func fillPadding(v []float32) {
 			v[i] = lo
 		}
 	}
+}
+
+// parallelFor runs fn(0..n-1) on up to GOMAXPROCS goroutines (decoding is
+// CPU-bound; every index writes only its own slots) and returns the error
+// of the lowest failing index, so errors are the same as a sequential loop
+// would report.
+func parallelFor(n int, fn func(i int) error) error {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, n)
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if errs[i] = fn(i); errs[i] != nil {
+					failed.Store(true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

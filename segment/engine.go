@@ -57,6 +57,7 @@ type Engine struct {
 	provider string
 	pre      *Preprocessor
 	bufs     sync.Pool
+	post     sync.Pool // *postScratch
 	runNanos atomic.Int64
 	runs     atomic.Int64
 	frames   atomic.Int64

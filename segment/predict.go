@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"tmcad/dicomio"
 )
@@ -112,16 +114,20 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 			case <-ctx.Done():
 				return
 			}
-			for k, s := range b {
+			if err := inParallel(len(b), func(k int) error {
+				s := b[k]
 				r := reqs[s.req]
 				fr := r.Series.Frames[s.frame]
 				if err := e.pre.Frame(buf.image[k*hw:(k+1)*hw], fr.Pixels, r.Series.Rows, r.Series.Columns, r.Series.Modality, r.Series.Monochrome1); err != nil {
-					fail(fmt.Errorf("engine: series %s frame %d: %w", r.Series.SeriesInstanceUID, s.frame+1, err))
-					free <- buf
-					return
+					return fmt.Errorf("engine: series %s frame %d: %w", r.Series.SeriesInstanceUID, s.frame+1, err)
 				}
 				copy(buf.ids[k*l:(k+1)*l], r.InputIDs)
 				copy(buf.mask[k*l:(k+1)*l], r.AttentionMask)
+				return nil
+			}); err != nil {
+				fail(err)
+				free <- buf
+				return
 			}
 			select {
 			case prepared <- batchJob{b, buf}:
@@ -135,36 +141,38 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 	postDone := make(chan struct{})
 	go func() { // stage 3: post-processing
 		defer close(postDone)
-		var probScratch []float32
-		var labels []int32
+		type frameStats struct{ pixels, removed int64 }
+		var stats []frameStats
 		for j := range ran {
-			for k, s := range j.slots {
+			stats = append(stats[:0], make([]frameStats, len(j.slots))...)
+			_ = inParallel(len(j.slots), func(k int) error {
+				s := j.slots[k]
 				r := reqs[s.req]
-				rows, cols := r.Series.Rows, r.Series.Columns
-				if cap(probScratch) < rows*cols {
-					probScratch = make([]float32, rows*cols)
-				}
-				ps := probScratch[:rows*cols]
-				mask := make([]uint8, rows*cols)
-				ProbToMask(mask, ps, j.buf.prob[k*hw:(k+1)*hw], h, w, rows, cols, float32(e.m.Threshold))
-				p := out[s.req]
+				n := r.Series.Rows * r.Series.Columns
+				scr := e.getPostScratch(n)
+				defer e.post.Put(scr)
+				mask := make([]uint8, n)
+				ProbToMask(mask, scr.prob, j.buf.prob[k*hw:(k+1)*hw], h, w, r.Series.Rows, r.Series.Columns, float32(e.m.Threshold))
 				if e.opts.MinComponentArea > 1 {
-					if cap(labels) < rows*cols {
-						labels = make([]int32, rows*cols)
-					}
-					p.RemovedComponents += RemoveSmallComponents(mask, rows, cols, e.opts.MinComponentArea, labels)
+					stats[k].removed = int64(RemoveSmallComponents(mask, r.Series.Rows, r.Series.Columns, e.opts.MinComponentArea, scr.labels))
 				}
 				for _, v := range mask {
-					p.SegmentedPixels += int64(v)
+					stats[k].pixels += int64(v)
 				}
+				p := out[s.req]
 				p.Masks[s.frame] = mask
 				if r.WantProbabilities {
-					q := make([]uint8, rows*cols)
-					for i, v := range ps {
+					q := make([]uint8, n)
+					for i, v := range scr.prob {
 						q[i] = uint8(math.Round(float64(min(max(v, 0), 1)) * 255))
 					}
 					p.Probabilities[s.frame] = q
 				}
+				return nil
+			})
+			for k, s := range j.slots {
+				out[s.req].SegmentedPixels += stats[k].pixels
+				out[s.req].RemovedComponents += int(stats[k].removed)
 			}
 			free <- j.buf
 		}
@@ -192,4 +200,63 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 		e.bufs.Put(<-free)
 	}
 	return firstErr
+}
+
+// postScratch is the per-frame scratch space of post-processing.
+type postScratch struct {
+	prob   []float32
+	labels []int32
+}
+
+// getPostScratch returns scratch space for a frame of n pixels.
+func (e *Engine) getPostScratch(n int) *postScratch {
+	scr, _ := e.post.Get().(*postScratch)
+	if scr == nil {
+		scr = &postScratch{}
+	}
+	if cap(scr.prob) < n {
+		scr.prob = make([]float32, n)
+		scr.labels = make([]int32, n)
+	}
+	scr.prob, scr.labels = scr.prob[:n], scr.labels[:n]
+	return scr
+}
+
+// inParallel runs fn(0..n-1) on up to GOMAXPROCS goroutines and returns the
+// error of the lowest failing index. Frames of a batch are independent, so
+// pre- and post-processing of one batch spread over the cores; this matters
+// most for the first and the last batch, which nothing else overlaps.
+func inParallel(n int, fn func(i int) error) error {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				errs[i] = fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -33,7 +33,7 @@ def main(go_path: str, torch_path: str, results: str) -> int:
              "Same inputs, same batch sizes, same run; median run time after a warm-up.", "",
              "| batch | Go engine (images/s) | PyTorch eager (images/s) | ratio | achieved GFLOP/s | fraction of MatMul peak |",
              "|---|---|---|---|---|---|"]
-    for bs, ips in go["images_per_sec"].items():
+    for bs, ips in sorted(go["images_per_sec"].items(), key=lambda kv: int(kv[0])):
         t = pt["images_per_sec"].get(bs)
         achieved = ips * flops
         frac = achieved / peak if peak else float("nan")
