@@ -37,7 +37,7 @@ OUTPUT = "prob"
 # segment is typed as a lesion and labelled "Lung opacity".
 SEGMENTS = [{
     "number": 1, "label": "Lung opacity",
-    "category": {"code": "49755003", "scheme": "SCT", "meaning": "Morphologically Altered Structure"},
+    "category": {"code": "49755003", "scheme": "SCT", "meaning": "Morphologically Abnormal Structure"},
     "type": {"code": "52988006", "scheme": "SCT", "meaning": "Lesion"},
 }]
 

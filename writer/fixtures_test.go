@@ -164,7 +164,7 @@ func testDescription(segs int) Description {
 		d.Segments = append(d.Segments, Segment{
 			Number:   i + 1,
 			Label:    labels[i%len(labels)],
-			Category: Code{Value: "49755003", Scheme: "SCT", Meaning: "Morphologically Altered Structure"},
+			Category: Code{Value: "49755003", Scheme: "SCT", Meaning: "Morphologically Abnormal Structure"},
 			Type:     types[i%len(types)],
 		})
 	}

@@ -125,7 +125,7 @@ func run(frames, size, runs int, dir string) error {
 		SeriesDescription: "bench", Manufacturer: "tmcad", ManufacturerModelName: "tmcad TMCA",
 		SoftwareVersions: "bench", ModelName: "bench-model", ModelVersion: "1",
 		Segments: []writer.Segment{{Number: 1, Label: "Lesion",
-			Category: writer.Code{Value: "49755003", Scheme: "SCT", Meaning: "Morphologically Altered Structure"},
+			Category: writer.Code{Value: "49755003", Scheme: "SCT", Meaning: "Morphologically Abnormal Structure"},
 			Type:     writer.Code{Value: "52988006", Scheme: "SCT", Meaning: "Lesion"}}},
 	}
 
