@@ -143,7 +143,7 @@ func printSummary(w io.Writer, rows []daemon.BatchRow, model, provider string, t
 		case r.Error == "" && !r.Skipped:
 			amount = fmt.Sprintf("%d px", r.SegmentedPixels)
 		}
-		out := r.Output
+		out := relPath(r.Output)
 		switch {
 		case r.Skipped:
 			out = "skipped: " + r.Error
@@ -159,6 +159,18 @@ func printSummary(w io.Writer, rows []daemon.BatchRow, model, provider string, t
 	tw.Flush()
 	fmt.Fprintf(w, "\n%d series segmented, %d failed, %d skipped in %.1fs (model %s on %s)\n", ok, failed, skipped, took.Seconds(), model, provider)
 	return failed
+}
+
+// relPath shows a path below the working directory relative to it.
+func relPath(p string) string {
+	wd, err := os.Getwd()
+	if err != nil || !filepath.IsAbs(p) {
+		return p
+	}
+	if rel, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return p
 }
 
 func orDash(s string) string {
