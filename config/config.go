@@ -68,6 +68,10 @@ type ModelConfig struct {
 	IntraOpThreads int `toml:"intra_op_threads"`
 	// BatchSize is the most frames sent through the session at once.
 	BatchSize int `toml:"batch_size"`
+	// ConcurrentRuns is how many batches run through the model at once;
+	// with more than 1 and intra_op_threads = 0, each run gets
+	// NumCPU / concurrent_runs threads.
+	ConcurrentRuns int `toml:"concurrent_runs"`
 	// MinComponentArea removes mask components smaller than this many pixels
 	// (0 = keep all).
 	MinComponentArea int `toml:"min_component_area"`

@@ -53,6 +53,7 @@ func NewPipeline(cfg *config.Config, log zerolog.Logger, onRun func(batch int, d
 		FallbackToCPU:    cfg.Model.FallbackToCPU,
 		IntraOpThreads:   cfg.Model.IntraOpThreads,
 		BatchSize:        cfg.Model.BatchSize,
+		ConcurrentRuns:   cfg.Model.ConcurrentRuns,
 		MinComponentArea: cfg.Model.MinComponentArea,
 		Logger:           log,
 		OnRun:            onRun,

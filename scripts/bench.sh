@@ -22,6 +22,8 @@ for r in $(seq 1 "$ROUNDS"); do
   $PY bench/engine/torch_bench.py --checkpoint "$MODEL/checkpoint.pt" --threads "$THREADS" --seconds 4 \
     --out "$tmp/torch-$r.json" --write-matmul "$tmp/matmul.onnx"
   "$tmp/bench-engine" -model "$MODEL" -threads "$THREADS" -seconds 4 -matmul "$tmp/matmul.onnx" -ct "$tmp/ct100" -out "$tmp/engine-$r.json"
+  # The same CPUs as $THREADS concurrent runs of one thread each (model.concurrent_runs).
+  "$tmp/bench-engine" -model "$MODEL" -threads 1 -concurrent "$THREADS" -seconds 4 -ct "$tmp/ct100" -out "$tmp/engine2-$r.json"
 done
 $PY bench/engine/report.py "$tmp" "$ROUNDS" bench/RESULTS.md
 

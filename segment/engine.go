@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,11 @@ type Options struct {
 	IntraOpThreads int
 	// BatchSize is the most frames per session run (default 8).
 	BatchSize int
+	// ConcurrentRuns is how many batches run through the session at once
+	// (default 1). On CPU, two runs of one intra-op thread each keep a small
+	// model's cores busier than one run of two threads; IntraOpThreads 0
+	// then becomes NumCPU / ConcurrentRuns.
+	ConcurrentRuns int
 	// MinComponentArea removes smaller mask components (0: keep all).
 	MinComponentArea int
 	// Logger receives the fallback warning; zero value logs nothing.
@@ -72,6 +78,12 @@ func NewEngine(m *Manifest, opts Options) (*Engine, error) {
 	}
 	if opts.Provider == "" {
 		opts.Provider = ProviderCPU
+	}
+	if opts.ConcurrentRuns < 1 {
+		opts.ConcurrentRuns = 1
+	}
+	if opts.ConcurrentRuns > 1 && opts.IntraOpThreads == 0 {
+		opts.IntraOpThreads = max(1, runtime.NumCPU()/opts.ConcurrentRuns)
 	}
 	if !ort.IsInitialized() {
 		return nil, errors.New("engine: onnxruntime is not loaded (call segment.InitRuntime first)")

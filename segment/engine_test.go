@@ -252,3 +252,31 @@ func TestPredictCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Concurrent runs give the same masks as one run at a time.
+func TestPredictConcurrentRuns(t *testing.T) {
+	a := series("1.2.3.9", 13, 20, 24, "CT")
+	ids, mask := []int64{2, 5, 7, 3, 0, 0}, []int64{1, 1, 1, 1, 0, 0}
+	one := tinyEngine(t, Options{BatchSize: 2})
+	p1, err := one.Predict(context.Background(), Request{Series: a, InputIDs: ids, AttentionMask: mask})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := tinyEngine(t, Options{BatchSize: 2, ConcurrentRuns: 3})
+	p3, err := two.Predict(context.Background(), Request{Series: a, InputIDs: ids, AttentionMask: mask})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, runs, _ := two.Stats()
+	if runs != 7 {
+		t.Errorf("%d runs for 13 frames at batch 2, want 7", runs)
+	}
+	for f := range a.Frames {
+		if !bytes.Equal(p1[0].Masks[f], p3[0].Masks[f]) {
+			t.Fatalf("frame %d differs with concurrent runs", f)
+		}
+	}
+	if p1[0].SegmentedPixels != p3[0].SegmentedPixels {
+		t.Fatalf("segmented pixels %d vs %d", p1[0].SegmentedPixels, p3[0].SegmentedPixels)
+	}
+}

@@ -80,8 +80,9 @@ type batchJob struct {
 }
 
 // pipelined overlaps the three stages of Predict: while ONNX Runtime runs
-// batch k, one goroutine pre-processes batch k+1 and another
-// post-processes batch k-1, each with its own buffers (three in flight).
+// batch k (and, with ConcurrentRuns > 1, further batches beside it), one
+// goroutine pre-processes the next batch and another post-processes the
+// previous one, each with its own buffers (ConcurrentRuns + 2 in flight).
 func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Prediction, batches [][]slot) error {
 	l := e.m.Tokenizer.MaxLength
 	h, w := e.m.Image.Height, e.m.Image.Width
@@ -97,7 +98,8 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 		errOnce.Do(func() { firstErr = err })
 		cancel()
 	}
-	const inFlight = 3
+	runners := max(1, e.opts.ConcurrentRuns)
+	inFlight := runners + 2
 	free := make(chan *batchBuf, inFlight)
 	for i := 0; i < inFlight; i++ {
 		free <- e.getBuf()
@@ -178,19 +180,32 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 		}
 	}()
 
-	// stage 2: the session, in this goroutine.
-	for j := range prepared {
-		if ctx.Err() != nil {
-			free <- j.buf
-			continue
+	// stage 2: the session, on ConcurrentRuns goroutines (this one among
+	// them); ONNX Runtime sessions may be run concurrently.
+	runStage := func() {
+		for j := range prepared {
+			if ctx.Err() != nil {
+				free <- j.buf
+				continue
+			}
+			if err := e.Run(len(j.slots), j.buf.image, j.buf.ids, j.buf.mask, j.buf.prob); err != nil {
+				fail(err)
+				free <- j.buf
+				continue
+			}
+			ran <- j
 		}
-		if err := e.Run(len(j.slots), j.buf.image, j.buf.ids, j.buf.mask, j.buf.prob); err != nil {
-			fail(err)
-			free <- j.buf
-			continue
-		}
-		ran <- j
 	}
+	var runWG sync.WaitGroup
+	for r := 1; r < runners; r++ {
+		runWG.Add(1)
+		go func() {
+			defer runWG.Done()
+			runStage()
+		}()
+	}
+	runStage()
+	runWG.Wait()
 	close(ran)
 	<-postDone
 	if firstErr == nil {
