@@ -15,10 +15,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .static_ops import l2_normalize
+
 
 class LTE(nn.Module):
     def __init__(self, channels: int, text_width: int, embed_dim: int, use_text: bool = True):
         super().__init__()
+        self.embed_dim = embed_dim
         self.pix_proj = nn.Conv2d(channels, embed_dim, 1)
         self.use_text = use_text
         if use_text:
@@ -29,12 +32,12 @@ class LTE(nn.Module):
         self.bias = nn.Parameter(torch.tensor(0.0))
 
     def similarity_logits(self, x: torch.Tensor, sent: Optional[torch.Tensor]) -> torch.Tensor:
-        p = F.normalize(self.pix_proj(x), dim=1)  # [B,d,h,w]
+        p = l2_normalize(self.pix_proj(x), dim=1)  # [B,d,h,w]
         if self.use_text:
-            t = F.normalize(self.txt_proj(sent), dim=-1)  # [B,d]
+            t = l2_normalize(self.txt_proj(sent), dim=-1)  # [B,d]
         else:
-            t = F.normalize(self.query, dim=0).unsqueeze(0).expand(x.shape[0], -1)
-        cos = (p * t[:, :, None, None]).sum(1, keepdim=True)  # [B,1,h,w]
+            t = l2_normalize(self.query, dim=0)  # [d], broadcast over the batch
+        cos = (p * t.reshape(-1, self.embed_dim, 1, 1)).sum(1, keepdim=True)  # [B,1,h,w]
         return self.scale * cos + self.bias
 
     def forward(self, x: torch.Tensor, sent: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:

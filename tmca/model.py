@@ -19,6 +19,7 @@ from .alignment import MultiLevelAlignment
 from .config import TMCAConfig
 from .decoder import GuideDecoder
 from .image_encoder import ImageEncoder
+from .static_ops import key_padding_bias
 from .text_encoder import TextEncoder
 
 
@@ -33,10 +34,11 @@ class TMCA(nn.Module):
 
     def _guided(self, image, input_ids, attention_mask):
         feats = self.image_encoder(image)
-        tokens = sent = None
+        tokens = sent = key_bias = None
         if self.text_encoder is not None:
-            tokens, sent = self.text_encoder(input_ids, attention_mask)
-        logits, lte_maps = self.decoder(feats, tokens, attention_mask, sent)
+            key_bias = key_padding_bias(attention_mask)  # once, shared by every attention
+            tokens, sent = self.text_encoder(input_ids, attention_mask, key_bias)
+        logits, lte_maps = self.decoder(feats, tokens, attention_mask, sent, key_bias)
         return feats, sent, logits, lte_maps
 
     def forward(self, image: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

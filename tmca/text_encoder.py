@@ -6,12 +6,13 @@ positions and return fewer tokens than the mask has (see shared/MODEL-NOTES.md).
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 
 from .config import TMCAConfig
+from .static_ops import encoder_layer, key_padding_bias, static_dim
 
 
 class TextEncoder(nn.Module):
@@ -26,13 +27,23 @@ class TextEncoder(nn.Module):
             activation="gelu", batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, cfg.text_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
+        self.max_length = cfg.max_length
         nn.init.normal_(self.tok.weight, std=0.02)
         nn.init.normal_(self.pos, std=0.02)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        x = self.emb_norm(self.tok(input_ids) + self.pos[:, : input_ids.shape[1]])
-        pad = attention_mask == 0  # True where padding
-        x = self.encoder(x, src_key_padding_mask=pad)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                key_bias: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        # the encoder layers are run through static_ops.encoder_layer (what nn.TransformerEncoder
+        # computes, with config-sized reshapes so the exported graph has no shape arithmetic)
+        n = static_dim(input_ids.shape[1], self.max_length)
+        pos = self.pos if n == self.max_length else self.pos[:, :n]
+        x = self.emb_norm(self.tok(input_ids) + pos)
+        if key_bias is None:
+            key_bias = key_padding_bias(attention_mask)  # 0 for tokens, -inf for padding
+        for layer in self.encoder.layers:
+            x = encoder_layer(layer, x, n, key_bias)
+        if self.encoder.norm is not None:
+            x = self.encoder.norm(x)
         x = self.norm(x)
         m = attention_mask.to(x.dtype).unsqueeze(-1)
         sent = (x * m).sum(1) / m.sum(1).clamp(min=1.0)
