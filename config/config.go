@@ -69,8 +69,9 @@ type ModelConfig struct {
 	// BatchSize is the most frames sent through the session at once.
 	BatchSize int `toml:"batch_size"`
 	// ConcurrentRuns is how many batches run through the model at once;
-	// with more than 1 and intra_op_threads = 0, each run gets
-	// NumCPU / concurrent_runs threads.
+	// 0 is automatic (2 on CPU with at least 2 CPUs, 1 on CUDA). With more
+	// than 1 and intra_op_threads = 0, each run gets NumCPU / concurrent_runs
+	// threads.
 	ConcurrentRuns int `toml:"concurrent_runs"`
 	// MinComponentArea removes mask components smaller than this many pixels
 	// (0 = keep all).

@@ -12,7 +12,7 @@ func Default() *Config {
 			ExecutionProvider: "cpu",
 			FallbackToCPU:     true,
 			BatchSize:         8,
-			ConcurrentRuns:    1,
+			ConcurrentRuns:    0,
 		},
 		Watch: WatchConfig{
 			DICOMDir:      "/var/spool/tmcad/dicom",

@@ -63,8 +63,8 @@ func (c *Config) Validate() error {
 	if c.Model.BatchSize < 1 || c.Model.BatchSize > 256 {
 		bad("model.batch_size", "must be between 1 and 256", c.Model.BatchSize)
 	}
-	if c.Model.ConcurrentRuns < 1 || c.Model.ConcurrentRuns > 16 {
-		bad("model.concurrent_runs", "must be between 1 and 16", c.Model.ConcurrentRuns)
+	if c.Model.ConcurrentRuns < 0 || c.Model.ConcurrentRuns > 16 {
+		bad("model.concurrent_runs", "must be between 0 (automatic) and 16", c.Model.ConcurrentRuns)
 	}
 	if c.Model.MinComponentArea < 0 {
 		bad("model.min_component_area", "must be >= 0", c.Model.MinComponentArea)

@@ -39,10 +39,11 @@ type Options struct {
 	IntraOpThreads int
 	// BatchSize is the most frames per session run (default 8).
 	BatchSize int
-	// ConcurrentRuns is how many batches run through the session at once
-	// (default 1). On CPU, two runs of one intra-op thread each keep a small
-	// model's cores busier than one run of two threads; IntraOpThreads 0
-	// then becomes NumCPU / ConcurrentRuns.
+	// ConcurrentRuns is how many batches run through the session at once.
+	// 0 means automatic: 2 on CPU when there are at least 2 CPUs (two runs
+	// of half the threads each keep a small model's cores busier than one
+	// run of all of them; bench/RESULTS.md), 1 on CUDA. With more than one
+	// run, IntraOpThreads 0 becomes NumCPU / ConcurrentRuns.
 	ConcurrentRuns int
 	// MinComponentArea removes smaller mask components (0: keep all).
 	MinComponentArea int
@@ -67,6 +68,7 @@ type Engine struct {
 	runNanos atomic.Int64
 	runs     atomic.Int64
 	frames   atomic.Int64
+	busy     busyClock
 }
 
 // NewEngine loads the manifest's ONNX model (ONNX Runtime must be loaded
@@ -81,6 +83,9 @@ func NewEngine(m *Manifest, opts Options) (*Engine, error) {
 	}
 	if opts.ConcurrentRuns < 1 {
 		opts.ConcurrentRuns = 1
+		if opts.Provider == ProviderCPU && runtime.NumCPU() >= 2 {
+			opts.ConcurrentRuns = 2
+		}
 	}
 	if opts.ConcurrentRuns > 1 && opts.IntraOpThreads == 0 {
 		opts.IntraOpThreads = max(1, runtime.NumCPU()/opts.ConcurrentRuns)
@@ -248,10 +253,54 @@ func (e *Engine) Provider() string { return e.provider }
 // BatchSize returns the most frames per session run.
 func (e *Engine) BatchSize() int { return e.opts.BatchSize }
 
-// Stats returns the cumulative time spent inside session runs, the number of
-// runs and the number of frames run.
+// Stats returns the cumulative time spent inside session runs (summed over
+// concurrent runs), the number of runs and the number of frames run.
 func (e *Engine) Stats() (runTime time.Duration, runs, frames int64) {
 	return time.Duration(e.runNanos.Load()), e.runs.Load(), e.frames.Load()
+}
+
+// BusyTime returns the wall time during which at least one session run was
+// in progress (concurrent runs counted once).
+func (e *Engine) BusyTime() time.Duration { return e.busy.total() }
+
+// busyClock accumulates the wall time during which at least one run is
+// active.
+type busyClock struct {
+	mu     sync.Mutex
+	active int
+	since  time.Time
+	nanos  time.Duration
+}
+
+func (b *busyClock) enter() time.Time {
+	now := time.Now()
+	b.mu.Lock()
+	if b.active == 0 {
+		b.since = now
+	}
+	b.active++
+	b.mu.Unlock()
+	return now
+}
+
+func (b *busyClock) leave() {
+	now := time.Now()
+	b.mu.Lock()
+	b.active--
+	if b.active == 0 {
+		b.nanos += now.Sub(b.since)
+	}
+	b.mu.Unlock()
+}
+
+func (b *busyClock) total() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.nanos
+	if b.active > 0 {
+		t += time.Since(b.since)
+	}
+	return t
 }
 
 // Close releases the session.
@@ -319,8 +368,10 @@ func (e *Engine) Run(n int, image []float32, ids, mask []int64, prob []float32) 
 			inputs[i] = maskT
 		}
 	}
-	start := time.Now()
-	if err := e.session.Run(inputs, []ort.Value{outT}); err != nil {
+	start := e.busy.enter()
+	err = e.session.Run(inputs, []ort.Value{outT})
+	e.busy.leave()
+	if err != nil {
 		return fmt.Errorf("engine: running %s: %w", e.m.ID(), err)
 	}
 	d := time.Since(start)

@@ -246,7 +246,7 @@ func matmulGFLOPS(path string, n, threads int, seconds float64) (float64, error)
 
 // pipelineOverhead runs the production pipeline on one CT series (load,
 // tokenize, pre-process, model, post-process, SEG encode) and measures the
-// wall time outside the session runs.
+// wall time during which no session run was in progress.
 func pipelineOverhead(modelDir, folder string, opts segment.Options, res *Result) error {
 	cfg := config.Default()
 	cfg.Model.Dir = modelDir
@@ -289,7 +289,7 @@ func pipelineOverhead(modelDir, folder string, opts segment.Options, res *Result
 	}
 	best := -1.0
 	for i := 0; i < 3; i++ {
-		run0, _, _ := p.Engine().Stats()
+		busy0 := p.Engine().BusyTime()
 		tl := time.Now()
 		if _, err := dicomio.LoadSeries(paths, dicomio.Limits{}); err != nil {
 			return err
@@ -301,8 +301,7 @@ func pipelineOverhead(modelDir, folder string, opts segment.Options, res *Result
 			return err
 		}
 		wall := time.Since(t0).Seconds()
-		run1, _, _ := p.Engine().Stats()
-		runS := (run1 - run0).Seconds()
+		runS := (p.Engine().BusyTime() - busy0).Seconds()
 		ov := (wall - runS) / wall
 		if best < 0 || ov < best {
 			best = ov
