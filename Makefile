@@ -29,8 +29,9 @@ demo: deps build
 	@rm -rf out/demo
 	bin/tmcad process --input examples/dicom --reports examples/reports --archive out/demo/archive --masks-png out/demo/masks --log-level warn
 
-## test: everything — lint, the Go suite and the Python (model) suite
-test: deps lint build test-go test-py
+## test: everything — lint, the Go suite and the Python (model) suite (both run even if one fails)
+test: deps lint build
+	@status=0; $(MAKE) --no-print-directory test-go || status=1; $(MAKE) --no-print-directory test-py || status=1; exit $$status
 
 test-go:
 	$(GO) test -timeout 20m ./...
