@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"tmcad/internal/parallel"
 )
 
 // LoadSeries reads one series from its files and returns its frames as
@@ -35,7 +36,7 @@ func LoadSeries(paths []string, lim Limits) (*Series, error) {
 	seen := make(map[string]string, len(paths))
 	total := 0
 	read := make([]*instance, len(paths))
-	if err := parallelFor(len(paths), func(i int) error {
+	if err := parallel.For(len(paths), func(i int) error {
 		in, err := readInstance(paths[i])
 		if in != nil {
 			in.layout = nil // pass 2 scans again; do not hold inflated data sets
@@ -151,7 +152,7 @@ func LoadSeries(paths []string, lim Limits) (*Series, error) {
 	}
 	var padded atomic.Int64
 	scratches := sync.Pool{New: func() any { return &scratch{} }}
-	if err := parallelFor(len(insts), func(i int) error {
+	if err := parallel.For(len(insts), func(i int) error {
 		in := insts[i]
 		sc := scratches.Get().(*scratch)
 		defer scratches.Put(sc)
@@ -209,46 +210,4 @@ func fillPadding(v []float32) {
 			v[i] = lo
 		}
 	}
-}
-
-// parallelFor runs fn(0..n-1) on up to GOMAXPROCS goroutines (decoding is
-// CPU-bound; every index writes only its own slots) and returns the error
-// of the lowest failing index, so errors are the same as a sequential loop
-// would report.
-func parallelFor(n int, fn func(i int) error) error {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		for i := 0; i < n; i++ {
-			if err := fn(i); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	errs := make([]error, n)
-	var next atomic.Int64
-	var failed atomic.Bool
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !failed.Load() {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if errs[i] = fn(i); errs[i] != nil {
-					failed.Store(true)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
-	"sync/atomic"
 
 	"tmcad/dicomio"
+	"tmcad/internal/parallel"
 )
 
 // Request is one series to segment, with its tokenized report.
@@ -116,7 +115,7 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 			case <-ctx.Done():
 				return
 			}
-			if err := inParallel(len(b), func(k int) error {
+			if err := parallel.For(len(b), func(k int) error {
 				s := b[k]
 				r := reqs[s.req]
 				fr := r.Series.Frames[s.frame]
@@ -147,7 +146,7 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 		var stats []frameStats
 		for j := range ran {
 			stats = append(stats[:0], make([]frameStats, len(j.slots))...)
-			_ = inParallel(len(j.slots), func(k int) error {
+			_ = parallel.For(len(j.slots), func(k int) error {
 				s := j.slots[k]
 				r := reqs[s.req]
 				n := r.Series.Rows * r.Series.Columns
@@ -235,43 +234,4 @@ func (e *Engine) getPostScratch(n int) *postScratch {
 	}
 	scr.prob, scr.labels = scr.prob[:n], scr.labels[:n]
 	return scr
-}
-
-// inParallel runs fn(0..n-1) on up to GOMAXPROCS goroutines and returns the
-// error of the lowest failing index. Frames of a batch are independent, so
-// pre- and post-processing of one batch spread over the cores; this matters
-// most for the first and the last batch, which nothing else overlaps.
-func inParallel(n int, fn func(i int) error) error {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		for i := 0; i < n; i++ {
-			if err := fn(i); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	errs := make([]error, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				errs[i] = fn(i)
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
