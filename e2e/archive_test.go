@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"tmcad/internal/testpeers"
 )
 
 // TestDICOMwebArchiveOutage: the archive is Orthanc over DICOMweb. It is
@@ -12,14 +14,14 @@ import (
 // exactly once per series.
 func TestDICOMwebArchiveOutage(t *testing.T) {
 	start := time.Now()
-	o := startOrthanc(t)
+	o := testpeers.StartOrthanc(t)
 	e := newEnv(t)
 	e.cfg.ArchiveKind = "dicomweb"
-	e.cfg.ArchiveURL = o.base + "/dicom-web"
-	e.cfg.ArchiveUser, e.cfg.ArchivePassword = o.user, o.pass
+	e.cfg.ArchiveURL = o.Base + "/dicom-web"
+	e.cfg.ArchiveUser, e.cfg.ArchivePassword = o.User, o.Pass
 	e.cfg.Workers = 2
 	p := e.start()
-	o.stop()
+	o.Stop()
 	for _, s := range examples {
 		e.dropReport(s)
 		e.dropSeries(s, 0, 0)
@@ -46,10 +48,10 @@ func TestDICOMwebArchiveOutage(t *testing.T) {
 		return false
 	})
 	down := time.Since(start)
-	o.start()
+	o.Start()
 	waitFor(t, 120*time.Second, "every SEG in Orthanc", func() bool {
 		for _, s := range examples {
-			if len(o.segSeries(s.StudyUID)) == 0 {
+			if len(segSeries(t, o, s.StudyUID)) == 0 {
 				return false
 			}
 		}
@@ -57,7 +59,7 @@ func TestDICOMwebArchiveOutage(t *testing.T) {
 	})
 	waitFor(t, 60*time.Second, "outbox empty", func() bool { return e.outboxSEGs() == 0 })
 	for _, s := range examples {
-		segs := o.segSeries(s.StudyUID)
+		segs := segSeries(t, o, s.StudyUID)
 		n := 0
 		for _, sops := range segs {
 			n += len(sops)
@@ -67,7 +69,7 @@ func TestDICOMwebArchiveOutage(t *testing.T) {
 		}
 	}
 	var all []string
-	o.get("/instances", &all)
+	o.Get("/instances", &all)
 	if len(all) != len(examples) {
 		t.Errorf("Orthanc holds %d instances, want the %d SEGs", len(all), len(examples))
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tmcad/internal/testpeers"
 )
 
 // Log messages the tests wait for (daemon/*.go).
@@ -258,7 +260,7 @@ func TestSecondDaemonRefused(t *testing.T) {
 	e := newEnv(t)
 	p := e.start()
 	first := e.cfg.HTTPListen
-	e.cfg.HTTPListen = fmt.Sprintf("127.0.0.1:%d", freePort(t)) // so that only the lock can stop it
+	e.cfg.HTTPListen = fmt.Sprintf("127.0.0.1:%d", testpeers.FreePort(t)) // so that only the lock can stop it
 	q := e.startProc()
 	out, err := q.exited(60 * time.Second)
 	if err == nil {

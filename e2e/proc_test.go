@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +26,7 @@ import (
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 
+	"tmcad/internal/testpeers"
 	"tmcad/writer"
 )
 
@@ -131,7 +131,7 @@ func newEnv(t *testing.T) *env {
 		ReportsDir:    filepath.Join(dir, "drop", "reports"),
 		ArchiveKind:   "filesystem",
 		ArchiveDir:    filepath.Join(dir, "archive"),
-		HTTPListen:    fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		HTTPListen:    fmt.Sprintf("127.0.0.1:%d", testpeers.FreePort(t)),
 		StableAfter:   "1s",
 		SizeStableFor: "200ms",
 		RescanEvery:   "1s",
@@ -405,17 +405,6 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// freePort asks the kernel for a free loopback port.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // copySlowly copies src to dst the way a slow writer would: the first

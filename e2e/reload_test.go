@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"tmcad/internal/testpeers"
 )
 
 // Log messages of a reload (cmd/tmcad/run.go, daemon/reload.go) and of a
@@ -90,7 +92,7 @@ func TestReloadSIGHUP(t *testing.T) {
 	oldHTTP := e.cfg.HTTPListen
 	e.cfg.Modalities = []string{"CR", "CT"}
 	e.cfg.ReportsWait = "1s"
-	e.cfg.HTTPListen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	e.cfg.HTTPListen = fmt.Sprintf("127.0.0.1:%d", testpeers.FreePort(t))
 	e.cfg.Workers = 2
 	e.writeConfig()
 	mark := p.mark()

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"tmcad/internal/testpeers"
 )
 
 // allowRule is one line of testdata/dciodvfy-allow.txt: a regular expression
@@ -47,7 +49,7 @@ func loadAllowList(t *testing.T) []allowRule {
 // runDciodvfy validates a SEG file and returns its Error and Warning lines.
 func runDciodvfy(t *testing.T, path string) (errs, warns []string, out string) {
 	t.Helper()
-	bin := requireTool(t, "dciodvfy")
+	bin := testpeers.RequireTool(t, "dciodvfy")
 	b, _ := exec.Command(bin, "-new", path).CombinedOutput() // exit status is not meaningful
 	out = string(b)
 	sawIOD := false

@@ -1,151 +1,23 @@
 package writer
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"tmcad/internal/testpeers"
 )
-
-const orthancDicomWebPlugin = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
-
-// freePort asks the kernel for a free loopback port.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// orthanc is an Orthanc server the test started on loopback.
-type orthanc struct {
-	base       string // http://127.0.0.1:PORT
-	user, pass string
-}
-
-func (o *orthanc) get(t *testing.T, path string, out any) int {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, o.base+path, nil)
-	req.SetBasicAuth(o.user, o.pass)
-	req.Header.Set("Accept", "application/dicom+json, application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode == http.StatusOK && len(bytes.TrimSpace(b)) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("GET %s: %v\n%s", path, err, b)
-		}
-	}
-	return resp.StatusCode
-}
-
-// startOrthanc starts /usr/sbin/Orthanc with the DICOMweb plugin on free
-// loopback ports and a temporary storage, waits until it answers, and stops
-// it when the test ends.
-func startOrthanc(t *testing.T) *orthanc {
-	t.Helper()
-	bin := requireTool(t, "/usr/sbin/Orthanc")
-	if _, err := os.Stat(orthancDicomWebPlugin); err != nil {
-		t.Fatalf("Orthanc DICOMweb plugin missing (%v): run `make deps` (package orthanc-dicomweb)", err)
-	}
-	dir := t.TempDir()
-	httpPort, dicomPort := freePort(t), freePort(t)
-	o := &orthanc{base: fmt.Sprintf("http://127.0.0.1:%d", httpPort), user: "tmcad", pass: "test-only-pw"}
-	cfg := map[string]any{
-		"Name":                  "tmcad-test",
-		"HttpPort":              httpPort,
-		"DicomPort":             dicomPort,
-		"StorageDirectory":      filepath.Join(dir, "storage"),
-		"IndexDirectory":        filepath.Join(dir, "index"),
-		"RemoteAccessAllowed":   false,
-		"AuthenticationEnabled": true,
-		"RegisteredUsers":       map[string]string{o.user: o.pass},
-		"Plugins":               []string{orthancDicomWebPlugin},
-		"DicomWeb":              map[string]any{"Enable": true, "Root": "/dicom-web/"},
-		"HttpTimeout":           30,
-		"StableAge":             1,
-		"OverwriteInstances":    false,
-		"DicomServerEnabled":    true,
-		"HttpDescribeErrors":    true,
-		"SaveJobs":              false,
-		"ConcurrentJobs":        1,
-	}
-	b, _ := json.MarshalIndent(cfg, "", "  ")
-	cfgPath := filepath.Join(dir, "orthanc.json")
-	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "orthanc.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting Orthanc: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // our own child, by its process
-		<-exited
-		logf.Close()
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			exited <- err
-			log, _ := os.ReadFile(logPath)
-			t.Fatalf("Orthanc exited during start-up (%v):\n%s", err, tail(log, 3000))
-		default:
-		}
-		req, _ := http.NewRequest(http.MethodGet, o.base+"/dicom-web/studies", nil)
-		req.SetBasicAuth(o.user, o.pass)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent {
-				return o
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logPath)
-			t.Fatalf("Orthanc not ready after 30 s:\n%s", tail(log, 3000))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
 
 // TestOrthancSTOW: Orthanc accepts the SEG through the DICOMweb sink, QIDO-RS
 // lists the SEG series with Modality SEG, and storing twice leaves one
 // instance.
 func TestOrthancSTOW(t *testing.T) {
-	o := startOrthanc(t)
+	o := testpeers.StartOrthanc(t)
 	sink, err := NewDICOMwebSink(DICOMwebConfig{
-		BaseURL: o.base + "/dicom-web", Username: o.user, Password: o.pass,
+		BaseURL: o.Base + "/dicom-web", Username: o.User, Password: o.Pass,
 		Timeout: 20 * time.Second, MaxAttempts: 2, InitialBackoff: 200 * time.Millisecond,
 	})
 	if err != nil {
@@ -166,7 +38,7 @@ func TestOrthancSTOW(t *testing.T) {
 			VR    string `json:"vr"`
 			Value []any  `json:"Value"`
 		}
-		if code := o.get(t, "/dicom-web/studies/"+seg.StudyInstanceUID+"/series", &series); code != http.StatusOK {
+		if code := o.Get("/dicom-web/studies/"+seg.StudyInstanceUID+"/series", &series); code != http.StatusOK {
 			t.Fatalf("%s: QIDO-RS series: HTTP %d", c.name, code)
 		}
 		found := false
@@ -183,13 +55,13 @@ func TestOrthancSTOW(t *testing.T) {
 			t.Fatalf("%s: QIDO-RS does not list the SEG series %s (%d series)", c.name, seg.SeriesInstanceUID, len(series))
 		}
 		var instances []map[string]any
-		o.get(t, "/dicom-web/studies/"+seg.StudyInstanceUID+"/series/"+seg.SeriesInstanceUID+"/instances", &instances)
+		o.Get("/dicom-web/studies/"+seg.StudyInstanceUID+"/series/"+seg.SeriesInstanceUID+"/instances", &instances)
 		if len(instances) != 1 {
 			t.Errorf("%s: %d instances after storing twice, want 1", c.name, len(instances))
 		}
 		// Orthanc parsed the frames too.
 		var all []string
-		o.get(t, "/instances", &all)
+		o.Get("/instances", &all)
 		if len(all) == 0 || strings.Contains(fmt.Sprint(all), "error") {
 			t.Errorf("%s: Orthanc /instances = %v", c.name, all)
 		}

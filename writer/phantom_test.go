@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"tmcad/dicomio"
+	"tmcad/internal/testpeers"
 )
 
 // TestPhantomEndToEnd: phantom CR and CT studies written by
@@ -17,7 +18,7 @@ import (
 // ground-truth masks, encoded, validated by dciodvfy and previewed. This is
 // the path the daemon takes, with real source attributes.
 func TestPhantomEndToEnd(t *testing.T) {
-	py := requireTool(t, "/usr/bin/python3")
+	py := testpeers.RequireTool(t, "/usr/bin/python3")
 	out := t.TempDir()
 	cmd := exec.Command(py, "-m", "tmca.dicom_writer", "--seed", "7", "--cr", "1", "--ct", "1", "--out", out)
 	cmd.Dir = ".." // repository root, where the tmca package is

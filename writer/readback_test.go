@@ -12,6 +12,8 @@ import (
 
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
+
+	"tmcad/internal/testpeers"
 )
 
 // expectedFrames lists the SEG frames a case should produce, computed from
@@ -73,7 +75,7 @@ type pydicomSummary struct {
 // TestPydicomReadBack: pydicom reads every conformance SEG, and the masks it
 // unpacks equal what was encoded.
 func TestPydicomReadBack(t *testing.T) {
-	py := requireTool(t, "/usr/bin/python3")
+	py := testpeers.RequireTool(t, "/usr/bin/python3")
 	if out, err := exec.Command(py, "-c", "import pydicom, numpy").CombinedOutput(); err != nil {
 		t.Fatalf("pydicom/numpy not importable by /usr/bin/python3 (%v: %s): run `make deps`", err, out)
 	}
@@ -164,7 +166,7 @@ func TestPydicomReadBack(t *testing.T) {
 
 // TestDcmdumpParses: dcmtk parses every SEG without complaint.
 func TestDcmdumpParses(t *testing.T) {
-	bin := requireTool(t, "dcmdump")
+	bin := testpeers.RequireTool(t, "dcmdump")
 	dir := t.TempDir()
 	for _, c := range conformanceCases(t) {
 		seg, err := EncodeSEG(c.src, c.input(), c.desc)
