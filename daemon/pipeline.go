@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -159,19 +160,38 @@ type Outcome struct {
 // ProcessMany processes several series, sending their frames through the
 // model in shared batches. Every job gets an Outcome, in order; one job's
 // failure does not fail the others.
+//
+// The model starts on a series as soon as its headers are read and its
+// first frames decoded (the rest are decoded in the background), and BINARY
+// masks are packed for the SEG as each batch comes out of the model, so
+// that little of the work waits before the first session run or after the
+// last.
 func (p *Pipeline) ProcessMany(ctx context.Context, jobs []SeriesJob) []Outcome {
 	outs := make([]Outcome, len(jobs))
 	var reqs []segment.Request
 	var idx []int
+	var loads []*dicomio.Loading
+	packed := make([]*packedMasks, len(jobs))
 	for i, job := range jobs {
-		s, req, err := p.prepare(job)
-		outs[i].Series = s
+		l, req, err := p.prepare(job)
+		if l != nil {
+			outs[i].Series = l.Series()
+		}
 		if err != nil {
+			if l != nil {
+				l.Cancel()
+			}
 			outs[i].Err = err
 			continue
 		}
+		if p.desc.Type == writer.Binary {
+			pm := newPackedMasks(l.Series())
+			packed[i] = pm
+			req.OnMask = pm.add
+		}
 		reqs = append(reqs, req)
 		idx = append(idx, i)
+		loads = append(loads, l)
 	}
 	if len(reqs) == 0 {
 		return outs
@@ -182,7 +202,8 @@ func (p *Pipeline) ProcessMany(ctx context.Context, jobs []SeriesJob) []Outcome 
 	if err != nil {
 		// A failed run may be an accelerator hiccup or a cancelled context:
 		// both are worth a retry.
-		for _, i := range idx {
+		for k, i := range idx {
+			loads[k].Cancel()
 			outs[i].Err = Transient("model", err)
 		}
 		return outs
@@ -190,6 +211,10 @@ func (p *Pipeline) ProcessMany(ctx context.Context, jobs []SeriesJob) []Outcome 
 	// Inference time is shared among the series by their frame counts.
 	totalFrames := frames1 - frames0
 	for k, i := range idx {
+		if err := loads[k].Wait(); err != nil {
+			outs[i].Err = classifyLoad(err)
+			continue
+		}
 		pred := preds[k]
 		job, s := jobs[i], outs[i].Series
 		var share time.Duration
@@ -198,28 +223,53 @@ func (p *Pipeline) ProcessMany(ctx context.Context, jobs []SeriesJob) []Outcome 
 		}
 		outs[i].Masks = pred.Masks
 		outs[i].SegmentedPixels = pred.SegmentedPixels
-		outs[i].Result, outs[i].Err = p.encode(job, s, pred, share)
+		outs[i].Result, outs[i].Err = p.encode(job, s, pred, packed[i], share)
 	}
 	return outs
 }
 
-// prepare loads the series and tokenizes its report.
-func (p *Pipeline) prepare(job SeriesJob) (*dicomio.Series, segment.Request, error) {
-	s, err := dicomio.LoadSeries(job.Paths, p.limits)
+// packedMasks collects a series' masks bit-packed for a BINARY SEG, frame
+// by frame as the engine hands them over.
+type packedMasks struct {
+	bits     [][]byte
+	nonEmpty atomic.Int64
+}
+
+func newPackedMasks(s *dicomio.Series) *packedMasks {
+	n := writer.PackedLen(s.Rows * s.Columns)
+	pm := &packedMasks{bits: make([][]byte, len(s.Frames))}
+	for f := range pm.bits {
+		pm.bits[f] = make([]byte, n)
+	}
+	return pm
+}
+
+// add packs one frame's mask (segment.Request.OnMask).
+func (pm *packedMasks) add(frame int, mask []uint8) {
+	if writer.PackFrame(pm.bits[frame], mask) > 0 {
+		pm.nonEmpty.Add(1)
+	}
+}
+
+// prepare starts loading the series and tokenizes its report. The Loading
+// is returned whenever the first pass succeeded, with or without an error.
+func (p *Pipeline) prepare(job SeriesJob) (*dicomio.Loading, segment.Request, error) {
+	l, err := dicomio.StartLoadSeries(job.Paths, p.limits)
 	if err != nil {
 		return nil, segment.Request{}, classifyLoad(err)
 	}
+	s := l.Series()
 	if !p.manifest.Supports(s.Modality) {
-		return s, segment.Request{}, Permanent("modality", fmt.Errorf("series %s: modality %q is not one the model %s was trained for (%s)", s.SeriesInstanceUID, s.Modality, p.manifest.ID(), strings.Join(p.manifest.Modalities, ", ")))
+		return l, segment.Request{}, Permanent("modality", fmt.Errorf("series %s: modality %q is not one the model %s was trained for (%s)", s.SeriesInstanceUID, s.Modality, p.manifest.ID(), strings.Join(p.manifest.Modalities, ", ")))
 	}
 	text := ""
 	if job.Report != nil {
 		text = job.Report.GuideText(p.cfg.Reports.Sections)
 	} else if p.manifest.TextRequired {
-		return s, segment.Request{}, Permanent("no_report", fmt.Errorf("series %s: model %s needs a report and none was matched", s.SeriesInstanceUID, p.manifest.ID()))
+		return l, segment.Request{}, Permanent("no_report", fmt.Errorf("series %s: model %s needs a report and none was matched", s.SeriesInstanceUID, p.manifest.ID()))
 	}
 	ids, mask := p.tok.Encode(text)
-	return s, segment.Request{Series: s, InputIDs: ids, AttentionMask: mask, WantProbabilities: p.desc.Type == writer.Fractional}, nil
+	return l, segment.Request{Series: s, InputIDs: ids, AttentionMask: mask, WantProbabilities: p.desc.Type == writer.Fractional, Ready: l.WaitFrames}, nil
 }
 
 // classifyLoad sorts a LoadSeries error into permanent (the file is what it
@@ -239,7 +289,7 @@ func classifyLoad(err error) error {
 }
 
 // encode builds the SEG for one predicted series.
-func (p *Pipeline) encode(job SeriesJob, s *dicomio.Series, pred *segment.Prediction, inference time.Duration) (Result, error) {
+func (p *Pipeline) encode(job SeriesJob, s *dicomio.Series, pred *segment.Prediction, packed *packedMasks, inference time.Duration) (Result, error) {
 	desc := p.desc
 	if job.Report != nil {
 		desc.ReportHash = job.Report.Hash()
@@ -256,14 +306,8 @@ func (p *Pipeline) encode(job SeriesJob, s *dicomio.Series, pred *segment.Predic
 			}
 		}
 	} else {
-		bits := make([][]byte, len(pred.Masks))
-		for f, m := range pred.Masks {
-			bits[f] = make([]byte, writer.PackedLen(len(m)))
-			if writer.PackFrame(bits[f], m) > 0 {
-				nonEmpty++
-			}
-		}
-		masks = writer.BitMasks{bits}
+		masks = writer.BitMasks{packed.bits}
+		nonEmpty = int(packed.nonEmpty.Load())
 	}
 	sum := Summary{
 		Frames: len(s.Frames), Segments: len(desc.Segments), NonEmptyFrames: nonEmpty,

@@ -53,3 +53,12 @@ func assertClose(t *testing.T, name string, got []float32, want []float64, tol f
 		}
 	}
 }
+
+// voxels concatenates the frames' pixels in series order.
+func voxels(s *Series) []float32 {
+	var v []float32
+	for _, f := range s.Frames {
+		v = append(v, f.Pixels...)
+	}
+	return v
+}

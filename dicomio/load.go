@@ -1,9 +1,11 @@
 package dicomio
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -18,7 +20,7 @@ import (
 //
 // It reads in two passes: first every header (nothing is allocated for
 // pixels until all sizes are known and checked against lim), then the pixel
-// data, converted straight from the file into one contiguous float32 volume,
+// data, converted straight from the file into each frame's float32 slice,
 // so that peak memory stays close to the size of the result.
 //
 // Errors (naming the file): files of different series, a duplicate SOP
@@ -27,7 +29,26 @@ import (
 // unsupported transfer syntaxes (*UnsupportedTransferSyntaxError), limits
 // exceeded (*LimitError). Warnings (Series.Warnings): missing slices, uneven
 // spacing, frames without geometry in a series that has some.
+//
+// LoadSeries is StartLoadSeries followed by Loading.Wait.
 func LoadSeries(paths []string, lim Limits) (*Series, error) {
+	l, err := StartLoadSeries(paths, lim)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Wait(); err != nil {
+		return nil, err
+	}
+	return l.Series(), nil
+}
+
+// StartLoadSeries does LoadSeries' first pass (every header read and
+// checked, the frames ordered) and returns with the second, the pixel data,
+// decoding in the background on GOMAXPROCS goroutines in frame order, so
+// that a consumer can start on the first frames while the rest are read.
+// Errors of the first pass are returned here; errors of the second through
+// the Loading. Every Loading must be waited for (Wait) or cancelled.
+func StartLoadSeries(paths []string, lim Limits) (*Loading, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("load series: no files")
 	}
@@ -128,46 +149,202 @@ func LoadSeries(paths []string, lim Limits) (*Series, error) {
 		s.SpacingBetweenSlices = first.SpacingBetweenSlices
 	}
 
-	// Pass 2: pixels, straight into their ordered slots.
-	npix := first.Rows * first.Columns
-	s.voxels = make([]float32, npix*total)
+	// Pass 2 runs in the background: the instances in the order of their
+	// first frame, each frame's pixels allocated by the goroutine that
+	// decodes them (so that the zeroing of reused memory is spread over the
+	// cores too).
 	s.Frames = make([]Frame, total)
-	slots := make(map[*instance][][]float32, len(insts))
+	l := &Loading{series: s, done: make([]bool, total), changed: make(chan struct{}), finished: make(chan struct{})}
+	pos := make(map[*instance]int, len(insts))
 	for i, r := range refs {
-		px := s.voxels[i*npix : (i+1)*npix : (i+1)*npix]
 		s.Frames[i] = Frame{
-			Pixels:         px,
 			SOPInstanceUID: r.in.SOPInstanceUID,
 			SOPClassUID:    r.in.SOPClassUID,
 			FrameNumber:    r.index + 1,
 			Position:       r.geom.pos,
 			InstanceNumber: r.in.InstanceNumber,
 		}
-		d := slots[r.in]
-		if d == nil {
-			d = make([][]float32, r.in.Frames())
-			slots[r.in] = d
+		k, ok := pos[r.in]
+		if !ok {
+			k = len(l.order)
+			pos[r.in] = k
+			l.order = append(l.order, decodeUnit{in: r.in, frames: make([]int, r.in.Frames())})
 		}
-		d[r.index] = px
+		l.order[k].frames[r.index] = i
+		if r.in.HasPixelPadding {
+			l.padded = true // every frame waits for the volume's minimum
+		}
 	}
+	l.start(min(runtime.GOMAXPROCS(0), len(l.order)))
+	return l, nil
+}
+
+// Loading is a series whose pixel data is being decoded in the background
+// (StartLoadSeries). Its Series' geometry and frame list are final from the
+// start; frame i's Pixels may be read once WaitFrames(ctx, i+1) or Wait has
+// returned nil.
+type Loading struct {
+	series *Series
+	order  []decodeUnit
+	// padded: the series declares pixel padding, so no frame is ready until
+	// every frame is decoded and the padding filled in.
+	padded bool
+	next   atomic.Int64
+	stop   atomic.Bool
+
+	mu       sync.Mutex
+	done     []bool
+	ready    int           // frames [0, ready) are decoded
+	err      error         // the error of the lowest failing unit
+	errAt    int           // its index in order
+	changed  chan struct{} // closed (and replaced) on every change
+	finished chan struct{} // closed when the background work has ended
+}
+
+// decodeUnit is one instance and the series positions of its frames.
+type decodeUnit struct {
+	in     *instance
+	frames []int // frames[k] is the series index of the instance's frame k
+}
+
+// errLoadCancelled is the error of a cancelled Loading.
+var errLoadCancelled = errors.New("load series: cancelled")
+
+// Series returns the series being loaded.
+func (l *Loading) Series() *Series { return l.series }
+
+// start runs the decoding on the given number of goroutines.
+func (l *Loading) start(workers int) {
+	var wg sync.WaitGroup
 	var padded atomic.Int64
-	scratches := sync.Pool{New: func() any { return &scratch{} }}
-	if err := parallel.For(len(insts), func(i int) error {
-		in := insts[i]
-		sc := scratches.Get().(*scratch)
-		defer scratches.Put(sc)
-		n, err := decodeInstance(in, slots[in], sc)
-		padded.Add(int64(n))
-		in.layout = nil // release inflated data sets early
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("load series: %w", err)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sc := &scratch{}
+			for !l.stop.Load() {
+				k := int(l.next.Add(1) - 1)
+				if k >= len(l.order) {
+					return
+				}
+				n, err := l.decode(l.order[k], sc)
+				padded.Add(n)
+				l.finish(k, err)
+				// Let a consumer woken by finish run now rather than
+				// after this goroutine's time slice: the model waits
+				// for its first frames.
+				runtime.Gosched()
+			}
+		}()
 	}
-	s.PaddedPixels += padded.Load()
-	if s.PaddedPixels > 0 {
-		fillPadding(s.voxels)
+	go func() {
+		wg.Wait()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.err == nil && !l.allDone() {
+			l.err, l.errAt = errLoadCancelled, len(l.order)
+		}
+		if l.err == nil {
+			if n := padded.Load(); n > 0 {
+				l.series.PaddedPixels += n
+				fillPadding(l.series.Frames)
+			}
+			l.ready = len(l.done)
+		}
+		close(l.changed)
+		close(l.finished)
+	}()
+}
+
+// decode decodes one unit into freshly allocated frames.
+func (l *Loading) decode(u decodeUnit, sc *scratch) (int64, error) {
+	s := l.series
+	npix := s.Rows * s.Columns
+	dst := make([][]float32, len(u.frames))
+	for k := range dst {
+		dst[k] = make([]float32, npix)
 	}
-	return s, nil
+	n, err := decodeInstance(u.in, dst, sc)
+	u.in.layout = nil // release inflated data sets early
+	if err != nil {
+		return n, err
+	}
+	for k, i := range u.frames {
+		s.Frames[i].Pixels = dst[k]
+	}
+	return n, nil
+}
+
+// finish records unit k's outcome and wakes the waiters.
+func (l *Loading) finish(k int, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		if l.err == nil || k < l.errAt {
+			l.err, l.errAt = fmt.Errorf("load series: %w", err), k
+		}
+		l.stop.Store(true)
+	} else {
+		for _, i := range l.order[k].frames {
+			l.done[i] = true
+		}
+		if !l.padded {
+			for l.ready < len(l.done) && l.done[l.ready] {
+				l.ready++
+			}
+		}
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// allDone reports whether every frame was decoded; l.mu is held.
+func (l *Loading) allDone() bool {
+	for _, d := range l.done {
+		if !d {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitFrames blocks until frames [0, n) of the series are decoded, the
+// loading failed (its error), or ctx is done (ctx's error).
+func (l *Loading) WaitFrames(ctx context.Context, n int) error {
+	for {
+		l.mu.Lock()
+		ready, err, ch := l.ready, l.err, l.changed
+		l.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if ready >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Wait blocks until the background decoding has ended and returns its
+// error: the one LoadSeries would have returned, or an error saying the
+// loading was cancelled.
+func (l *Loading) Wait() error {
+	<-l.finished
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Cancel stops decoding further instances (those in progress finish) and
+// waits for the background work to end. Wait then reports the
+// cancellation unless every frame had already been decoded.
+func (l *Loading) Cancel() {
+	l.stop.Store(true)
+	<-l.finished
 }
 
 // checkDecodable rejects, from the header alone, files whose pixels
@@ -194,20 +371,25 @@ func checkDecodable(in *instance) error {
 }
 
 // fillPadding replaces padding pixels (NaN) by the minimum of the real
-// values of the volume (0 when every pixel is padding).
-func fillPadding(v []float32) {
+// values of the whole series (0 when every pixel is padding).
+func fillPadding(frames []Frame) {
 	lo := float32(math.Inf(1))
-	for _, x := range v {
-		if x < lo { // false for NaN
-			lo = x
+	for _, f := range frames {
+		for _, x := range f.Pixels {
+			if x < lo { // false for NaN
+				lo = x
+			}
 		}
 	}
 	if math.IsInf(float64(lo), 1) {
 		lo = 0
 	}
-	for i, x := range v {
-		if x != x {
-			v[i] = lo
+	for _, f := range frames {
+		v := f.Pixels
+		for i, x := range v {
+			if x != x {
+				v[i] = lo
+			}
 		}
 	}
 }

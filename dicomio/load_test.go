@@ -37,7 +37,7 @@ func TestLoadSingleFilesAgainstPydicom(t *testing.T) {
 			if s.Rows != want.Rows || s.Columns != want.Columns || len(s.Frames) != want.Frames {
 				t.Fatalf("size %d×%d×%d, want %d×%d×%d", s.Rows, s.Columns, len(s.Frames), want.Rows, want.Columns, want.Frames)
 			}
-			assertClose(t, tc.file, s.Voxels(), want.Values, tc.tol)
+			assertClose(t, tc.file, voxels(s), want.Values, tc.tol)
 		})
 	}
 }

@@ -145,11 +145,9 @@ type Series struct {
 	// scanned field of view reads as "air"/background and does not distort
 	// windowing; 0 when the source declares no padding.
 	PaddedPixels int64
-	// voxels is the contiguous backing store of every frame's Pixels.
-	voxels []float32
 }
 
-// Voxels returns the frames' pixels as one contiguous slice, frame after
-// frame in Frames order (len = Rows × Columns × len(Frames)). It aliases
-// the frames' Pixels.
-func (s *Series) Voxels() []float32 { return s.voxels }
+// VolumeBytes is the size of the frames' float32 pixels.
+func (s *Series) VolumeBytes() int64 {
+	return int64(s.Rows) * int64(s.Columns) * int64(len(s.Frames)) * 4
+}

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -278,5 +281,69 @@ func TestPredictConcurrentRuns(t *testing.T) {
 	}
 	if p1[0].SegmentedPixels != p3[0].SegmentedPixels {
 		t.Fatalf("segmented pixels %d vs %d", p1[0].SegmentedPixels, p3[0].SegmentedPixels)
+	}
+}
+
+// Predict waits for each frame through Request.Ready (in frame order),
+// hands every mask to OnMask as it is made, and a request whose frames
+// cannot be read fails alone: the request batched beside it gets the
+// masks it would get without it.
+func TestPredictReadyAndOnMask(t *testing.T) {
+	e := tinyEngine(t, Options{BatchSize: 4})
+	m := e.Manifest()
+	ids := []int64{2, 5, 7, 3, 0, 0}
+	mask := []int64{1, 1, 1, 1, 0, 0}
+	a := series("1.2.5.1", 9, 20, 24, "CT")
+	bad := series("1.2.5.2", 5, 16, 16, "CT")
+	c := series("1.2.5.3", 3, 12, 30, "CR")
+
+	var asked []int
+	var mu sync.Mutex
+	got := make([][]uint8, len(a.Frames))
+	readErr := errors.New("frame 3 of 1.2.5.2: read pixels: truncated")
+	preds, err := e.Predict(context.Background(),
+		Request{Series: a, InputIDs: ids, AttentionMask: mask,
+			Ready: func(ctx context.Context, frames int) error {
+				asked = append(asked, frames) // the pre-processing goroutine only
+				return nil
+			},
+			OnMask: func(f int, m []uint8) {
+				mu.Lock()
+				defer mu.Unlock()
+				if got[f] != nil {
+					t.Errorf("OnMask called twice for frame %d", f)
+				}
+				got[f] = m
+			}},
+		Request{Series: bad, InputIDs: ids, AttentionMask: mask,
+			Ready: func(ctx context.Context, frames int) error {
+				if frames > 3 {
+					return readErr
+				}
+				return nil
+			}},
+		Request{Series: c, InputIDs: ids, AttentionMask: mask})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 9 + 5 + 3 frames at batch 4: a's batches end at frames 4, 8, and 9.
+	if !slices.Equal(asked, []int{4, 8, 9}) {
+		t.Errorf("Ready asked for %v, want [4 8 9]", asked)
+	}
+	for f := range a.Frames {
+		if !bytes.Equal(preds[0].Masks[f], expectedMask(t, m, a, f, 4)) {
+			t.Fatalf("series a frame %d: mask differs", f)
+		}
+		if !bytes.Equal(got[f], preds[0].Masks[f]) {
+			t.Fatalf("series a frame %d: OnMask got another mask than Prediction.Masks", f)
+		}
+	}
+	if preds[1].Err != readErr || preds[1].Masks != nil {
+		t.Fatalf("failed request: Err %v, %d masks", preds[1].Err, len(preds[1].Masks))
+	}
+	for f := range c.Frames {
+		if preds[2].Err != nil || !bytes.Equal(preds[2].Masks[f], expectedMask(t, m, c, f, 4)) {
+			t.Fatalf("series c frame %d (after the failed one): mask differs (%v)", f, preds[2].Err)
+		}
 	}
 }

@@ -1,5 +1,10 @@
 package segment
 
+import (
+	"math"
+	"sync"
+)
+
 // ProbToMask resizes a model probability map (h × w) back to the source
 // frame's grid (rows × cols) into probOut (may be nil when only the mask is
 // wanted, then scratch space is allocated) and thresholds it into mask
@@ -16,6 +21,105 @@ func ProbToMask(mask []uint8, probOut []float32, prob []float32, h, w, rows, col
 			mask[i] = 0
 		}
 	}
+}
+
+// ThresholdResized writes into mask (rows × cols) what ProbToMask does for
+// the probability map prob (h × w), bit for bit, without computing every
+// resized probability: each output pixel is a bilinear blend of four
+// source values, so where all four lie clearly below the threshold (or all
+// clearly at or above it) the whole run of output pixels that shares them
+// is filled at once. Only runs whose corners straddle the threshold are
+// interpolated exactly, as ResizeBilinear does. Probability maps are mostly
+// background, so this is several times faster than ProbToMask.
+func ThresholdResized(mask []uint8, prob []float32, h, w, rows, cols int, threshold float32) {
+	if h == rows && w == cols {
+		for i, p := range prob[:rows*cols] {
+			mask[i] = b2u(p >= threshold)
+		}
+		return
+	}
+	// The margin covers the rounding of the blend (a few float32 ulps of
+	// values near the threshold), so that a shortcut never decides
+	// differently from the exact arithmetic; without it, corners at the
+	// threshold can blend to a value just below it.
+	margin := float32(1e-5 * max(1, math.Abs(float64(threshold))))
+	below, above := threshold-margin, threshold+margin
+	ph, pw := planFor(h, rows), planFor(w, cols)
+	runs := runsFor(w, cols)
+	colLo := make([]float32, w)
+	colHi := make([]float32, w)
+	for r := 0; r < rows; r++ {
+		a, b := ph.i0[r], ph.i1[r]
+		row0, row1 := prob[a*w:a*w+w], prob[b*w:b*w+w]
+		if r == 0 || a != ph.i0[r-1] || b != ph.i1[r-1] {
+			for j := range colLo {
+				x, y := nanLow(row0[j]), nanLow(row1[j])
+				colLo[j], colHi[j] = min(x, y), max(x, y)
+			}
+		}
+		h0, h1 := ph.w0[r], ph.w1[r]
+		out := mask[r*cols : r*cols+cols]
+		for _, run := range runs {
+			lo, hi := min(colLo[run.a], colLo[run.b]), max(colHi[run.a], colHi[run.b])
+			seg := out[run.start:run.end]
+			switch {
+			case hi < below:
+				clear(seg)
+			case lo >= above:
+				for i := range seg {
+					seg[i] = 1
+				}
+			default:
+				for c := run.start; c < run.end; c++ {
+					ca, cb, w0, w1 := pw.i0[c], pw.i1[c], pw.w0[c], pw.w1[c]
+					t0 := float32(row0[ca]*w0) + float32(row0[cb]*w1)
+					t1 := float32(row1[ca]*w0) + float32(row1[cb]*w1)
+					out[c] = b2u(float32(t0*h0)+float32(t1*h1) >= threshold)
+				}
+			}
+		}
+	}
+}
+
+// nanLow maps NaN to -Inf: a NaN corner makes every blended value NaN,
+// which is never at or above the threshold.
+func nanLow(x float32) float32 {
+	if x != x {
+		return float32(math.Inf(-1))
+	}
+	return x
+}
+
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// colRun is a run of output columns [start, end) that blend the same two
+// source columns a and b.
+type colRun struct{ start, end, a, b int }
+
+var runCache sync.Map // planKey → []colRun
+
+// runsFor groups the output columns of an in → out resize by their source
+// column pair.
+func runsFor(in, out int) []colRun {
+	if r, ok := runCache.Load(planKey{in, out}); ok {
+		return r.([]colRun)
+	}
+	p := planFor(in, out)
+	var runs []colRun
+	for c := 0; c < out; c++ {
+		if n := len(runs); n > 0 && runs[n-1].a == p.i0[c] && runs[n-1].b == p.i1[c] {
+			runs[n-1].end = c + 1
+			continue
+		}
+		runs = append(runs, colRun{start: c, end: c + 1, a: p.i0[c], b: p.i1[c]})
+	}
+	actual, _ := runCache.LoadOrStore(planKey{in, out}, runs)
+	return actual.([]colRun)
 }
 
 // RemoveSmallComponents clears 8-connected components of mask (rows × cols,

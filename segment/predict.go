@@ -20,6 +20,17 @@ type Request struct {
 	// WantProbabilities also returns 8-bit probabilities per frame (for a
 	// FRACTIONAL SEG).
 	WantProbabilities bool
+	// Ready, when set, is called before frame i's pixels are read, with
+	// frames = i+1, and blocks until frames [0, frames) hold their pixels
+	// (dicomio.Loading.WaitFrames): the model can start on a series whose
+	// later frames are still being decoded. An error other than ctx's fails
+	// this request only (Prediction.Err); the others go on.
+	Ready func(ctx context.Context, frames int) error
+	// OnMask, when set, is called with each frame's mask as soon as it is
+	// post-processed, from the post-processing goroutines (concurrently for
+	// different frames), so that the caller can pack or encode it while the
+	// model runs on the next batches. mask is the one in Prediction.Masks.
+	OnMask func(frame int, mask []uint8)
 }
 
 // Prediction is the model's answer for one series, on the source grid.
@@ -35,6 +46,9 @@ type Prediction struct {
 	// RemovedComponents counts components dropped for being smaller than
 	// the minimum area.
 	RemovedComponents int
+	// Err is set when the request's Ready failed (its frames could not be
+	// read); the other fields are then empty.
+	Err error
 }
 
 // slot is one frame's place in the batched work.
@@ -76,6 +90,8 @@ func (e *Engine) Predict(ctx context.Context, reqs ...Request) ([]*Prediction, e
 type batchJob struct {
 	slots []slot
 	buf   *batchBuf
+	// skip marks the slots of requests whose frames could not be read.
+	skip []bool
 }
 
 // pipelined overlaps the three stages of Predict: while ONNX Runtime runs
@@ -105,10 +121,35 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 	}
 	prepared := make(chan batchJob, 1)
 	ran := make(chan batchJob, 1)
+	// failed[i] is request i's Ready error; written by the pre-processing
+	// goroutine only, read after every stage has ended.
+	failed := make([]error, len(reqs))
 
 	go func() { // stage 1: pre-processing
 		defer close(prepared)
 		for _, b := range batches {
+			// Wait for the batch's frames of every request in it (slots are
+			// in request, then frame order).
+			skip := make([]bool, len(b))
+			for k := 0; k < len(b); k++ {
+				s := b[k]
+				if k+1 < len(b) && b[k+1].req == s.req {
+					continue
+				}
+				r := reqs[s.req]
+				if r.Ready == nil || failed[s.req] != nil {
+					continue
+				}
+				if err := r.Ready(ctx, s.frame+1); err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					failed[s.req] = err
+				}
+			}
+			for k, s := range b {
+				skip[k] = failed[s.req] != nil
+			}
 			var buf *batchBuf
 			select {
 			case buf = <-free:
@@ -118,6 +159,12 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 			if err := parallel.For(len(b), func(k int) error {
 				s := b[k]
 				r := reqs[s.req]
+				if skip[k] {
+					clear(buf.image[k*hw : (k+1)*hw])
+					clear(buf.ids[k*l : (k+1)*l])
+					clear(buf.mask[k*l : (k+1)*l])
+					return nil
+				}
 				fr := r.Series.Frames[s.frame]
 				if err := e.pre.Frame(buf.image[k*hw:(k+1)*hw], fr.Pixels, r.Series.Rows, r.Series.Columns, r.Series.Modality, r.Series.Monochrome1); err != nil {
 					return fmt.Errorf("engine: series %s frame %d: %w", r.Series.SeriesInstanceUID, s.frame+1, err)
@@ -131,7 +178,7 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 				return
 			}
 			select {
-			case prepared <- batchJob{b, buf}:
+			case prepared <- batchJob{b, buf, skip}:
 			case <-ctx.Done():
 				free <- buf
 				return
@@ -147,13 +194,21 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 		for j := range ran {
 			stats = append(stats[:0], make([]frameStats, len(j.slots))...)
 			_ = parallel.For(len(j.slots), func(k int) error {
+				if j.skip[k] {
+					return nil
+				}
 				s := j.slots[k]
 				r := reqs[s.req]
 				n := r.Series.Rows * r.Series.Columns
 				scr := e.getPostScratch(n)
 				defer e.post.Put(scr)
 				mask := make([]uint8, n)
-				ProbToMask(mask, scr.prob, j.buf.prob[k*hw:(k+1)*hw], h, w, r.Series.Rows, r.Series.Columns, float32(e.m.Threshold))
+				src := j.buf.prob[k*hw : (k+1)*hw]
+				if r.WantProbabilities {
+					ProbToMask(mask, scr.prob, src, h, w, r.Series.Rows, r.Series.Columns, float32(e.m.Threshold))
+				} else {
+					ThresholdResized(mask, src, h, w, r.Series.Rows, r.Series.Columns, float32(e.m.Threshold))
+				}
 				if e.opts.MinComponentArea > 1 {
 					stats[k].removed = int64(RemoveSmallComponents(mask, r.Series.Rows, r.Series.Columns, e.opts.MinComponentArea, scr.labels))
 				}
@@ -169,9 +224,15 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 					}
 					p.Probabilities[s.frame] = q
 				}
+				if r.OnMask != nil {
+					r.OnMask(s.frame, mask)
+				}
 				return nil
 			})
 			for k, s := range j.slots {
+				if j.skip[k] {
+					continue
+				}
 				out[s.req].SegmentedPixels += stats[k].pixels
 				out[s.req].RemovedComponents += int(stats[k].removed)
 			}
@@ -212,6 +273,13 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 	}
 	for i := 0; i < inFlight; i++ {
 		e.bufs.Put(<-free)
+	}
+	if firstErr == nil {
+		for i, err := range failed {
+			if err != nil {
+				out[i] = &Prediction{Err: err}
+			}
+		}
 	}
 	return firstErr
 }

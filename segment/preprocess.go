@@ -16,15 +16,31 @@ import (
 // the window w: fixed (center ± width/2) or minmax (the frame's own range).
 // A window with hi <= lo gives all zeros.
 func WindowFrame(dst, src []float32, w Window) {
+	win := windowOf(src, w, false)
+	for i, v := range src {
+		dst[i] = win.apply(v)
+	}
+}
+
+// windower is a window's arithmetic, with the optional MONOCHROME1
+// inversion after it.
+type windower struct {
+	lo, span float32
+	zero     bool // hi <= lo: every value maps to 0
+	invert   bool
+}
+
+// windowOf resolves w for the frame src: fixed bounds, or the frame's own
+// minimum and maximum.
+func windowOf(src []float32, w Window, invert bool) windower {
 	var lo, hi float32
 	switch w.Mode {
 	case "fixed":
 		lo, hi = float32(w.Center-w.Width/2), float32(w.Center+w.Width/2)
 	default: // minmax
-		if len(src) == 0 {
-			return
+		if len(src) > 0 {
+			lo, hi = src[0], src[0]
 		}
-		lo, hi = src[0], src[0]
 		for _, v := range src {
 			if v < lo {
 				lo = v
@@ -34,20 +50,24 @@ func WindowFrame(dst, src []float32, w Window) {
 			}
 		}
 	}
-	if !(hi > lo) {
-		clear(dst[:len(src)])
-		return
-	}
-	span := float32(hi - lo)
-	for i, v := range src {
-		y := float32(v-lo) / span
+	return windower{lo: lo, span: float32(hi - lo), zero: !(hi > lo), invert: invert}
+}
+
+// apply maps one value (the float32 arithmetic of the contract).
+func (w windower) apply(v float32) float32 {
+	var y float32
+	if !w.zero {
+		y = float32(v-w.lo) / w.span
 		if y < 0 {
 			y = 0
 		} else if y > 1 {
 			y = 1
 		}
-		dst[i] = y
 	}
+	if w.invert {
+		y = 1 - y
+	}
+	return y
 }
 
 // axisPlan holds, for every output index along one axis, the two source
@@ -118,11 +138,28 @@ func ResizeBilinear(dst []float32, dh, dw int, src []float32, sh, sw int) {
 	}
 }
 
+// resizeWindowed is ResizeBilinear of the windowed source, windowing each
+// source value it reads.
+func resizeWindowed(dst []float32, dh, dw int, src []float32, sh, sw int, win windower) {
+	ph, pw := planFor(sh, dh), planFor(sw, dw)
+	for r := 0; r < dh; r++ {
+		row0 := src[ph.i0[r]*sw : ph.i0[r]*sw+sw]
+		row1 := src[ph.i1[r]*sw : ph.i1[r]*sw+sw]
+		h0, h1 := ph.w0[r], ph.w1[r]
+		out := dst[r*dw : r*dw+dw]
+		for c := range out {
+			a, b, w0, w1 := pw.i0[c], pw.i1[c], pw.w0[c], pw.w1[c]
+			t0 := float32(win.apply(row0[a])*w0) + float32(win.apply(row0[b])*w1)
+			t1 := float32(win.apply(row1[a])*w0) + float32(win.apply(row1[b])*w1)
+			out[c] = float32(t0*h0) + float32(t1*h1)
+		}
+	}
+}
+
 // Preprocessor turns frames in modality units into model input, per the
 // manifest: window → MONOCHROME1 inversion → resize → normalise.
 type Preprocessor struct {
-	m       *Manifest
-	scratch sync.Pool
+	m *Manifest
 }
 
 // NewPreprocessor returns the pre-processing of manifest m.
@@ -140,22 +177,19 @@ func (p *Preprocessor) Frame(dst, src []float32, rows, cols int, modality string
 	if len(dst) < h*w {
 		return fmt.Errorf("preprocess: destination holds %d values, want %d", len(dst), h*w)
 	}
-	bufp, _ := p.scratch.Get().(*[]float32)
-	if bufp == nil || cap(*bufp) < len(src) {
-		b := make([]float32, len(src))
-		bufp = &b
-	}
-	buf := (*bufp)[:len(src)]
-	defer p.scratch.Put(bufp)
-
-	WindowFrame(buf, src, p.m.WindowFor(modality))
-	if monochrome1 {
-		for i, v := range buf {
-			buf[i] = 1 - v
-		}
-	}
+	// The window is applied to the source pixels the resize reads, as it
+	// reads them: the same values in the same arithmetic as windowing the
+	// whole frame first, but for a 512² frame going to 96² about a seventh
+	// of the work.
+	win := windowOf(src, p.m.WindowFor(modality), monochrome1)
 	out := dst[:h*w]
-	ResizeBilinear(out, h, w, buf, rows, cols)
+	if h == rows && w == cols {
+		for i, v := range src {
+			out[i] = win.apply(v)
+		}
+	} else {
+		resizeWindowed(out, h, w, src, rows, cols, win)
+	}
 	mean, std := float32(p.m.Normalize.Mean), float32(p.m.Normalize.Std)
 	for i, v := range out {
 		out[i] = float32(v-mean) / std

@@ -107,6 +107,13 @@ func TestPostprocessMatchesPythonVectors(t *testing.T) {
 					t.Fatalf("mask differs at %d", i)
 				}
 			}
+			fast := make([]uint8, c.Rows*c.Cols)
+			ThresholdResized(fast, c.Prob, c.Height, c.Width, c.Rows, c.Cols, float32(c.Threshold))
+			for i := range fast {
+				if fast[i] != c.ExpectedMask[i] {
+					t.Fatalf("ThresholdResized: mask differs at %d", i)
+				}
+			}
 		})
 	}
 }

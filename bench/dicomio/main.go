@@ -141,7 +141,7 @@ func memChild(mode string, paths []string, size int) memResult {
 		if err != nil {
 			log.Fatal(err)
 		}
-		r.VolumeBytes = int64(len(s.Voxels())) * 4
+		r.VolumeBytes = s.VolumeBytes()
 		runtime.KeepAlive(s)
 	case "mem-library":
 		npix := size * size

@@ -117,3 +117,44 @@ func TestPreviewFromProcessedSEG(t *testing.T) {
 		t.Fatalf("preview without the source: exit %d, %s", code, errs)
 	}
 }
+
+// A series whose headers read but whose pixel data does not decode (found
+// while the model already runs on the frames decoded so far) fails alone,
+// with its reason; the series batched beside it are still segmented.
+func TestProcessUndecodableSeriesFailsAlone(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "examples")
+	copyTree(t, repoRoot+"/examples", in)
+	b, err := os.ReadFile(repoRoot + "/dicomio/testdata/ts/jpeg_baseline.dcm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(b), "\xff\xd8\xff")
+	if i < 0 {
+		t.Fatal("no JPEG start of image in the fixture")
+	}
+	b[i], b[i+1] = 0, 0 // the header pass accepts it; decoding does not
+	// An original image, so that the selection rules keep it (same length).
+	b = []byte(strings.Replace(string(b), `DERIVED\PRIMARY\AXIAL`, `ORIGINAL\PRIMARY     `, 1))
+	if err := os.WriteFile(filepath.Join(in, "dicom", "broken-cr.dcm"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(in, "reports", "ACC0001.txt"), []byte("Opacity in the right lower lung.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(dir, "archive")
+	code, out, errs := runCLI(t, "process", "--input", filepath.Join(in, "dicom"), "--reports", filepath.Join(in, "reports"),
+		"--archive", archive, "--model", tinyModel, "--batch-size", "4")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(out, "6 series segmented, 1 failed") || !strings.Contains(out, "missing SOI marker") {
+		t.Fatalf("summary:\n%s", out)
+	}
+	if got := countFiles(t, archive, ".dcm"); got != 6 {
+		t.Fatalf("%d SEGs in the archive, want 6\n%s", got, out)
+	}
+	if !strings.Contains(errs, "broken-cr.dcm") {
+		t.Errorf("the broken file is not named in the log:\n%s", errs)
+	}
+}

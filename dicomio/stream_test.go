@@ -1,0 +1,134 @@
+package dicomio
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// StartLoadSeries hands out frames in series order while it decodes: the
+// units are scheduled by their first frame (the files of ct_shuffled are
+// not in slice order), every prefix a waiter is released for holds its
+// pixels, and the result equals LoadSeries'.
+func TestStartLoadStreamsInFrameOrder(t *testing.T) {
+	files := seriesFiles(t, "ct_shuffled")
+	want, err := LoadSeries(files, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := StartLoadSeries(files, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	firsts := make([]int, len(l.order))
+	for k, u := range l.order {
+		firsts[k] = u.frames[0]
+	}
+	if !slices.IsSorted(firsts) {
+		t.Errorf("decoding order by first frame %v, want ascending", firsts)
+	}
+	s := l.Series()
+	for n := 1; n <= len(s.Frames); n++ {
+		if err := l.WaitFrames(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			if !slices.Equal(s.Frames[i].Pixels, want.Frames[i].Pixels) {
+				t.Fatalf("after WaitFrames(%d), frame %d differs from LoadSeries'", n, i)
+			}
+		}
+	}
+	if err := l.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A series with pixel padding releases no frame before the whole series is
+// decoded and the padding replaced by its minimum.
+func TestStartLoadPaddingWaitsForTheSeries(t *testing.T) {
+	l, err := StartLoadSeries([]string{td("pixel/padding_signed.dcm")}, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.padded {
+		t.Fatal("padding not detected from the header")
+	}
+	if err := l.WaitFrames(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	s := l.Series()
+	if s.PaddedPixels != 8 {
+		t.Fatalf("PaddedPixels = %d when the first frame was released, want 8", s.PaddedPixels)
+	}
+	for i, v := range s.Frames[0].Pixels {
+		if v != v {
+			t.Fatalf("pixel %d is still NaN padding when released", i)
+		}
+	}
+}
+
+// A file whose header reads but whose pixel data does not decode fails the
+// loading: waiters, Wait and LoadSeries get the error naming the file.
+func TestStartLoadDecodeErrorReachesWaiters(t *testing.T) {
+	b, err := os.ReadFile(td("ts/jpeg_baseline.dcm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(b), "\xff\xd8\xff")
+	if i < 0 {
+		t.Fatal("no JPEG start of image in the fixture")
+	}
+	b[i], b[i+1] = 0, 0
+	bad := filepath.Join(t.TempDir(), "bad.dcm")
+	if err := os.WriteFile(bad, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := StartLoadSeries([]string{bad}, Limits{})
+	if err != nil {
+		t.Fatalf("the header pass should accept the file: %v", err)
+	}
+	werr := l.WaitFrames(context.Background(), 1)
+	if werr == nil || !strings.Contains(werr.Error(), bad) || !strings.Contains(werr.Error(), "SOI") {
+		t.Fatalf("WaitFrames: %v, want the decode error naming %s", werr, bad)
+	}
+	if err := l.Wait(); err == nil || err.Error() != werr.Error() {
+		t.Fatalf("Wait: %v, want %v", err, werr)
+	}
+	if _, err := LoadSeries([]string{bad}, Limits{}); err == nil || err.Error() != werr.Error() {
+		t.Fatalf("LoadSeries: %v, want %v", err, werr)
+	}
+}
+
+// Waiting gives up with the context; a cancelled loading says so unless it
+// had already finished.
+func TestLoadingWaitAndCancel(t *testing.T) {
+	stuck := &Loading{series: &Series{Frames: make([]Frame, 2)}, done: make([]bool, 2), changed: make(chan struct{}), finished: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := stuck.WaitFrames(ctx, 1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitFrames on a done context: %v", err)
+	}
+	files := seriesFiles(t, "ct_shuffled")
+	l, err := StartLoadSeries(files, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Cancel()
+	switch err := l.Wait(); {
+	case err == nil:
+		for i, f := range l.Series().Frames {
+			if len(f.Pixels) == 0 {
+				t.Fatalf("Wait says complete, frame %d has no pixels", i)
+			}
+		}
+	case !errors.Is(err, errLoadCancelled):
+		t.Fatalf("Wait after Cancel: %v", err)
+	}
+	if err := l.WaitFrames(context.Background(), len(files)); err != nil && !errors.Is(err, errLoadCancelled) {
+		t.Fatalf("WaitFrames after Cancel: %v", err)
+	}
+}
