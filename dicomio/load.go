@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -171,9 +172,6 @@ func StartLoadSeries(paths []string, lim Limits) (*Loading, error) {
 			l.order = append(l.order, decodeUnit{in: r.in, frames: make([]int, r.in.Frames())})
 		}
 		l.order[k].frames[r.index] = i
-		if r.in.HasPixelPadding {
-			l.padded = true // every frame waits for the volume's minimum
-		}
 	}
 	l.start(min(runtime.GOMAXPROCS(0), len(l.order)))
 	return l, nil
@@ -186,14 +184,14 @@ func StartLoadSeries(paths []string, lim Limits) (*Loading, error) {
 type Loading struct {
 	series *Series
 	order  []decodeUnit
-	// padded: the series declares pixel padding, so no frame is ready until
-	// every frame is decoded and the padding filled in.
-	padded bool
 	next   atomic.Int64
 	stop   atomic.Bool
 
 	mu       sync.Mutex
 	done     []bool
+	// allPadding lists frames that are padding only: they are filled with
+	// the series' minimum, so they are released when every frame is in.
+	allPadding []int
 	ready    int           // frames [0, ready) are decoded
 	err      error         // the error of the lowest failing unit
 	errAt    int           // its index in order
@@ -227,9 +225,9 @@ func (l *Loading) start(workers int) {
 				if k >= len(l.order) {
 					return
 				}
-				n, err := l.decode(l.order[k], sc)
+				n, pending, err := l.decode(l.order[k], sc)
 				padded.Add(n)
-				l.finish(k, err)
+				l.finish(k, pending, err)
 				// Let a consumer woken by finish run now rather than
 				// after this goroutine's time slice: the model waits
 				// for its first frames.
@@ -245,9 +243,12 @@ func (l *Loading) start(workers int) {
 			l.err, l.errAt = errLoadCancelled, len(l.order)
 		}
 		if l.err == nil {
-			if n := padded.Load(); n > 0 {
-				l.series.PaddedPixels += n
+			l.series.PaddedPixels += padded.Load()
+			if len(l.allPadding) > 0 {
 				fillPadding(l.series.Frames)
+				for _, i := range l.allPadding {
+					l.done[i] = true
+				}
 			}
 			l.ready = len(l.done)
 		}
@@ -256,8 +257,10 @@ func (l *Loading) start(workers int) {
 	}()
 }
 
-// decode decodes one unit into freshly allocated frames.
-func (l *Loading) decode(u decodeUnit, sc *scratch) (int64, error) {
+// decode decodes one unit into freshly allocated frames and fills each
+// frame's padding with the minimum of its real values; it returns the
+// number of padding pixels and the frames that are padding only.
+func (l *Loading) decode(u decodeUnit, sc *scratch) (int64, []int, error) {
 	s := l.series
 	npix := s.Rows * s.Columns
 	dst := make([][]float32, len(u.frames))
@@ -267,16 +270,20 @@ func (l *Loading) decode(u decodeUnit, sc *scratch) (int64, error) {
 	n, err := decodeInstance(u.in, dst, sc)
 	u.in.layout = nil // release inflated data sets early
 	if err != nil {
-		return n, err
+		return n, nil, err
 	}
+	var pending []int
 	for k, i := range u.frames {
+		if n > 0 && !fillFramePadding(dst[k]) {
+			pending = append(pending, i)
+		}
 		s.Frames[i].Pixels = dst[k]
 	}
-	return n, nil
+	return n, pending, nil
 }
 
 // finish records unit k's outcome and wakes the waiters.
-func (l *Loading) finish(k int, err error) {
+func (l *Loading) finish(k int, pending []int, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
@@ -286,12 +293,11 @@ func (l *Loading) finish(k int, err error) {
 		l.stop.Store(true)
 	} else {
 		for _, i := range l.order[k].frames {
-			l.done[i] = true
+			l.done[i] = !slices.Contains(pending, i)
 		}
-		if !l.padded {
-			for l.ready < len(l.done) && l.done[l.ready] {
-				l.ready++
-			}
+		l.allPadding = append(l.allPadding, pending...)
+		for l.ready < len(l.done) && l.done[l.ready] {
+			l.ready++
 		}
 	}
 	close(l.changed)
@@ -300,8 +306,8 @@ func (l *Loading) finish(k int, err error) {
 
 // allDone reports whether every frame was decoded; l.mu is held.
 func (l *Loading) allDone() bool {
-	for _, d := range l.done {
-		if !d {
+	for i, d := range l.done {
+		if !d && !slices.Contains(l.allPadding, i) {
 			return false
 		}
 	}
@@ -370,8 +376,35 @@ func checkDecodable(in *instance) error {
 	return nil
 }
 
-// fillPadding replaces padding pixels (NaN) by the minimum of the real
-// values of the whole series (0 when every pixel is padding).
+// fillFramePadding replaces a frame's padding pixels (NaN) by the minimum
+// of its real values; it reports false, changing nothing, when the frame
+// is all padding.
+func fillFramePadding(v []float32) bool {
+	lo := float32(math.Inf(1))
+	nan := false
+	for _, x := range v {
+		if x < lo { // false for NaN
+			lo = x
+		}
+		nan = nan || x != x
+	}
+	if !nan {
+		return true
+	}
+	if math.IsInf(float64(lo), 1) {
+		return false
+	}
+	for i, x := range v {
+		if x != x {
+			v[i] = lo
+		}
+	}
+	return true
+}
+
+// fillPadding replaces the padding pixels (NaN) left in frames that are
+// padding only by the minimum of the real values of the whole series (0
+// when every pixel of the series is padding).
 func fillPadding(frames []Frame) {
 	lo := float32(math.Inf(1))
 	for _, f := range frames {

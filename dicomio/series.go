@@ -140,10 +140,12 @@ type Series struct {
 	// TransferSyntaxUID of the first source instance.
 	TransferSyntaxUID string
 	// PaddedPixels counts pixels that held the Pixel Padding Value (or lay
-	// in the padding range). They are set to the minimum of the series'
-	// real (non-padding) values after rescale, so that padding outside the
-	// scanned field of view reads as "air"/background and does not distort
-	// windowing; 0 when the source declares no padding.
+	// in the padding range). They are set to the minimum of the real
+	// (non-padding) values of their frame after rescale (of the whole series
+	// for a frame that is all padding), so that padding outside the scanned
+	// field of view reads as "air"/background and does not distort
+	// windowing; 0 when the source declares no padding. Per frame, so that
+	// a frame is final as soon as it is decoded (StartLoadSeries).
 	PaddedPixels int64
 }
 

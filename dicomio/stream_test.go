@@ -47,28 +47,39 @@ func TestStartLoadStreamsInFrameOrder(t *testing.T) {
 	}
 }
 
-// A series with pixel padding releases no frame before the whole series is
-// decoded and the padding replaced by its minimum.
-func TestStartLoadPaddingWaitsForTheSeries(t *testing.T) {
-	l, err := StartLoadSeries([]string{td("pixel/padding_signed.dcm")}, Limits{})
+// Padding becomes the minimum real value of its own frame, so padded
+// frames stream like the others; a frame that is all padding takes the
+// series' minimum and is released only when every frame is in. Values
+// against the generator's expectation (testdata/gen/dicomio/gen.py).
+func TestLoadPaddingPerFrame(t *testing.T) {
+	want := loadExpected(t)["series/ct_padded"]
+	files := seriesFiles(t, "ct_padded")
+	s, err := LoadSeries(files, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !l.padded {
-		t.Fatal("padding not detected from the header")
+	assertClose(t, "ct_padded", voxels(s), want.Values, 0)
+	if s.PaddedPixels != 8+8+64 {
+		t.Errorf("PaddedPixels = %d, want 80", s.PaddedPixels)
 	}
-	if err := l.WaitFrames(context.Background(), 1); err != nil {
+
+	l, err := StartLoadSeries(files, Limits{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	s := l.Series()
-	if s.PaddedPixels != 8 {
-		t.Fatalf("PaddedPixels = %d when the first frame was released, want 8", s.PaddedPixels)
+	if err := l.WaitFrames(context.Background(), 2); err != nil {
+		t.Fatal(err)
 	}
-	for i, v := range s.Frames[0].Pixels {
-		if v != v {
-			t.Fatalf("pixel %d is still NaN padding when released", i)
-		}
+	for f := 0; f < 2; f++ {
+		assertClose(t, "ct_padded frame", l.Series().Frames[f].Pixels, want.Values[f*64:(f+1)*64], 0)
 	}
+	if err := l.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(l.allPadding, []int{2}) {
+		t.Errorf("frames held back as all padding: %v, want [2]", l.allPadding)
+	}
+	assertClose(t, "ct_padded all-padding frame", l.Series().Frames[2].Pixels, want.Values[128:], 0)
 }
 
 // A file whose header reads but whose pixel data does not decode fails the

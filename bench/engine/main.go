@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,6 +50,25 @@ type Result struct {
 	Head float64 `json:"pipeline_head_s"`
 	Gaps float64 `json:"pipeline_gaps_s"`
 	Tail float64 `json:"pipeline_tail_s"`
+	// Overheads holds every repetition's overhead; the fields above are
+	// the median repetition's.
+	Overheads []float64 `json:"pipeline_overheads"`
+	// Padded is the same measurement on a copy of the series that declares
+	// a Pixel Padding Value; nil without -ct-padded.
+	Padded *PipelineResult `json:"pipeline_padded,omitempty"`
+}
+
+// PipelineResult is one series' pipeline measurement: the median
+// repetition, and every repetition's overhead.
+type PipelineResult struct {
+	Frames    int       `json:"frames"`
+	Wall      float64   `json:"wall_s"`
+	Run       float64   `json:"run_s"`
+	Overhead  float64   `json:"overhead_fraction"`
+	Head      float64   `json:"head_s"`
+	Gaps      float64   `json:"gaps_s"`
+	Tail      float64   `json:"tail_s"`
+	Overheads []float64 `json:"overheads"`
 }
 
 func main() {
@@ -59,19 +79,21 @@ func main() {
 	matmul := flag.String("matmul", "", "ONNX file of a square MatMul (from torch_bench.py --write-matmul)")
 	matmulN := flag.Int("matmul-n", 1024, "its size")
 	ct := flag.String("ct", "", "a tmca.dicom_writer folder with one 100-slice CT series, for the pipeline overhead")
+	ctPadded := flag.String("ct-padded", "", "the same series with a Pixel Padding Value declared (optional)")
+	reps := flag.Int("pipeline-reps", 9, "repetitions of the pipeline measurement (the median is reported)")
 	out := flag.String("out", "", "write the JSON result here")
 	provider := flag.String("provider", "cpu", "execution provider: cpu or cuda (no fallback: a CUDA failure is an error)")
 	deviceID := flag.Int("device", 0, "CUDA device id")
 	concurrent := flag.Int("concurrent", 1, "batches run at once (engine ConcurrentRuns); threads is then per run")
 	flag.Parse()
 	opts := segment.Options{Provider: *provider, DeviceID: *deviceID, IntraOpThreads: *threads, ConcurrentRuns: *concurrent}
-	if err := run(*model, *batches, *seconds, opts, *matmul, *matmulN, *ct, *out); err != nil {
+	if err := run(*model, *batches, *seconds, opts, *matmul, *matmulN, *ct, *ctPadded, *reps, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/engine:", err)
 		os.Exit(1)
 	}
 }
 
-func run(modelDir, batchList string, seconds float64, opts segment.Options, matmul string, matmulN int, ct, out string) error {
+func run(modelDir, batchList string, seconds float64, opts segment.Options, matmul string, matmulN int, ct, ctPadded string, reps int, out string) error {
 	threads := opts.IntraOpThreads
 	lib, err := segment.ResolveLibrary("")
 	if err != nil {
@@ -135,8 +157,16 @@ func run(modelDir, batchList string, seconds float64, opts segment.Options, matm
 		fmt.Fprintf(os.Stderr, "onnxruntime MatMul %d: %.1f GFLOP/s\n", matmulN, g)
 	}
 	if ct != "" {
-		if err := pipelineOverhead(modelDir, ct, opts, &res); err != nil {
+		pr, load, err := pipelineOverhead(modelDir, ct, opts, reps)
+		if err != nil {
 			return err
+		}
+		res.PipelineFrames, res.PipelineWall, res.PipelineRun, res.Overhead = pr.Frames, pr.Wall, pr.Run, pr.Overhead
+		res.Head, res.Gaps, res.Tail, res.Overheads, res.PipelineLoad = pr.Head, pr.Gaps, pr.Tail, pr.Overheads, load
+		if ctPadded != "" {
+			if res.Padded, _, err = pipelineOverhead(modelDir, ctPadded, opts, reps); err != nil {
+				return err
+			}
 		}
 	}
 	b, _ := json.MarshalIndent(res, "", "  ")
@@ -250,9 +280,10 @@ func matmulGFLOPS(path string, n, threads int, seconds float64) (float64, error)
 }
 
 // pipelineOverhead runs the production pipeline on one CT series (load,
-// tokenize, pre-process, model, post-process, SEG encode) and measures the
-// wall time during which no session run was in progress.
-func pipelineOverhead(modelDir, folder string, opts segment.Options, res *Result) error {
+// tokenize, pre-process, model, post-process, SEG encode) reps times and
+// measures the wall time during which no session run was in progress; it
+// returns the median repetition and the time of LoadSeries alone.
+func pipelineOverhead(modelDir, folder string, opts segment.Options, reps int) (*PipelineResult, float64, error) {
 	cfg := config.Default()
 	cfg.Model.Dir = modelDir
 	cfg.Model.BatchSize = 16
@@ -279,7 +310,7 @@ func pipelineOverhead(modelDir, folder string, opts segment.Options, res *Result
 	}
 	p, err := daemon.NewPipeline(cfg, zerolog.Nop(), onRun)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	defer p.Close()
 	var paths []string
@@ -290,54 +321,66 @@ func pipelineOverhead(modelDir, folder string, opts segment.Options, res *Result
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	h, err := dicomio.ReadHeader(paths[0])
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	rd, err := reports.NewReader(reports.Options{})
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
-	reps, err := rd.ReadFile(filepath.Join(folder, "reports", h.AccessionNumber+".txt"))
+	rps, err := rd.ReadFile(filepath.Join(folder, "reports", h.AccessionNumber+".txt"))
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
-	job := daemon.SeriesJob{StudyUID: h.StudyInstanceUID, SeriesUID: h.SeriesInstanceUID, Paths: paths, Report: &reps[0]}
+	job := daemon.SeriesJob{StudyUID: h.StudyInstanceUID, SeriesUID: h.SeriesInstanceUID, Paths: paths, Report: &rps[0]}
 	if _, err := p.Process(context.Background(), job); err != nil { // warm-up (page cache, allocator)
-		return err
+		return nil, 0, err
 	}
-	best := -1.0
-	for i := 0; i < 3; i++ {
+	tl := time.Now()
+	if _, err := dicomio.LoadSeries(paths, dicomio.Limits{}); err != nil {
+		return nil, 0, err
+	}
+	load := time.Since(tl).Seconds()
+	var all []PipelineResult
+	for i := 0; i < max(1, reps); i++ {
+		runtime.GC() // each repetition starts as a job after an idle daemon would
 		busy0 := p.Engine().BusyTime()
-		tl := time.Now()
-		if _, err := dicomio.LoadSeries(paths, dicomio.Limits{}); err != nil {
-			return err
-		}
-		load := time.Since(tl).Seconds()
 		mu.Lock()
 		firstRun, lastEnd = time.Time{}, time.Time{}
 		mu.Unlock()
 		t0 := time.Now()
 		r, err := p.Process(context.Background(), job)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
 		t1 := time.Now()
 		wall := t1.Sub(t0).Seconds()
 		runS := (p.Engine().BusyTime() - busy0).Seconds()
-		ov := (wall - runS) / wall
-		if best < 0 || ov < best {
-			best = ov
-			res.PipelineFrames, res.PipelineWall, res.PipelineRun, res.PipelineLoad, res.Overhead = r.Summary.Frames, wall, runS, load, ov
-			mu.Lock()
-			res.Head, res.Tail = firstRun.Sub(t0).Seconds(), t1.Sub(lastEnd).Seconds()
-			mu.Unlock()
-			res.Gaps = wall - runS - res.Head - res.Tail
-		}
+		pr := PipelineResult{Frames: r.Summary.Frames, Wall: wall, Run: runS, Overhead: (wall - runS) / wall}
+		mu.Lock()
+		pr.Head, pr.Tail = firstRun.Sub(t0).Seconds(), t1.Sub(lastEnd).Seconds()
+		mu.Unlock()
+		pr.Gaps = wall - runS - pr.Head - pr.Tail
+		all = append(all, pr)
 	}
-	fmt.Fprintf(os.Stderr, "pipeline %d frames: wall %.3fs, in Run %.3fs, overhead %.1f%% (before the first run %.1f ms, between runs %.1f ms, after the last %.1f ms; LoadSeries alone %.3fs)\n",
-		res.PipelineFrames, res.PipelineWall, res.PipelineRun, 100*res.Overhead, 1e3*res.Head, 1e3*res.Gaps, 1e3*res.Tail, res.PipelineLoad)
-	return nil
+	sort.Slice(all, func(i, j int) bool { return all[i].Overhead < all[j].Overhead })
+	med := all[len(all)/2]
+	for _, r := range all {
+		med.Overheads = append(med.Overheads, r.Overhead)
+	}
+	fmt.Fprintf(os.Stderr, "pipeline %s, %d frames, median of %d: wall %.3fs, in Run %.3fs, overhead %.1f%% (before the first run %.1f ms, between runs %.1f ms, after the last %.1f ms; all: %s; LoadSeries alone %.3fs)\n",
+		filepath.Base(folder), med.Frames, len(all), med.Wall, med.Run, 100*med.Overhead, 1e3*med.Head, 1e3*med.Gaps, 1e3*med.Tail, percents(med.Overheads), load)
+	return &med, load, nil
+}
+
+// percents formats fractions as a list of percentages.
+func percents(v []float64) string {
+	out := make([]string, len(v))
+	for i, x := range v {
+		out[i] = fmt.Sprintf("%.1f%%", 100*x)
+	}
+	return strings.Join(out, " ")
 }

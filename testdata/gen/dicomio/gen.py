@@ -264,6 +264,27 @@ def main():
         set_pixels(ds, (r * 8 + c + 100 * k).astype(np.uint16), bits_stored=14)
         sl.append(ds)
     write_series("dx_pair", su, sl)
+    # CT with pixel padding: each frame's padding becomes the minimum real
+    # value of that frame; a frame that is all padding takes the series'.
+    su = uid(38)
+    sl, vals = [], []
+    for k in range(3):
+        ds = ct_slice(su, k, zs[k])
+        a = ((r * 8 + c) * 10 - 300 + 40 * k).astype(np.int16)
+        if k < 2:
+            a[0, :] = -2000
+        else:
+            a[:, :] = -2000
+        set_pixels(ds, a, signed=True)
+        ds.PixelPaddingValue = -2000
+        sl.append(ds)
+        vals.append(a.astype(np.float32) - 1024)
+    for k in range(2):
+        vals[k][0, :] = vals[k][1:, :].min()
+    vals[2][:, :] = min(v[1:, :].min() for v in vals[:2])
+    write_series("ct_padded", su, sl)
+    expected["series/ct_padded"] = {"rows": 8, "columns": 8, "frames": 3,
+                                    "values": [float(x) for x in np.stack(vals).ravel()]}
 
     # --- enhanced multi-frame CT -------------------------------------------
     su = uid(40)
