@@ -80,8 +80,8 @@ func TestPredictBatchesAcrossSeries(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, runs, frames := e.Stats()
-	if runs-runs0 != 4 || frames < 14 {
-		t.Errorf("14 frames at batch 4: %d runs, %d frames; want 4 runs", runs-runs0, frames)
+	if runs-runs0 != 5 || frames < 14 {
+		t.Errorf("14 frames at batch 4: %d runs, %d frames; want 5 runs (1, 2, 4, 4, 3)", runs-runs0, frames)
 	}
 	for f := range a.Frames {
 		if !bytes.Equal(preds[0].Masks[f], expectedMask(t, m, a, f, 4)) {
@@ -326,9 +326,10 @@ func TestPredictReadyAndOnMask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 9 + 5 + 3 frames at batch 4: a's batches end at frames 4, 8, and 9.
-	if !slices.Equal(asked, []int{4, 8, 9}) {
-		t.Errorf("Ready asked for %v, want [4 8 9]", asked)
+	// 9 + 5 + 3 frames at batch 4 (batches of 1, 2, 4, 4, 4, 2): a's
+	// batches end at frames 1, 3, 7 and 9.
+	if !slices.Equal(asked, []int{1, 3, 7, 9}) {
+		t.Errorf("Ready asked for %v, want [1 3 7 9]", asked)
 	}
 	for f := range a.Frames {
 		if !bytes.Equal(preds[0].Masks[f], expectedMask(t, m, a, f, 4)) {
@@ -344,6 +345,34 @@ func TestPredictReadyAndOnMask(t *testing.T) {
 	for f := range c.Frames {
 		if preds[2].Err != nil || !bytes.Equal(preds[2].Masks[f], expectedMask(t, m, c, f, 4)) {
 			t.Fatalf("series c frame %d (after the failed one): mask differs (%v)", f, preds[2].Err)
+		}
+	}
+}
+
+// Batches ramp up to the batch size when the work fills more than two.
+func TestRampBatches(t *testing.T) {
+	for _, tc := range []struct {
+		frames, bs int
+		want       []int
+	}{
+		{100, 16, []int{4, 8, 16, 16, 16, 16, 16, 8}},
+		{32, 16, []int{16, 16}},
+		{33, 16, []int{4, 8, 16, 5}},
+		{5, 1, []int{1, 1, 1, 1, 1}},
+		{7, 2, []int{1, 2, 2, 2}},
+	} {
+		work := make([]slot, tc.frames)
+		var sizes []int
+		next := 0
+		for _, b := range rampBatches(work, tc.bs) {
+			sizes = append(sizes, len(b))
+			if &b[0] != &work[next] {
+				t.Fatalf("%d frames at %d: batches do not follow the work in order", tc.frames, tc.bs)
+			}
+			next += len(b)
+		}
+		if !slices.Equal(sizes, tc.want) {
+			t.Errorf("%d frames at batch %d: %v, want %v", tc.frames, tc.bs, sizes, tc.want)
 		}
 	}
 }

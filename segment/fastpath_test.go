@@ -55,13 +55,17 @@ func TestThresholdResizedEqualsProbToMask(t *testing.T) {
 			for i := range got {
 				got[i] = 7 // every pixel must be written
 			}
-			ThresholdResized(got, p, h, w, rows, cols, thr)
+			n := ThresholdResized(got, p, h, w, rows, cols, thr)
+			before := set
 			for i := range got {
 				if got[i] != want[i] {
 					t.Fatalf("%dx%d -> %dx%d, case %d: pixel %d is %d, exact resize gives %d", h, w, rows, cols, k, i, got[i], want[i])
 				}
 				set += int(got[i])
 				unset += 1 - int(got[i])
+			}
+			if set-before != n {
+				t.Fatalf("%dx%d -> %dx%d, case %d: returned %d set pixels, the mask has %d", h, w, rows, cols, k, n, set-before)
 			}
 		}
 		if set == 0 || unset == 0 {

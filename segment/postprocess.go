@@ -30,13 +30,16 @@ func ProbToMask(mask []uint8, probOut []float32, prob []float32, h, w, rows, col
 // clearly at or above it) the whole run of output pixels that shares them
 // is filled at once. Only runs whose corners straddle the threshold are
 // interpolated exactly, as ResizeBilinear does. Probability maps are mostly
-// background, so this is several times faster than ProbToMask.
-func ThresholdResized(mask []uint8, prob []float32, h, w, rows, cols int, threshold float32) {
+// background, so this is several times faster than ProbToMask. It returns
+// the number of mask pixels set.
+func ThresholdResized(mask []uint8, prob []float32, h, w, rows, cols int, threshold float32) int {
+	set := 0
 	if h == rows && w == cols {
 		for i, p := range prob[:rows*cols] {
 			mask[i] = b2u(p >= threshold)
+			set += int(mask[i])
 		}
-		return
+		return set
 	}
 	// The margin covers the rounding of the blend (a few float32 ulps of
 	// values near the threshold), so that a shortcut never decides
@@ -69,16 +72,19 @@ func ThresholdResized(mask []uint8, prob []float32, h, w, rows, cols int, thresh
 				for i := range seg {
 					seg[i] = 1
 				}
+				set += len(seg)
 			default:
 				for c := run.start; c < run.end; c++ {
 					ca, cb, w0, w1 := pw.i0[c], pw.i1[c], pw.w0[c], pw.w1[c]
 					t0 := float32(row0[ca]*w0) + float32(row0[cb]*w1)
 					t1 := float32(row1[ca]*w0) + float32(row1[cb]*w1)
 					out[c] = b2u(float32(t0*h0)+float32(t1*h1) >= threshold)
+					set += int(out[c])
 				}
 			}
 		}
 	}
+	return set
 }
 
 // nanLow maps NaN to -Inf: a NaN corner makes every blended value NaN,

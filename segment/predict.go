@@ -78,12 +78,29 @@ func (e *Engine) Predict(ctx context.Context, reqs ...Request) ([]*Prediction, e
 			work = append(work, slot{i, f})
 		}
 	}
-	bs := e.opts.BatchSize
+	return out, e.pipelined(ctx, reqs, out, rampBatches(work, e.opts.BatchSize))
+}
+
+// rampBatches cuts the work into batches of bs frames, except that the
+// first two are a quarter and a half of that when the work fills more than
+// two batches: the model starts as soon as a few frames are decoded and
+// pre-processed, instead of waiting for a full batch, while the rest of the
+// series is still being read. On CPU the smaller batches cost little
+// throughput (bench/RESULTS.md); the overhead before the first run is what
+// they save.
+func rampBatches(work []slot, bs int) [][]slot {
 	var batches [][]slot
-	for start := 0; start < len(work); start += bs {
-		batches = append(batches, work[start:min(start+bs, len(work))])
+	size := bs
+	if len(work) > 2*bs {
+		size = max(1, bs/4)
 	}
-	return out, e.pipelined(ctx, reqs, out, batches)
+	for start := 0; start < len(work); {
+		end := min(start+size, len(work))
+		batches = append(batches, work[start:end])
+		start = end
+		size = min(bs, 2*size)
+	}
+	return batches
 }
 
 // batchJob is one batch moving through the three stages.
@@ -204,17 +221,26 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 				defer e.post.Put(scr)
 				mask := make([]uint8, n)
 				src := j.buf.prob[k*hw : (k+1)*hw]
+				set := 0
 				if r.WantProbabilities {
 					ProbToMask(mask, scr.prob, src, h, w, r.Series.Rows, r.Series.Columns, float32(e.m.Threshold))
+					set = -1
 				} else {
-					ThresholdResized(mask, src, h, w, r.Series.Rows, r.Series.Columns, float32(e.m.Threshold))
+					set = ThresholdResized(mask, src, h, w, r.Series.Rows, r.Series.Columns, float32(e.m.Threshold))
 				}
 				if e.opts.MinComponentArea > 1 {
-					stats[k].removed = int64(RemoveSmallComponents(mask, r.Series.Rows, r.Series.Columns, e.opts.MinComponentArea, scr.labels))
+					if removed := RemoveSmallComponents(mask, r.Series.Rows, r.Series.Columns, e.opts.MinComponentArea, scr.labels); removed > 0 {
+						stats[k].removed = int64(removed)
+						set = -1
+					}
 				}
-				for _, v := range mask {
-					stats[k].pixels += int64(v)
+				if set < 0 {
+					set = 0
+					for _, v := range mask {
+						set += int(v)
+					}
 				}
+				stats[k].pixels = int64(set)
 				p := out[s.req]
 				p.Masks[s.frame] = mask
 				if r.WantProbabilities {
