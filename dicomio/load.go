@@ -187,16 +187,16 @@ type Loading struct {
 	next   atomic.Int64
 	stop   atomic.Bool
 
-	mu       sync.Mutex
-	done     []bool
+	mu   sync.Mutex
+	done []bool
 	// allPadding lists frames that are padding only: they are filled with
 	// the series' minimum, so they are released when every frame is in.
 	allPadding []int
-	ready    int           // frames [0, ready) are decoded
-	err      error         // the error of the lowest failing unit
-	errAt    int           // its index in order
-	changed  chan struct{} // closed (and replaced) on every change
-	finished chan struct{} // closed when the background work has ended
+	ready      int           // frames [0, ready) are decoded
+	err        error         // the error of the lowest failing unit
+	errAt      int           // its index in order
+	changed    chan struct{} // closed (and replaced) on every change
+	finished   chan struct{} // closed when the background work has ended
 }
 
 // decodeUnit is one instance and the series positions of its frames.
