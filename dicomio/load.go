@@ -155,7 +155,8 @@ func StartLoadSeries(paths []string, lim Limits) (*Loading, error) {
 	// decodes them (so that the zeroing of reused memory is spread over the
 	// cores too).
 	s.Frames = make([]Frame, total)
-	l := &Loading{series: s, done: make([]bool, total), changed: make(chan struct{}), finished: make(chan struct{})}
+	npix := first.Rows * first.Columns
+	l := &Loading{headFrames: min(total, max(1, headBytes/(4*npix))), series: s, done: make([]bool, total), changed: make(chan struct{}), finished: make(chan struct{})}
 	pos := make(map[*instance]int, len(insts))
 	for i, r := range refs {
 		s.Frames[i] = Frame{
@@ -183,6 +184,10 @@ func StartLoadSeries(paths []string, lim Limits) (*Loading, error) {
 // returned nil.
 type Loading struct {
 	series *Series
+	// The pixels live in two allocations: the first headFrames frames, and
+	// the rest (see headBytes).
+	headFrames int
+	head, rest volumeChunk
 	order  []decodeUnit
 	next   atomic.Int64
 	stop   atomic.Bool
@@ -199,6 +204,36 @@ type Loading struct {
 	finished   chan struct{} // closed when the background work has ended
 }
 
+// headBytes is the size of the first of the two allocations the frames'
+// pixels are made in. The first frames can then be decoded (and handed to
+// the model) while the rest of the volume is allocated, which for reused
+// memory means zeroed; more pieces would cost garbage collections, as the
+// heap would grow by steps.
+const headBytes = 8 << 20
+
+// volumeChunk is the memory of consecutive frames, allocated once.
+type volumeChunk struct {
+	once sync.Once
+	px   []float32
+}
+
+// get allocates the chunk of n pixels on first use.
+func (c *volumeChunk) get(n int) []float32 {
+	c.once.Do(func() { c.px = make([]float32, n) })
+	return c.px
+}
+
+// framePixels returns frame i's pixels within its allocation.
+func (l *Loading) framePixels(i int) []float32 {
+	s := l.series
+	npix := s.Rows * s.Columns
+	px, k := l.head.get(l.headFrames*npix), i
+	if i >= l.headFrames {
+		px, k = l.rest.get((len(s.Frames)-l.headFrames)*npix), i-l.headFrames
+	}
+	return px[k*npix : (k+1)*npix : (k+1)*npix]
+}
+
 // decodeUnit is one instance and the series positions of its frames.
 type decodeUnit struct {
 	in     *instance
@@ -213,6 +248,10 @@ func (l *Loading) Series() *Series { return l.series }
 
 // start runs the decoding on the given number of goroutines.
 func (l *Loading) start(workers int) {
+	if n := len(l.series.Frames) - l.headFrames; n > 0 {
+		// The rest of the volume, allocated beside the first decoding.
+		go l.rest.get(n * l.series.Rows * l.series.Columns)
+	}
 	var wg sync.WaitGroup
 	var padded atomic.Int64
 	for w := 0; w < workers; w++ {
@@ -262,10 +301,9 @@ func (l *Loading) start(workers int) {
 // number of padding pixels and the frames that are padding only.
 func (l *Loading) decode(u decodeUnit, sc *scratch) (int64, []int, error) {
 	s := l.series
-	npix := s.Rows * s.Columns
 	dst := make([][]float32, len(u.frames))
-	for k := range dst {
-		dst[k] = make([]float32, npix)
+	for k, i := range u.frames {
+		dst[k] = l.framePixels(i)
 	}
 	n, err := decodeInstance(u.in, dst, sc)
 	u.in.layout = nil // release inflated data sets early
