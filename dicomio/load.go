@@ -188,9 +188,9 @@ type Loading struct {
 	// the rest (see headBytes).
 	headFrames int
 	head, rest volumeChunk
-	order  []decodeUnit
-	next   atomic.Int64
-	stop   atomic.Bool
+	order      []decodeUnit
+	next       atomic.Int64
+	stop       atomic.Bool
 
 	mu   sync.Mutex
 	done []bool
