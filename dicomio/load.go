@@ -151,9 +151,7 @@ func StartLoadSeries(paths []string, lim Limits) (*Loading, error) {
 	}
 
 	// Pass 2 runs in the background: the instances in the order of their
-	// first frame, each frame's pixels allocated by the goroutine that
-	// decodes them (so that the zeroing of reused memory is spread over the
-	// cores too).
+	// first frame, into a volume allocated in two pieces (headBytes).
 	s.Frames = make([]Frame, total)
 	npix := first.Rows * first.Columns
 	l := &Loading{headFrames: min(total, max(1, headBytes/(4*npix))), series: s, done: make([]bool, total), changed: make(chan struct{}), finished: make(chan struct{})}
@@ -296,7 +294,7 @@ func (l *Loading) start(workers int) {
 	}()
 }
 
-// decode decodes one unit into freshly allocated frames and fills each
+// decode decodes one unit into its frames' place in the volume and fills each
 // frame's padding with the minimum of its real values; it returns the
 // number of padding pixels and the frames that are padding only.
 func (l *Loading) decode(u decodeUnit, sc *scratch) (int64, []int, error) {
