@@ -170,15 +170,23 @@ func (c *catalog) addInstance(ctx context.Context, h dicomio.Header, sum string)
 	err = c.s.queryRow(ctx, `SELECT path, sha256 FROM tmcad_instance WHERE sop_uid = ?`, h.SOPInstanceUID).Scan(&oldPath, &oldSum)
 	switch {
 	case err == nil:
-		if oldSum == sum {
-			if oldPath != h.Path {
-				// Same object dropped twice: keep the first path, unless
-				// it is gone.
-				return addedDuplicate, oldPath, nil
-			}
+		if oldSum != sum {
+			return addedConflict, oldPath, nil
+		}
+		if oldPath != "" {
+			// Same object dropped twice: the first path is kept.
 			return addedDuplicate, oldPath, nil
 		}
-		return addedConflict, oldPath, nil
+		// Sent again after retention deleted its file: the copy takes its
+		// place, so that the series can be processed again.
+		now := c.now().UnixNano()
+		if _, err := c.s.exec(ctx, `UPDATE tmcad_instance SET path = ? WHERE sop_uid = ?`, h.Path, h.SOPInstanceUID); err != nil {
+			return 0, "", fmt.Errorf("catalog: re-adopting instance: %w", err)
+		}
+		if _, err := c.s.exec(ctx, `UPDATE tmcad_series SET last_seen = ?, updated_at = ? WHERE series_uid = ?`, now, now, h.SeriesInstanceUID); err != nil {
+			return 0, "", fmt.Errorf("catalog: touching series: %w", err)
+		}
+		return addedLate, "", nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return 0, "", fmt.Errorf("catalog: looking up instance: %w", err)
 	}
@@ -553,6 +561,25 @@ func (c *catalog) lastSEGs(ctx context.Context, n int) ([]segRow, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// retireInstance records that retention deleted an instance's file: its
+// path becomes empty, so that the series is known not to be processable
+// again (Reprocess skips it) rather than failing on a missing file.
+func (c *catalog) retireInstance(ctx context.Context, path string) error {
+	if _, err := c.s.exec(ctx, `UPDATE tmcad_instance SET path = '' WHERE path = ?`, path); err != nil {
+		return fmt.Errorf("catalog: retiring instance: %w", err)
+	}
+	return nil
+}
+
+// deletedInputs counts a series' instances whose files retention deleted.
+func (c *catalog) deletedInputs(ctx context.Context, seriesUID string) (int, error) {
+	var n int
+	if err := c.s.queryRow(ctx, `SELECT COUNT(*) FROM tmcad_instance WHERE series_uid = ? AND path = ''`, seriesUID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("catalog: counting deleted inputs: %w", err)
+	}
+	return n, nil
 }
 
 // moveInstance updates an instance's path after retention moved it.

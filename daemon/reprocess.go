@@ -19,11 +19,14 @@ type reprocessWorker struct {
 // failed with a transient error, and series last processed by another
 // model version.
 func (w *reprocessWorker) Work(ctx context.Context, _ *river.Job[ReprocessArgs]) error {
-	n, err := Reprocess(ctx, w.d.cat, w.d.client, w.d.model.Version, ReprocessFilter{Scheduled: true}, nil)
+	r, err := Reprocess(ctx, w.d.cat, w.d.client, w.d.model.Version, ReprocessFilter{Scheduled: true}, nil)
 	if err != nil {
 		return err
 	}
-	w.d.log.Info().Int("queued", n).Msg("scheduled reprocessing done")
+	for _, s := range r.Skipped {
+		w.d.log.Info().Str("series_uid", s.SeriesUID).Str("reason", s.Reason).Msg("series not reprocessed")
+	}
+	w.d.log.Info().Int("queued", r.Queued).Int("skipped", len(r.Skipped)).Msg("scheduled reprocessing done")
 	return nil
 }
 
@@ -44,10 +47,24 @@ type ReprocessFilter struct {
 	ModelOlder bool
 }
 
-// Reprocess queues the series the filter selects for modelVersion and
-// returns how many jobs were queued. progress, if not nil, is called after
-// each series with (done, total).
-func Reprocess(ctx context.Context, cat *catalog, client queueClient, modelVersion string, f ReprocessFilter, progress func(done, total int)) (int, error) {
+// ReprocessResult says what Reprocess did.
+type ReprocessResult struct {
+	// Queued counts the jobs queued.
+	Queued int
+	// Skipped lists selected series that cannot be processed again.
+	Skipped []SkippedSeries
+}
+
+// SkippedSeries is a series Reprocess left alone, and why.
+type SkippedSeries struct {
+	SeriesUID, Reason string
+}
+
+// Reprocess queues the series the filter selects for modelVersion.
+// Series whose inputs retention deleted are skipped, with the reason.
+// progress, if not nil, is called after each series with (done, total).
+func Reprocess(ctx context.Context, cat *catalog, client queueClient, modelVersion string, f ReprocessFilter, progress func(done, total int)) (ReprocessResult, error) {
+	var res ReprocessResult
 	var rows []seriesRow
 	add := func(where string, args ...any) error {
 		r, err := cat.seriesWhere(ctx, where, args...)
@@ -73,10 +90,10 @@ func Reprocess(ctx context.Context, cat *catalog, client queueClient, modelVersi
 	case !f.Since.IsZero():
 		err = add(`first_seen >= ?`, f.Since.UnixNano())
 	default:
-		return 0, fmt.Errorf("reprocess: nothing selected")
+		return res, fmt.Errorf("reprocess: nothing selected")
 	}
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	if !f.Scheduled && f.SeriesUID == "" && f.StudyUID == "" && !f.Since.IsZero() {
 		// --since combined with another filter narrows it.
@@ -88,11 +105,10 @@ func Reprocess(ctx context.Context, cat *catalog, client queueClient, modelVersi
 		}
 		rows = kept
 	}
-	queued := 0
 	for i, s := range rows {
 		var ref *reportRef
 		if ref, err = cat.matchReport(ctx, s); err != nil {
-			return queued, err
+			return res, err
 		}
 		if s.State == StateAwaitingReport && ref == nil {
 			if progress != nil {
@@ -115,16 +131,27 @@ func Reprocess(ctx context.Context, cat *catalog, client queueClient, modelVersi
 				rerun = "rerun-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 			}
 		}
+		deleted, err := cat.deletedInputs(ctx, s.SeriesUID)
+		if err != nil {
+			return res, err
+		}
+		if deleted > 0 {
+			res.Skipped = append(res.Skipped, SkippedSeries{s.SeriesUID, errInputsDeleted.Error()})
+			if progress != nil {
+				progress(i+1, len(rows))
+			}
+			continue
+		}
 		ok, err := enqueueSeries(ctx, cat, client, s, ref, modelVersion, rerun)
 		if err != nil {
-			return queued, err
+			return res, err
 		}
 		if ok {
-			queued++
+			res.Queued++
 		}
 		if progress != nil {
 			progress(i+1, len(rows))
 		}
 	}
-	return queued, nil
+	return res, nil
 }

@@ -40,6 +40,10 @@ func (d *Daemon) applyRetention(ctx context.Context, seg segRow) error {
 		case "delete":
 			if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 				errs = append(errs, fmt.Errorf("retention: deleting %s: %w", p, err))
+				continue
+			}
+			if err := d.cat.retireInstance(ctx, p); err != nil {
+				errs = append(errs, err)
 			}
 		case "move":
 			dst, err := moveInto(p, filepath.Join(absOrSelf(cfg.Retention.DoneDir), rel))

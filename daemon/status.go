@@ -112,18 +112,18 @@ func ReadStatus(ctx context.Context, cfg *config.Config, n int) (*StatusReport, 
 // EnqueueReprocess queues the series f selects for modelVersion from
 // outside the daemon (`tmcad reprocess`), through an insert-only queue
 // client; a running daemon picks the jobs up.
-func EnqueueReprocess(ctx context.Context, cfg *config.Config, modelVersion string, f ReprocessFilter, progress func(done, total int)) (int, error) {
+func EnqueueReprocess(ctx context.Context, cfg *config.Config, modelVersion string, f ReprocessFilter, progress func(done, total int)) (ReprocessResult, error) {
 	if f.Scheduled {
-		return 0, fmt.Errorf("reprocess: the scheduled sweep runs inside the daemon")
+		return ReprocessResult{}, fmt.Errorf("reprocess: the scheduled sweep runs inside the daemon")
 	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
-		return 0, err
+		return ReprocessResult{}, err
 	}
 	defer st.Close()
 	client, err := newQueueClient(st, &river.Config{MaxAttempts: cfg.Queue.MaxAttempts})
 	if err != nil {
-		return 0, err
+		return ReprocessResult{}, err
 	}
 	cat := &catalog{s: st, now: time.Now}
 	return Reprocess(ctx, cat, client, modelVersion, f, progress)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -69,6 +70,9 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	if len(paths) == 0 {
 		return d.fail(ctx, job, Permanent("no_instances", errors.New("no instance of the series is catalogued")))
 	}
+	if slices.Contains(paths, "") {
+		return d.fail(ctx, job, Permanent("inputs_deleted", errInputsDeleted))
+	}
 	sj := SeriesJob{JobID: job.ID, Attempt: job.Attempt, StudyUID: a.StudyUID, SeriesUID: a.SeriesUID, Paths: paths, ModelVersion: a.ModelVersion}
 	rep, err := d.loadReport(ctx, s)
 	if err != nil {
@@ -113,6 +117,9 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	return d.queueExport(ctx, res.SOPInstanceUID)
 }
 
+// errInputsDeleted says why a series cannot be processed again.
+var errInputsDeleted = errors.New("the series' files were deleted after its SEG was stored (retention.inputs = delete); it cannot be processed again")
+
 // loadReport re-reads the best report for the series now (a corrected
 // report may have replaced the one seen at queueing). Nil when none.
 func (d *Daemon) loadReport(ctx context.Context, s seriesRow) (*reports.Report, error) {
@@ -151,6 +158,7 @@ func (d *Daemon) fail(ctx context.Context, job *river.Job[ProcessArgs], err erro
 	}
 	log.Error().Err(err).Str("reason", reason).Str("class", class.String()).Int("attempt", job.Attempt).Msg("job failed for good; inputs copied to quarantine")
 	paths, _ := d.cat.instancePaths(ctx, a.SeriesUID)
+	paths = slices.DeleteFunc(paths, func(p string) bool { return p == "" }) // deleted by retention
 	if s, serr := d.cat.series(ctx, a.SeriesUID); serr == nil {
 		if ref, _ := d.cat.matchReport(ctx, s); ref != nil {
 			paths = append(paths, ref.Path)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,6 +121,17 @@ func TestRetentionDelete(t *testing.T) {
 	if n := countFiles(filepath.Join(e.cfg.StateDir, "quarantine"), ""); n != 0 {
 		t.Errorf("%d files in quarantine, want none", n)
 	}
+	// The series cannot be processed again: reprocess says so and queues
+	// nothing (it would otherwise fail on the missing file, and the nightly
+	// sweep would retry it for ever).
+	waitFor(t, 10*time.Second, "the deletion catalogued", func() bool {
+		out := e.reprocess("--series", s.SeriesUID)
+		return strings.Contains(out, "skipped "+s.SeriesUID) && strings.Contains(out, "retention.inputs = delete")
+	})
+	wantQueued(t, e.reprocess("--series", s.SeriesUID), 0, "1.0.0")
+	if st := e.status(); st.Series["done"] != 1 || st.Jobs["completed"] != 1 {
+		t.Errorf("tmcad status after reprocess: series %v, jobs %v; want the series done, one job", st.Series, st.Jobs)
+	}
 	p.stop()
-	t.Logf("input deleted after the SEG was stored; %.1fs", time.Since(start).Seconds())
+	t.Logf("input deleted after the SEG was stored; reprocess skips the series; %.1fs", time.Since(start).Seconds())
 }

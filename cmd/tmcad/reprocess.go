@@ -61,11 +61,14 @@ func runReprocess(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	n, err := daemon.EnqueueReprocess(ctx, cfg, m.Version, f, progress)
+	r, err := daemon.EnqueueReprocess(ctx, cfg, m.Version, f, progress)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%d series queued for model %s %s\n", n, m.Name, m.Version)
+	fmt.Fprintf(stdout, "%d series queued for model %s %s\n", r.Queued, m.Name, m.Version)
+	for _, s := range r.Skipped {
+		fmt.Fprintf(stdout, "skipped %s: %s\n", s.SeriesUID, s.Reason)
+	}
 	return nil
 }
 
