@@ -563,6 +563,22 @@ func (c *catalog) lastSEGs(ctx context.Context, n int) ([]segRow, error) {
 	return out, rows.Err()
 }
 
+// reconsiderSkipped puts every skipped series back to collecting, so that
+// the ready loop applies the selection rules to it again; it returns how
+// many there were.
+func (c *catalog) reconsiderSkipped(ctx context.Context) (int, error) {
+	res, err := c.s.exec(ctx, `UPDATE tmcad_series SET state = ?, reason = '', updated_at = ? WHERE state = ?`,
+		StateCollecting, c.now().UnixNano(), StateSkipped)
+	if err != nil {
+		return 0, fmt.Errorf("catalog: reconsidering skipped series: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("catalog: reconsidering skipped series: %w", err)
+	}
+	return int(n), nil
+}
+
 // retireInstance records that retention deleted an instance's file: its
 // path becomes empty, so that the series is known not to be processable
 // again (Reprocess skips it) rather than failing on a missing file.

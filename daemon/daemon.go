@@ -69,11 +69,14 @@ type Daemon struct {
 	watcher *Watcher
 	now     func() time.Time
 
-	ready     atomic.Bool
-	httpAddr  atomic.Value
-	beatMu    sync.Mutex
-	schedBeat time.Time
-	closeOnce sync.Once
+	ready    atomic.Bool
+	httpAddr atomic.Value
+	// reconsider asks the ready loop to judge skipped series again (the
+	// selection rules changed on reload).
+	reconsider atomic.Bool
+	beatMu     sync.Mutex
+	schedBeat  time.Time
+	closeOnce  sync.Once
 }
 
 // New opens the queue database (running River's and the catalog's

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -24,7 +25,8 @@ var reloadable = map[string]bool{
 
 // Reload applies a new configuration: the reloadable keys take effect at
 // once; it returns the applied keys and the changed keys that need a
-// restart (which keep their old values until then).
+// restart (which keep their old values until then). When the selection
+// rules changed, the series they had skipped are judged again.
 func (d *Daemon) Reload(next *config.Config) (applied, needRestart []string) {
 	cur := d.config()
 	changed := changedKeys(cur, next)
@@ -52,6 +54,12 @@ func (d *Daemon) Reload(next *config.Config) (applied, needRestart []string) {
 	}
 	d.cfg.Store(&merged)
 	d.watcher.SetTimings(merged.Watch.SizeStableFor.Duration, merged.Watch.RescanEvery.Duration)
+	if slices.ContainsFunc(applied, func(k string) bool { return strings.HasPrefix(k, "select.") }) {
+		// Series skipped under the old rules are judged again under the
+		// new ones, by the ready loop at its next round (after it has
+		// taken the new configuration).
+		d.reconsider.Store(true)
+	}
 	return applied, needRestart
 }
 

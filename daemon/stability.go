@@ -17,8 +17,7 @@ import (
 func (d *Daemon) readyLoop(ctx context.Context) error {
 	d.heartbeat()
 	for {
-		cfg := d.config()
-		every := cfg.Watch.StableAfter.Duration / 4
+		every := d.config().Watch.StableAfter.Duration / 4
 		every = max(100*time.Millisecond, min(every, time.Second))
 		select {
 		case <-ctx.Done():
@@ -26,6 +25,18 @@ func (d *Daemon) readyLoop(ctx context.Context) error {
 		case <-time.After(every):
 		}
 		d.heartbeat()
+		// The flag before the configuration: a reload stores the new
+		// configuration, then sets the flag.
+		reconsider := d.reconsider.Swap(false)
+		cfg := d.config()
+		if reconsider {
+			if n, err := d.cat.reconsiderSkipped(ctx); err != nil {
+				d.reconsider.Store(true) // next round
+				d.log.Error().Err(err).Msg("skipped series could not be reconsidered under the new selection rules")
+			} else if n > 0 {
+				d.log.Info().Int("series", n).Msg("series skipped under the old selection rules are reconsidered")
+			}
+		}
 		if err := d.advance(ctx, cfg); err != nil && ctx.Err() == nil {
 			d.metrics.errors.WithLabelValues("catalog").Inc()
 			d.log.Error().Err(err).Msg("advancing series")

@@ -52,7 +52,8 @@ func (e *env) statusText() string {
 // (select.modalities, reports.wait) and unsafe ones (http.listen,
 // queue.workers) and the daemon gets SIGHUP: a waiting CR series is parked
 // under the shorter wait, a new CT series is processed, the HTTP server
-// stays where it was, and the log names the keys that need a restart. An
+// stays where it was, the CT series skipped before is reconsidered and
+// processed, and the log names the keys that need a restart. An
 // invalid file on the next SIGHUP is rejected with the file and key named,
 // and the daemon goes on with the configuration it had.
 func TestReloadSIGHUP(t *testing.T) {
@@ -117,6 +118,9 @@ func TestReloadSIGHUP(t *testing.T) {
 	if rl.str("level") != "warn" {
 		t.Errorf("reload with keys needing a restart logged at %q, want warn", rl.str("level"))
 	}
+	// The CT series skipped under the old rules is judged again under the
+	// new ones, and processed.
+	p.waitLogAfter(mark, 90*time.Second, "the skipped CT series stored after the reload", seriesMsg(msgStored, ctOld.SeriesUID))
 	// The shorter wait parks the CR series that has no report.
 	p.waitLogAfter(mark, 30*time.Second, "CR series parked under the new reports.wait", seriesMsg(msgParked, crWait.SeriesUID))
 	// A CT series is now selected and processed.
@@ -150,7 +154,7 @@ func TestReloadSIGHUP(t *testing.T) {
 	if len(p.matching(func(l logLine) bool { return strings.HasPrefix(l.str("message"), msgReloadPrefix) })) != 2 {
 		t.Error("want two reloads applied (the early one and the valid one), not the invalid one")
 	}
-	checkOneSEGPerSeries(t, archiveSEGs(t, e.cfg.ArchiveDir), []exampleSeries{ctNew})
+	checkOneSEGPerSeries(t, archiveSEGs(t, e.cfg.ArchiveDir), []exampleSeries{ctOld, ctNew})
 	p.stop()
 	e.checkNoPHI([]exampleSeries{ctOld, ctNew, crWait, crLate})
 	t.Logf("SIGHUP reloads checked in %.1fs", time.Since(start).Seconds())
