@@ -51,6 +51,11 @@ func ThresholdResized(mask []uint8, prob []float32, h, w, rows, cols int, thresh
 	runs := runsFor(w, cols)
 	colLo := make([]float32, w)
 	colHi := make([]float32, w)
+	// stretches: the output columns of a row in stretches that are all
+	// below the threshold (0), all at or above it (1), or straddle it (2,
+	// interpolated); the same for every output row that blends the same
+	// two source rows.
+	var stretches []stretch
 	for r := 0; r < rows; r++ {
 		a, b := ph.i0[r], ph.i1[r]
 		row0, row1 := prob[a*w:a*w+w], prob[b*w:b*w+w]
@@ -59,22 +64,36 @@ func ThresholdResized(mask []uint8, prob []float32, h, w, rows, cols int, thresh
 				x, y := nanLow(row0[j]), nanLow(row1[j])
 				colLo[j], colHi[j] = min(x, y), max(x, y)
 			}
+			stretches = stretches[:0]
+			for _, run := range runs {
+				lo, hi := min(colLo[run.a], colLo[run.b]), max(colHi[run.a], colHi[run.b])
+				v := uint8(2)
+				if hi < below {
+					v = 0
+				} else if lo >= above {
+					v = 1
+				}
+				if n := len(stretches); n > 0 && stretches[n-1].v == v {
+					stretches[n-1].end = run.end
+					continue
+				}
+				stretches = append(stretches, stretch{start: run.start, end: run.end, v: v})
+			}
 		}
 		h0, h1 := ph.w0[r], ph.w1[r]
 		out := mask[r*cols : r*cols+cols]
-		for _, run := range runs {
-			lo, hi := min(colLo[run.a], colLo[run.b]), max(colHi[run.a], colHi[run.b])
-			seg := out[run.start:run.end]
-			switch {
-			case hi < below:
+		for _, st := range stretches {
+			seg := out[st.start:st.end]
+			switch st.v {
+			case 0:
 				clear(seg)
-			case lo >= above:
+			case 1:
 				for i := range seg {
 					seg[i] = 1
 				}
 				set += len(seg)
 			default:
-				for c := run.start; c < run.end; c++ {
+				for c := st.start; c < st.end; c++ {
 					ca, cb, w0, w1 := pw.i0[c], pw.i1[c], pw.w0[c], pw.w1[c]
 					t0 := float32(row0[ca]*w0) + float32(row0[cb]*w1)
 					t1 := float32(row1[ca]*w0) + float32(row1[cb]*w1)
@@ -106,6 +125,13 @@ func b2u(b bool) uint8 {
 // colRun is a run of output columns [start, end) that blend the same two
 // source columns a and b.
 type colRun struct{ start, end, a, b int }
+
+// stretch is a run of output columns [start, end) that ThresholdResized
+// fills with 0 (v = 0) or 1 (v = 1), or interpolates (v = 2).
+type stretch struct {
+	start, end int
+	v          uint8
+}
 
 var runCache sync.Map // planKey → []colRun
 

@@ -75,6 +75,8 @@ func (w windower) apply(v float32) float32 {
 type axisPlan struct {
 	i0, i1 []int
 	w0, w1 []float32
+	// cols lists the source indices read at all (i0 ∪ i1), ascending.
+	cols []int
 }
 
 type planKey struct{ in, out int }
@@ -111,6 +113,15 @@ func planFor(in, out int) *axisPlan {
 		p.w0[d] = 1 - lambda
 		p.w1[d] = lambda
 	}
+	used := make([]bool, in)
+	for d := 0; d < out; d++ {
+		used[p.i0[d]], used[p.i1[d]] = true, true
+	}
+	for i, u := range used {
+		if u {
+			p.cols = append(p.cols, i)
+		}
+	}
 	actual, _ := plans.LoadOrStore(planKey{in, out}, p)
 	return actual.(*axisPlan)
 }
@@ -127,32 +138,34 @@ func ResizeBilinear(dst []float32, dh, dw int, src []float32, sh, sw int) {
 	for r := 0; r < dh; r++ {
 		row0 := src[ph.i0[r]*sw : ph.i0[r]*sw+sw]
 		row1 := src[ph.i1[r]*sw : ph.i1[r]*sw+sw]
-		h0, h1 := ph.w0[r], ph.w1[r]
-		out := dst[r*dw : r*dw+dw]
-		for c := range out {
-			a, b, w0, w1 := pw.i0[c], pw.i1[c], pw.w0[c], pw.w1[c]
-			t0 := float32(row0[a]*w0) + float32(row0[b]*w1)
-			t1 := float32(row1[a]*w0) + float32(row1[b]*w1)
-			out[c] = float32(t0*h0) + float32(t1*h1)
-		}
+		blendRow(dst[r*dw:r*dw+dw], row0, row1, pw, ph.w0[r], ph.w1[r])
 	}
 }
 
-// resizeWindowed is ResizeBilinear of the windowed source, windowing each
-// source value it reads.
+// blendRow writes one output row of the bilinear resize from its two
+// source rows (weights h0, h1) with the column plan pw.
+func blendRow(out, row0, row1 []float32, pw *axisPlan, h0, h1 float32) {
+	for c := range out {
+		a, b, w0, w1 := pw.i0[c], pw.i1[c], pw.w0[c], pw.w1[c]
+		t0 := float32(row0[a]*w0) + float32(row0[b]*w1)
+		t1 := float32(row1[a]*w0) + float32(row1[b]*w1)
+		out[c] = float32(t0*h0) + float32(t1*h1)
+	}
+}
+
+// resizeWindowed is ResizeBilinear of the windowed source: for each output
+// row it windows only the source columns the row blends (pw.cols) of its
+// two source rows.
 func resizeWindowed(dst []float32, dh, dw int, src []float32, sh, sw int, win windower) {
 	ph, pw := planFor(sh, dh), planFor(sw, dw)
+	w0, w1 := make([]float32, sw), make([]float32, sw)
 	for r := 0; r < dh; r++ {
 		row0 := src[ph.i0[r]*sw : ph.i0[r]*sw+sw]
 		row1 := src[ph.i1[r]*sw : ph.i1[r]*sw+sw]
-		h0, h1 := ph.w0[r], ph.w1[r]
-		out := dst[r*dw : r*dw+dw]
-		for c := range out {
-			a, b, w0, w1 := pw.i0[c], pw.i1[c], pw.w0[c], pw.w1[c]
-			t0 := float32(win.apply(row0[a])*w0) + float32(win.apply(row0[b])*w1)
-			t1 := float32(win.apply(row1[a])*w0) + float32(win.apply(row1[b])*w1)
-			out[c] = float32(t0*h0) + float32(t1*h1)
+		for _, c := range pw.cols {
+			w0[c], w1[c] = win.apply(row0[c]), win.apply(row1[c])
 		}
+		blendRow(dst[r*dw:r*dw+dw], w0, w1, pw, ph.w0[r], ph.w1[r])
 	}
 }
 
