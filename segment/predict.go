@@ -177,14 +177,15 @@ func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Predictio
 				s := b[k]
 				r := reqs[s.req]
 				if skip[k] {
+					// A blank image keeps the batch's shape; its output is
+					// dropped. The report's tokens stay valid input (an
+					// all-padding attention mask would make NaNs).
 					clear(buf.image[k*hw : (k+1)*hw])
-					clear(buf.ids[k*l : (k+1)*l])
-					clear(buf.mask[k*l : (k+1)*l])
-					return nil
-				}
-				fr := r.Series.Frames[s.frame]
-				if err := e.pre.Frame(buf.image[k*hw:(k+1)*hw], fr.Pixels, r.Series.Rows, r.Series.Columns, r.Series.Modality, r.Series.Monochrome1); err != nil {
-					return fmt.Errorf("engine: series %s frame %d: %w", r.Series.SeriesInstanceUID, s.frame+1, err)
+				} else {
+					fr := r.Series.Frames[s.frame]
+					if err := e.pre.Frame(buf.image[k*hw:(k+1)*hw], fr.Pixels, r.Series.Rows, r.Series.Columns, r.Series.Modality, r.Series.Monochrome1); err != nil {
+						return fmt.Errorf("engine: series %s frame %d: %w", r.Series.SeriesInstanceUID, s.frame+1, err)
+					}
 				}
 				copy(buf.ids[k*l:(k+1)*l], r.InputIDs)
 				copy(buf.mask[k*l:(k+1)*l], r.AttentionMask)
