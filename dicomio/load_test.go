@@ -23,6 +23,7 @@ func TestLoadSingleFilesAgainstPydicom(t *testing.T) {
 		{"pixel/unsigned16_rescale.dcm", 0},
 		{"pixel/cr_monochrome1.dcm", 0},
 		{"pixel/padding_signed.dcm", 0},
+		{"pixel/padding_range.dcm", 0},
 		{"pixel/signed32.dcm", 0},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

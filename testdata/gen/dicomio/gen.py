@@ -211,6 +211,25 @@ def main():
     expected["pixel/padding_signed.dcm"] = {"rows": 8, "columns": 8, "frames": 1,
                                             "values": [float(x) for x in v.ravel()]}
 
+    # padding range: stored values from PixelPaddingValue to
+    # PixelPaddingRangeLimit (either order) are padding; rescale applies to
+    # the rest, and padding takes the frame's minimum real value.
+    ds = base(CT, uid(26, 1), uid(26), "CT")
+    a = ((r * 8 + c) * 10 - 300).astype(np.int16)
+    a[0, :4] = -2000
+    a[0, 4:] = -1800
+    a[7, 7] = -1500
+    set_pixels(ds, a, signed=True)
+    ds.PixelPaddingValue = -1500
+    ds.add_new(0x00280121, "SS", -2000)  # PixelPaddingRangeLimit
+    ds.RescaleIntercept, ds.RescaleSlope = -1024, 2
+    save(ds, "pixel/padding_range.dcm", record=False)
+    v = a.astype(np.float32) * 2 - 1024
+    pad = (a >= -2000) & (a <= -1500)
+    v[pad] = v[~pad].min()
+    expected["pixel/padding_range.dcm"] = {"rows": 8, "columns": 8, "frames": 1,
+                                           "values": [float(x) for x in v.ravel()]}
+
     ds = base(CT, uid(25, 1), uid(25), "CT")
     set_pixels(ds, ((r * 8 + c) * 123456 - 5000000).astype(np.int32), signed=True)
     ds.RescaleIntercept, ds.RescaleSlope = 0, 1
