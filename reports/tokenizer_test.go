@@ -122,6 +122,9 @@ func TestEncodeTruncatePad(t *testing.T) {
 }
 
 func TestEncodeIntoNoAlloc(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector (sync.Pool drops items)")
+	}
 	v := tinyVocab(t)
 	tok, _ := NewTokenizer(v, true, true, 24)
 	ids := make([]int64, 24)
