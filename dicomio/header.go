@@ -165,6 +165,7 @@ func newInstance(name string, l *layout, a attrs) (*instance, error) {
 		StudyDate:                 a.str(tStudyDate),
 		BodyPartExamined:          a.str(tBodyPartExamined),
 		ImageType:                 a.strs(tImageType),
+		PatientOrientation:        a.strs(tPatientOrientation),
 		TransferSyntaxUID:         l.TransferSyntaxUID,
 		FrameOfReferenceUID:       a.str(tFrameOfReferenceUID),
 		PhotometricInterpretation: strings.ToUpper(a.str(tPhotometricInterpretation)),

@@ -146,6 +146,7 @@ func StartLoadSeries(paths []string, lim Limits) (*Loading, error) {
 	s.PixelSpacing = g0.spacing
 	s.SliceThickness = g0.thickness
 	s.FrameOfReferenceUID = refs[0].in.FrameOfReferenceUID
+	s.PatientOrientation = refs[0].in.PatientOrientation
 	if !s.HasGeometry && first.SpacingBetweenSlices > 0 {
 		s.SpacingBetweenSlices = first.SpacingBetweenSlices
 	}

@@ -2,6 +2,7 @@ package dicomio
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -53,6 +54,9 @@ func TestLoadMonochrome1AndPadding(t *testing.T) {
 	}
 	if s.PixelSpacing != [2]float64{0.15, 0.15} {
 		t.Errorf("CR spacing from ImagerPixelSpacing: %v", s.PixelSpacing)
+	}
+	if !slices.Equal(s.PatientOrientation, []string{"P", "F"}) {
+		t.Errorf("CR PatientOrientation %q, want [P F]", s.PatientOrientation)
 	}
 	if s.PatientName != "Müller^Hans" || s.Frames[0].SOPClassUID != "1.2.840.10008.5.1.4.1.1.1" {
 		t.Errorf("patient/study or SOP class not copied: %q %q", s.PatientName, s.Frames[0].SOPClassUID)

@@ -63,6 +63,9 @@ type Header struct {
 	RescaleIntercept float64
 	// SpacingBetweenSlices (0018,0088) as stated by the file, 0 if absent.
 	SpacingBetweenSlices float64
+	// PatientOrientation (0020,0020): the patient directions of the rows
+	// and columns of a projection image (e.g. "A", "F"); nil if absent.
+	PatientOrientation []string
 }
 
 // Frames returns the number of frames of the instance (at least 1).
@@ -139,6 +142,9 @@ type Series struct {
 
 	// TransferSyntaxUID of the first source instance.
 	TransferSyntaxUID string
+	// PatientOrientation of the first frame's instance (projection
+	// images, which have no patient geometry; a SEG copies it).
+	PatientOrientation []string
 	// PaddedPixels counts pixels that held the Pixel Padding Value (or lay
 	// in the padding range). They are set to the minimum of the real
 	// (non-padding) values of their frame after rescale (of the whole series

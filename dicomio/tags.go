@@ -27,6 +27,7 @@ var (
 	tStudyID                     = tagOf(0x0020, 0x0010)
 	tSeriesNumber                = tagOf(0x0020, 0x0011)
 	tInstanceNumber              = tagOf(0x0020, 0x0013)
+	tPatientOrientation          = tagOf(0x0020, 0x0020)
 	tImagePositionPatient        = tagOf(0x0020, 0x0032)
 	tImageOrientationPatient     = tagOf(0x0020, 0x0037)
 	tFrameOfReferenceUID         = tagOf(0x0020, 0x0052)

@@ -82,15 +82,16 @@ func enhancedCTSeries(n, rows, cols int) *dicomio.Series {
 // crSeries is a projection radiograph series without patient geometry.
 func crSeries(n, rows, cols int) *dicomio.Series {
 	s := &dicomio.Series{
-		PatientStudy:      testPatient("2.25.100000000000000000000000000000021"),
-		SeriesInstanceUID: "2.25.100000000000000000000000000000022",
-		SeriesNumber:      1,
-		Modality:          "CR",
-		BodyPartExamined:  "CHEST",
-		Photometric:       "MONOCHROME1",
-		Monochrome1:       true,
-		Rows:              rows,
-		Columns:           cols,
+		PatientStudy:       testPatient("2.25.100000000000000000000000000000021"),
+		SeriesInstanceUID:  "2.25.100000000000000000000000000000022",
+		SeriesNumber:       1,
+		Modality:           "CR",
+		BodyPartExamined:   "CHEST",
+		PatientOrientation: []string{"P", "F"},
+		Photometric:        "MONOCHROME1",
+		Monochrome1:        true,
+		Rows:               rows,
+		Columns:            cols,
 	}
 	for i := 0; i < n; i++ {
 		s.Frames = append(s.Frames, dicomio.Frame{

@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/suyashkumar/dicom"
@@ -200,9 +201,9 @@ func buildDataset(src *dicomio.Series, d Description, uids segUIDs, frames []seg
 		ds.str(tag.FrameOfReferenceUID, "UI", src.FrameOfReferenceUID)
 		ds.str(tag.PositionReferenceIndicator, "LO")
 	} else {
-		// General Image: Type 2C when there is no patient geometry. The
-		// source's value is not carried by dicomio.Series, so it is empty.
-		ds.str(tag.PatientOrientation, "CS")
+		// General Image: Type 2C when there is no patient geometry; the
+		// source's, so that viewers label the SEG as they label its image.
+		ds.str(tag.PatientOrientation, "CS", validPatientOrientation(src.PatientOrientation)...)
 	}
 
 	// General Equipment + Enhanced General Equipment.
@@ -536,4 +537,19 @@ func packFramesParallel(masks Masks, frames []segFrame, n int) []byte {
 	}
 	wg.Wait()
 	return out
+}
+
+// validPatientOrientation returns the source's Patient Orientation when it
+// is two code strings of direction letters (A, P, R, L, H, F; up to three
+// letters each, as in "AL"), nil otherwise (written empty).
+func validPatientOrientation(v []string) []string {
+	if len(v) != 2 {
+		return nil
+	}
+	for _, d := range v {
+		if d == "" || len(d) > 3 || strings.Trim(d, "APRLHF") != "" {
+			return nil
+		}
+	}
+	return v
 }

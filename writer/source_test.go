@@ -2,8 +2,12 @@ package writer
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/suyashkumar/dicom"
+	"github.com/suyashkumar/dicom/pkg/tag"
 )
 
 func TestCopyValueChecksVR(t *testing.T) {
@@ -59,5 +63,42 @@ func TestErrorsCarryNoPHI(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "SOPClassUID") {
 		t.Errorf("error does not say what is wrong: %v", err)
+	}
+}
+
+// TestPatientOrientationCopied: a SEG of a projection image carries the
+// source's Patient Orientation (General Image, Type 2C without patient
+// geometry); a malformed one is written empty.
+func TestPatientOrientationCopied(t *testing.T) {
+	for _, tc := range []struct {
+		in, want []string
+	}{
+		{[]string{"P", "F"}, []string{"P", "F"}},
+		{[]string{"AL", "FR"}, []string{"AL", "FR"}},
+		{[]string{"left", "foot"}, nil},
+		{[]string{"P"}, nil},
+		{nil, nil},
+	} {
+		src := crSeries(1, 24, 24)
+		src.PatientOrientation = tc.in
+		seg, err := EncodeSEG(src, discMasks(1, 1, 24, 24, nil, false), testDescription(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, err := dicom.Parse(bytes.NewReader(seg.Data), int64(len(seg.Data)), nil, dicom.SkipProcessingPixelDataValue())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := ds.FindElementByTag(tag.PatientOrientation)
+		if err != nil {
+			t.Fatalf("%q: PatientOrientation missing (Type 2C): %v", tc.in, err)
+		}
+		got := e.Value.GetValue().([]string)
+		if len(got) == 0 || len(got) == 1 && got[0] == "" { // empty value
+			got = nil
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("source %q: SEG PatientOrientation %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

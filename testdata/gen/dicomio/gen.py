@@ -195,6 +195,7 @@ def main():
     ds = base(CR, uid(23, 1), uid(23), "CR")
     ds.PhotometricInterpretation = "MONOCHROME1"
     ds.ImagerPixelSpacing = [0.15, 0.15]
+    ds.PatientOrientation = ["P", "F"]
     set_pixels(ds, (r * 8 + c).astype(np.uint8) * 4)
     save(ds, "pixel/cr_monochrome1.dcm")
 
