@@ -146,7 +146,8 @@ func (p *Pipeline) Process(ctx context.Context, job SeriesJob) (Result, error) {
 
 // Outcome is the result of one series in ProcessMany: the Result, or Err;
 // Series (frames and geometry) and Masks are kept for callers that write
-// previews or PNG masks.
+// previews or PNG masks. When Err is set, Series (if any) has its geometry
+// and frame list, but its frames' Pixels may not have been read.
 type Outcome struct {
 	Result
 	Err    error
@@ -294,8 +295,9 @@ func (p *Pipeline) encode(job SeriesJob, s *dicomio.Series, pred *segment.Predic
 	if job.Report != nil {
 		desc.ReportHash = job.Report.Hash()
 	}
-	// BINARY SEGs take bit-packed frames (the writer streams them as they
-	// are); packing here also counts the frames with any segmented pixel.
+	// BINARY SEGs take the bit-packed frames packed while the model ran
+	// (the writer streams them as they are), which also counted the frames
+	// with any segmented pixel.
 	var masks writer.MaskSet
 	nonEmpty := 0
 	if desc.Type == writer.Fractional {
