@@ -354,6 +354,9 @@ func (l *Loading) allDone() bool {
 // WaitFrames blocks until frames [0, n) of the series are decoded, the
 // loading failed (its error), or ctx is done (ctx's error).
 func (l *Loading) WaitFrames(ctx context.Context, n int) error {
+	if total := len(l.series.Frames); n > total {
+		return fmt.Errorf("load series %s: %d frames asked for, the series has %d", l.series.SeriesInstanceUID, n, total)
+	}
 	for {
 		l.mu.Lock()
 		ready, err, ch := l.ready, l.err, l.changed

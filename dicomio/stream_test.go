@@ -45,6 +45,9 @@ func TestStartLoadStreamsInFrameOrder(t *testing.T) {
 	if err := l.Wait(); err != nil {
 		t.Fatal(err)
 	}
+	if err := l.WaitFrames(context.Background(), len(s.Frames)+1); err == nil || !strings.Contains(err.Error(), "frames asked for") {
+		t.Fatalf("WaitFrames past the last frame: %v, want an error", err)
+	}
 }
 
 // Padding becomes the minimum real value of its own frame, so padded
