@@ -61,7 +61,10 @@ func StartLoadSeries(paths []string, lim Limits) (*Loading, error) {
 	if err := parallel.For(len(paths), func(i int) error {
 		in, err := readInstance(paths[i])
 		if in != nil {
-			in.layout = nil // pass 2 scans again; do not hold inflated data sets
+			// Pass 2 scans single-frame files again; a native multi-frame
+			// file keeps where its pixels are, so that its frames can be
+			// decoded in pieces. No inflated data set is held.
+			in.layout = frameRangeLayout(in)
 		}
 		read[i] = in
 		return err
@@ -156,7 +159,14 @@ func StartLoadSeries(paths []string, lim Limits) (*Loading, error) {
 	s.Frames = make([]Frame, total)
 	npix := first.Rows * first.Columns
 	l := &Loading{headFrames: min(total, max(1, headBytes/(4*npix))), series: s, done: make([]bool, total), changed: make(chan struct{}), finished: make(chan struct{})}
-	pos := make(map[*instance]int, len(insts))
+	// A unit is an instance, or a range of frames of a native multi-frame
+	// instance (unitBytes of pixel data), so that one large file streams
+	// and is decoded on several cores too.
+	type unitKey struct {
+		in    *instance
+		piece int
+	}
+	pos := make(map[unitKey]int, len(insts))
 	for i, r := range refs {
 		s.Frames[i] = Frame{
 			SOPInstanceUID: r.in.SOPInstanceUID,
@@ -165,13 +175,19 @@ func StartLoadSeries(paths []string, lim Limits) (*Loading, error) {
 			Position:       r.geom.pos,
 			InstanceNumber: r.in.InstanceNumber,
 		}
-		k, ok := pos[r.in]
+		per := r.in.Frames()
+		if r.in.layout != nil {
+			per = max(1, unitBytes/(npix*max(1, r.in.BitsAllocated/8)))
+		}
+		key := unitKey{r.in, r.index / per}
+		k, ok := pos[key]
 		if !ok {
 			k = len(l.order)
-			pos[r.in] = k
-			l.order = append(l.order, decodeUnit{in: r.in, frames: make([]int, r.in.Frames())})
+			pos[key] = k
+			k0 := key.piece * per
+			l.order = append(l.order, decodeUnit{in: r.in, k0: k0, frames: make([]int, min(per, r.in.Frames()-k0))})
 		}
-		l.order[k].frames[r.index] = i
+		l.order[k].frames[r.index-l.order[k].k0] = i
 	}
 	l.start(min(runtime.GOMAXPROCS(0), len(l.order)))
 	return l, nil
@@ -235,8 +251,28 @@ func (l *Loading) framePixels(i int) []float32 {
 
 // decodeUnit is one instance and the series positions of its frames.
 type decodeUnit struct {
-	in     *instance
-	frames []int // frames[k] is the series index of the instance's frame k
+	in *instance
+	// k0 is the instance's first frame in the unit; frames[k] is the
+	// series index of the instance's frame k0+k.
+	k0     int
+	frames []int
+}
+
+// unitBytes is the pixel data of one decoding unit of a native multi-frame
+// instance.
+var unitBytes = 4 << 20 // a variable for tests
+
+// frameRangeLayout keeps the layout of a native, multi-frame instance whose
+// data set is the file itself (not deflated), without its reader: the
+// offsets let its frames be decoded in ranges. Nil for anything else.
+func frameRangeLayout(in *instance) *layout {
+	l := in.layout
+	if l == nil || !l.HasPixels || l.pixelEncaps || l.TransferSyntaxUID == DeflatedExplicitVRLE || in.Frames() < 2 {
+		return nil
+	}
+	c := *l
+	c.data = nil
+	return &c
 }
 
 // errLoadCancelled is the error of a cancelled Loading.
@@ -304,8 +340,13 @@ func (l *Loading) decode(u decodeUnit, sc *scratch) (int64, []int, error) {
 	for k, i := range u.frames {
 		dst[k] = l.framePixels(i)
 	}
-	n, err := decodeInstance(u.in, dst, sc)
-	u.in.layout = nil // release inflated data sets early
+	var n int64
+	var err error
+	if u.in.layout != nil {
+		n, err = decodeFrameRange(u.in, u.k0, dst, sc)
+	} else {
+		n, err = decodeInstance(u.in, dst, sc)
+	}
 	if err != nil {
 		return n, nil, err
 	}

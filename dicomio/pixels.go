@@ -23,13 +23,13 @@ type pixelFormat struct {
 	padLo, padHi  int64
 }
 
-func newPixelFormat(in *instance) (pixelFormat, error) {
+func newPixelFormat(in *instance, l *layout) (pixelFormat, error) {
 	h := in.Header
 	pf := pixelFormat{
 		bitsAllocated: h.BitsAllocated,
 		bitsStored:    h.BitsStored,
 		signed:        h.PixelRepresentation == 1,
-		bo:            in.layout.bo,
+		bo:            l.bo,
 	}
 	switch h.BitsAllocated {
 	case 8, 16, 32:
@@ -43,7 +43,7 @@ func newPixelFormat(in *instance) (pixelFormat, error) {
 		return pf, fmt.Errorf("HighBit %d is invalid for BitsStored %d, BitsAllocated %d", h.HighBit, h.BitsStored, h.BitsAllocated)
 	}
 	pf.shift = uint(h.HighBit + 1 - h.BitsStored)
-	pf.swap8 = h.BitsAllocated == 8 && pf.bo == binary.BigEndian && in.layout.pixelVR == "OW"
+	pf.swap8 = h.BitsAllocated == 8 && pf.bo == binary.BigEndian && l.pixelVR == "OW"
 	if h.HasPixelPadding {
 		pf.hasPad = true
 		pf.padLo, pf.padHi = int64(h.PixelPaddingValue), int64(h.PixelPaddingValue)
@@ -109,6 +109,36 @@ func decodeInstance(in *instance, dst [][]float32, sc *scratch) (int64, error) {
 	return decodeFrom(in, f, st.Size(), dst, sc)
 }
 
+// decodeFrameRange decodes frames k0, k0+1, ... of a native multi-frame
+// instance into dst, with the pixel data's place from the header pass
+// (in.layout, frameRangeLayout): one range of a large file can be decoded
+// while others are, without walking its header again.
+func decodeFrameRange(in *instance, k0 int, dst [][]float32, sc *scratch) (int64, error) {
+	f, err := os.Open(in.Path)
+	if err != nil {
+		return 0, fmt.Errorf("read pixels: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("read pixels: %w", err)
+	}
+	if st.Size() != in.FileSize {
+		return 0, fmt.Errorf("read pixels %s: file changed size since its header was read", in.Path)
+	}
+	l := *in.layout
+	l.data = f
+	pf, err := newPixelFormat(in, &l)
+	if err != nil {
+		return 0, fmt.Errorf("read pixels %s: %w", in.Path, err)
+	}
+	n, err := decodeNative(in, &l, &pf, k0, dst, sc)
+	if err != nil {
+		return 0, fmt.Errorf("read pixels %s: %w", in.Path, err)
+	}
+	return n, nil
+}
+
 // decodeFrom decodes the frames of in from r (the file's bytes, size long).
 func decodeFrom(in *instance, r io.ReaderAt, size int64, dst [][]float32, sc *scratch) (int64, error) {
 	if sc == nil {
@@ -118,11 +148,10 @@ func decodeFrom(in *instance, r io.ReaderAt, size int64, dst [][]float32, sc *sc
 	if err != nil {
 		return 0, fmt.Errorf("read pixels %s: %w", in.Path, err)
 	}
-	in.layout = l
 	if !l.HasPixels {
 		return 0, fmt.Errorf("read pixels %s: no pixel data", in.Path)
 	}
-	pf, err := newPixelFormat(in)
+	pf, err := newPixelFormat(in, l)
 	if err != nil {
 		return 0, fmt.Errorf("read pixels %s: %w", in.Path, err)
 	}
@@ -131,9 +160,9 @@ func decodeFrom(in *instance, r io.ReaderAt, size int64, dst [][]float32, sc *sc
 	}
 	var padded int64
 	if l.pixelEncaps {
-		padded, err = decodeEncapsulated(in, &pf, dst)
+		padded, err = decodeEncapsulated(in, l, &pf, dst)
 	} else {
-		padded, err = decodeNative(in, &pf, dst, sc)
+		padded, err = decodeNative(in, l, &pf, 0, dst, sc)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("read pixels %s: %w", in.Path, err)
@@ -195,21 +224,22 @@ func (sc *scratch) table(pf *pixelFormat, slope, intercept float64) []float32 {
 	return sc.lut
 }
 
-// decodeNative reads native pixel data straight from the file into dst, a
-// chunk at a time, without holding the raw pixel data in memory.
-func decodeNative(in *instance, pf *pixelFormat, dst [][]float32, sc *scratch) (int64, error) {
-	l := in.layout
+// decodeNative reads native pixel data straight from the file into dst
+// (frames k0, k0+1, ... of the instance), a chunk at a time, without
+// holding the raw pixel data in memory.
+func decodeNative(in *instance, l *layout, pf *pixelFormat, k0 int, dst [][]float32, sc *scratch) (int64, error) {
 	npix := int64(in.Rows) * int64(in.Columns)
 	bpp := int64(pf.bitsAllocated / 8)
-	need := npix * bpp * int64(len(dst))
-	if l.pixelLen < need {
-		return 0, fmt.Errorf("pixel data has %d bytes, %d×%d×%d frames of %d bits need %d", l.pixelLen, in.Rows, in.Columns, len(dst), pf.bitsAllocated, need)
+	frame := npix * bpp
+	need := frame * int64(len(dst))
+	if total := frame * int64(k0+len(dst)); l.pixelLen < total {
+		return 0, fmt.Errorf("pixel data has %d bytes, %d×%d×%d frames of %d bits need %d", l.pixelLen, in.Rows, in.Columns, k0+len(dst), pf.bitsAllocated, total)
 	}
-	sr := io.NewSectionReader(l.data, l.pixelOff, need)
+	sr := io.NewSectionReader(l.data, l.pixelOff+frame*int64(k0), need)
 	buf := sc.bytes(int(min(npix, chunkPixels) * bpp))
 	var padded int64
 	for k, out := range dst {
-		g := in.frames[k]
+		g := in.frames[k0+k]
 		var lut []float32
 		if pf.bitsAllocated <= 16 {
 			lut = sc.table(pf, g.slope, g.intercept)
@@ -218,7 +248,7 @@ func decodeNative(in *instance, pf *pixelFormat, dst [][]float32, sc *scratch) (
 			n := min(chunkPixels, npix-p)
 			b := buf[:n*bpp]
 			if _, err := io.ReadFull(sr, b); err != nil {
-				return 0, fmt.Errorf("frame %d: %w", k+1, err)
+				return 0, fmt.Errorf("frame %d: %w", k0+k+1, err)
 			}
 			o := out[p : p+n]
 			switch {
@@ -264,12 +294,11 @@ func decodeNative(in *instance, pf *pixelFormat, dst [][]float32, sc *scratch) (
 
 // decodeEncapsulated splits encapsulated pixel data into frames and decodes
 // each with Go's image/jpeg (8-bit JPEG baseline and extended only).
-func decodeEncapsulated(in *instance, pf *pixelFormat, dst [][]float32) (int64, error) {
-	ts := in.layout.TransferSyntaxUID
+func decodeEncapsulated(in *instance, l *layout, pf *pixelFormat, dst [][]float32) (int64, error) {
+	ts := l.TransferSyntaxUID
 	if ts != JPEGBaseline8Bit && ts != JPEGExtended12Bit {
 		return 0, &UnsupportedTransferSyntaxError{Path: in.Path, UID: ts}
 	}
-	l := in.layout
 	w := &window{r: l.data, size: l.dataSize}
 	frags, _, err := fragments(w, l.bo, l.pixelOff, l.pixelOff+l.pixelLen)
 	if err != nil {
