@@ -90,23 +90,35 @@ func (pf *pixelFormat) convert(dst []float32, raw []uint32, slope, intercept flo
 	return padded
 }
 
+// openUnchanged opens in's file for its pixel pass, checking that it still
+// has the size its header pass saw.
+func openUnchanged(in *instance) (*os.File, error) {
+	f, err := os.Open(in.Path)
+	if err != nil {
+		return nil, fmt.Errorf("read pixels: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read pixels: %w", err)
+	}
+	if st.Size() != in.FileSize {
+		f.Close()
+		return nil, fmt.Errorf("read pixels %s: file changed size since its header was read", in.Path)
+	}
+	return f, nil
+}
+
 // decodeInstance decodes every frame of in into dst[k] (frame k of the
 // instance, len Rows × Columns each) and returns the number of padding
 // pixels (set to NaN).
 func decodeInstance(in *instance, dst [][]float32, sc *scratch) (int64, error) {
-	f, err := os.Open(in.Path)
+	f, err := openUnchanged(in)
 	if err != nil {
-		return 0, fmt.Errorf("read pixels: %w", err)
+		return 0, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, fmt.Errorf("read pixels: %w", err)
-	}
-	if st.Size() != in.FileSize {
-		return 0, fmt.Errorf("read pixels %s: file changed size since its header was read", in.Path)
-	}
-	return decodeFrom(in, f, st.Size(), dst, sc)
+	return decodeFrom(in, f, in.FileSize, dst, sc)
 }
 
 // decodeFrameRange decodes frames k0, k0+1, ... of a native multi-frame
@@ -114,18 +126,11 @@ func decodeInstance(in *instance, dst [][]float32, sc *scratch) (int64, error) {
 // (in.layout, frameRangeLayout): one range of a large file can be decoded
 // while others are, without walking its header again.
 func decodeFrameRange(in *instance, k0 int, dst [][]float32, sc *scratch) (int64, error) {
-	f, err := os.Open(in.Path)
+	f, err := openUnchanged(in)
 	if err != nil {
-		return 0, fmt.Errorf("read pixels: %w", err)
+		return 0, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, fmt.Errorf("read pixels: %w", err)
-	}
-	if st.Size() != in.FileSize {
-		return 0, fmt.Errorf("read pixels %s: file changed size since its header was read", in.Path)
-	}
 	l := *in.layout
 	l.data = f
 	pf, err := newPixelFormat(in, &l)
