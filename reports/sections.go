@@ -24,12 +24,28 @@ var sectionAliases = map[string]string{
 	"TECHNIQUE":        "TECHNIQUE",
 	"COMPARISON":       "COMPARISON",
 	"COMPARISONS":      "COMPARISON",
+	// Headings of context, kept apart so that their words never guide
+	// the model.
+	"EXAMINATION":            "EXAMINATION",
+	"EXAM":                   "EXAMINATION",
+	"PROCEDURE":              "EXAMINATION",
+	"CLINICAL INFORMATION":   "HISTORY",
+	"CLINICAL DETAILS":       "HISTORY",
+	"CLINICAL INDICATION":    "HISTORY",
+	"REASON FOR EXAM":        "HISTORY",
+	"REASON FOR EXAMINATION": "HISTORY",
+	"REASON FOR STUDY":       "HISTORY",
+	"RECOMMENDATION":         "RECOMMENDATION",
+	"RECOMMENDATIONS":        "RECOMMENDATION",
+	"OPINION":                "IMPRESSION",
+	"SUMMARY":                "IMPRESSION",
+	"REPORT":                 "FINDINGS",
 }
 
 // Section is one headed part of a report.
 type Section struct {
 	// Name is the canonical heading: FINDINGS, IMPRESSION, CONCLUSION,
-	// HISTORY, TECHNIQUE or COMPARISON.
+	// HISTORY, TECHNIQUE, COMPARISON, EXAMINATION or RECOMMENDATION.
 	Name string
 	// Text is the section's text with white space collapsed.
 	Text string
@@ -66,6 +82,13 @@ func SplitSections(text string) (sections []Section, ok bool) {
 	}
 	flush()
 	return sections, len(sections) > 0
+}
+
+// ParseHeading recognises a section heading at the start of line (see
+// SplitSections) and returns the canonical section name and the text
+// after the colon.
+func ParseHeading(line string) (name, rest string, ok bool) {
+	return parseHeading(line)
 }
 
 // parseHeading recognises a heading line and returns the section name and
