@@ -125,8 +125,14 @@ type ReportsConfig struct {
 	// Required: without a report a series is not processed (only a manifest
 	// with text_required = false allows false).
 	Required bool `toml:"required"`
-	// Sections of a sectioned report that guide the model.
+	// Sections of a sectioned report that describe the findings.
 	Sections []string `toml:"sections"`
+	// NoTarget decides what happens to a series whose report describes no
+	// target finding (a normal report, or every finding negated):
+	// "record" runs no model and records the outcome (an empty SEG when
+	// seg.write_when_empty), "run" runs the model on the report's
+	// sections anyway.
+	NoTarget string `toml:"no_target"`
 	// Charset of plain-text reports that are not valid UTF-8: auto (UTF-8
 	// only) or latin1.
 	Charset string `toml:"charset"`

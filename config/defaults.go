@@ -37,6 +37,7 @@ func Default() *Config {
 			Wait:     D(24 * time.Hour),
 			Required: true,
 			Sections: []string{"FINDINGS", "IMPRESSION"},
+			NoTarget: "record",
 			Charset:  "auto",
 		},
 		SEG: SEGConfig{

@@ -95,6 +95,7 @@ func (c *Config) Validate() error {
 
 	add(c.Reports.Wait.check("reports.wait", true))
 	oneOf("reports.charset", c.Reports.Charset, "auto", "latin1")
+	oneOf("reports.no_target", c.Reports.NoTarget, "record", "run")
 
 	oneOf("seg.type", c.SEG.Type, "binary", "fractional")
 	if c.SEG.UIDRoot != "" && (!uidRootRE.MatchString(c.SEG.UIDRoot) || len(c.SEG.UIDRoot) > 24) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"tmcad/config"
 	"tmcad/dicomio"
 	"tmcad/logging"
 	"tmcad/reports"
@@ -47,7 +48,13 @@ type BatchRow struct {
 	Modality  string `json:"modality"`
 	// Report says how the report was matched, or why not.
 	Report string `json:"report"`
-	Frames int    `json:"frames"`
+	// Guide says how the report became the model's guide text: the rule
+	// and counts of `tmcad explain-report`, never the text.
+	Guide string `json:"guide,omitempty"`
+	// NoTarget is true when the report describes no target finding and
+	// the model did not run (reports.no_target = "record").
+	NoTarget bool `json:"no_target,omitempty"`
+	Frames   int  `json:"frames"`
 	// SegmentedPixels over all frames; AreaMM2 (projection images) or
 	// VolumeML (cross-sectional series) where the geometry allows.
 	SegmentedPixels int64   `json:"segmented_pixels"`
@@ -77,7 +84,7 @@ func (r BatchRow) Failed() bool { return !r.Skipped && r.Error != "" }
 // through the pipeline in shared batches, stores the SEGs in opts.Sink and
 // returns one row per series found (selected or skipped), in a stable order.
 func RunBatch(ctx context.Context, p *Pipeline, sel dicomio.Selector, opts BatchOptions, log zerolog.Logger) ([]BatchRow, error) {
-	rd, err := reports.NewReader(reports.Options{Charset: reports.Charset(charsetOption(p.cfg.Reports.Charset))})
+	rd, err := reports.NewReader(ReportOptions(p.cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +206,7 @@ func RunBatch(ctx context.Context, p *Pipeline, sel dicomio.Selector, opts Batch
 				continue
 			}
 			finishRow(row, out)
+			row.Guide, row.NoTarget = out.Summary.Guide, out.Summary.NoTarget
 			if out.SEG != nil {
 				if err := opts.Sink.Put(ctx, out.StudyUID, out.SeriesUID, out.SOPInstanceUID, out.SEG); err != nil {
 					row.Error = fmt.Sprintf("storing SEG: %v", err)
@@ -211,10 +219,12 @@ func RunBatch(ctx context.Context, p *Pipeline, sel dicomio.Selector, opts Batch
 						row.Output = p
 					}
 				}
+			} else if out.Summary.NoTarget {
+				row.Output = "(no target described; model not run: reports.no_target = record)"
 			} else {
 				row.Output = "(nothing segmented; no SEG written: seg.write_when_empty = false)"
 			}
-			if opts.MasksDir != "" {
+			if opts.MasksDir != "" && out.Masks != nil {
 				ms, err := writeMaskPNGs(opts.MasksDir, out.Series, out.Masks)
 				if err != nil {
 					row.Error = err.Error()
@@ -222,7 +232,11 @@ func RunBatch(ctx context.Context, p *Pipeline, sel dicomio.Selector, opts Batch
 				}
 				row.Masks = ms
 			}
-			slog.Info().Int("frames", row.Frames).Int64("segmented_pixels", row.SegmentedPixels).Dur("inference", out.Summary.Inference).Msg("series segmented")
+			if out.Summary.NoTarget {
+				slog.Info().Str("guide", row.Guide).Bool("empty_seg", out.SEG != nil).Msg("the report describes no target; the model did not run")
+				continue
+			}
+			slog.Info().Int("frames", row.Frames).Int64("segmented_pixels", row.SegmentedPixels).Dur("inference", out.Summary.Inference).Str("guide", row.Guide).Msg("series segmented")
 		}
 		for range chunk {
 			done++
@@ -244,6 +258,11 @@ func RunBatch(ctx context.Context, p *Pipeline, sel dicomio.Selector, opts Batch
 		}
 	}
 	return rows, nil
+}
+
+// ReportOptions maps the configuration onto the report reader's options.
+func ReportOptions(cfg *config.Config) reports.Options {
+	return reports.Options{Charset: reports.Charset(charsetOption(cfg.Reports.Charset))}
 }
 
 func charsetOption(c string) string {

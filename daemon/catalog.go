@@ -453,6 +453,10 @@ type segRow struct {
 	ModelVersion, Rerun, OutboxPath                 string
 	CreatedAt, StoredAt                             time.Time
 	Sink                                            string
+	// Note becomes the source series' reason while the SEG is exported
+	// and once it is stored (how the report guided the model); it is not
+	// a column of tmcad_seg.
+	Note string
 }
 
 const segCols = `sop_uid, study_uid, seg_series_uid, source_series_uid, model_version, rerun, outbox_path, created_at, stored_at, sink`
@@ -484,8 +488,8 @@ func (c *catalog) addSEG(ctx context.Context, r segRow) error {
 	if err != nil {
 		return fmt.Errorf("catalog: recording SEG: %w", err)
 	}
-	_, err = c.s.exec(ctx, `UPDATE tmcad_series SET state = ?, reason = '', updated_at = ? WHERE series_uid = ?`,
-		StateExporting, c.now().UnixNano(), r.SourceSeriesUID)
+	_, err = c.s.exec(ctx, `UPDATE tmcad_series SET state = ?, reason = ?, updated_at = ? WHERE series_uid = ?`,
+		StateExporting, r.Note, c.now().UnixNano(), r.SourceSeriesUID)
 	if err != nil {
 		return fmt.Errorf("catalog: marking series exporting: %w", err)
 	}
@@ -539,7 +543,7 @@ func (c *catalog) markStored(ctx context.Context, sop, sourceSeries, sink string
 	if _, err := c.s.exec(ctx, `UPDATE tmcad_seg SET stored_at = ?, sink = ? WHERE sop_uid = ?`, now, sink, sop); err != nil {
 		return fmt.Errorf("catalog: marking SEG stored: %w", err)
 	}
-	if _, err := c.s.exec(ctx, `UPDATE tmcad_series SET state = ?, reason = '', updated_at = ? WHERE series_uid = ?`, StateDone, now, sourceSeries); err != nil {
+	if _, err := c.s.exec(ctx, `UPDATE tmcad_series SET state = ?, updated_at = ? WHERE series_uid = ?`, StateDone, now, sourceSeries); err != nil {
 		return fmt.Errorf("catalog: marking series done: %w", err)
 	}
 	return nil

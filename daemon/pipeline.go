@@ -16,6 +16,7 @@ import (
 	"tmcad/config"
 	"tmcad/dicomio"
 	"tmcad/reports"
+	"tmcad/reports/guide"
 	"tmcad/segment"
 	"tmcad/writer"
 )
@@ -71,6 +72,10 @@ func NewPipeline(cfg *config.Config, log zerolog.Logger, onRun func(batch int, d
 	if err != nil {
 		eng.Close()
 		return nil, fmt.Errorf("model %s: %w", m.ID(), err)
+	}
+	if err := CheckGuideForms(m); err != nil {
+		eng.Close()
+		return nil, err
 	}
 	p := &Pipeline{cfg: cfg, manifest: m, engine: eng, tok: tok, log: log,
 		limits: dicomio.Limits{
@@ -173,8 +178,9 @@ func (p *Pipeline) ProcessMany(ctx context.Context, jobs []SeriesJob) []Outcome 
 	var idx []int
 	var loads []*dicomio.Loading
 	packed := make([]*packedMasks, len(jobs))
+	guides := make([]guide.Result, len(jobs))
 	for i, job := range jobs {
-		l, req, err := p.prepare(job)
+		l, req, g, noTarget, err := p.prepare(job)
 		if l != nil {
 			outs[i].Series = l.Series()
 		}
@@ -185,6 +191,11 @@ func (p *Pipeline) ProcessMany(ctx context.Context, jobs []SeriesJob) []Outcome 
 			outs[i].Err = err
 			continue
 		}
+		if noTarget {
+			outs[i] = p.noTarget(job, l, g)
+			continue
+		}
+		guides[i] = g
 		if p.desc.Type == writer.Binary {
 			pm := newPackedMasks(l.Series())
 			packed[i] = pm
@@ -225,6 +236,10 @@ func (p *Pipeline) ProcessMany(ctx context.Context, jobs []SeriesJob) []Outcome 
 		outs[i].Masks = pred.Masks
 		outs[i].SegmentedPixels = pred.SegmentedPixels
 		outs[i].Result, outs[i].Err = p.encode(job, s, pred, packed[i], share)
+		outs[i].Summary.Guide = guides[i].Summary()
+		if job.Report == nil {
+			outs[i].Summary.Guide = ""
+		}
 	}
 	return outs
 }
@@ -252,25 +267,87 @@ func (pm *packedMasks) add(frame int, mask []uint8) {
 	}
 }
 
-// prepare starts loading the series and tokenizes its report. The Loading
-// is returned whenever the first pass succeeded, with or without an error.
-func (p *Pipeline) prepare(job SeriesJob) (*dicomio.Loading, segment.Request, error) {
-	l, err := dicomio.StartLoadSeries(job.Paths, p.limits)
+// prepare starts loading the series and turns its report into the
+// model's guide text, tokenized. The Loading is returned whenever the first
+// pass succeeded, with or without an error. When the report describes no
+// target and reports.no_target = "record", the request is not for the
+// model: noTarget is true.
+func (p *Pipeline) prepare(job SeriesJob) (l *dicomio.Loading, req segment.Request, g guide.Result, noTarget bool, err error) {
+	l, err = dicomio.StartLoadSeries(job.Paths, p.limits)
 	if err != nil {
-		return nil, segment.Request{}, classifyLoad(err)
+		return nil, req, g, false, classifyLoad(err)
 	}
 	s := l.Series()
 	if !p.manifest.Supports(s.Modality) {
-		return l, segment.Request{}, Permanent("modality", fmt.Errorf("series %s: modality %q is not one the model %s was trained for (%s)", s.SeriesInstanceUID, s.Modality, p.manifest.ID(), strings.Join(p.manifest.Modalities, ", ")))
+		return l, req, g, false, Permanent("modality", fmt.Errorf("series %s: modality %q is not one the model %s was trained for (%s)", s.SeriesInstanceUID, s.Modality, p.manifest.ID(), strings.Join(p.manifest.Modalities, ", ")))
 	}
 	text := ""
 	if job.Report != nil {
-		text = job.Report.GuideText(p.cfg.Reports.Sections)
+		g = guide.Build(job.Report.Text, GuideOptions(p.cfg, p.manifest, p.tok, s.Modality))
+		text = g.Text
+		if !g.Described() {
+			if p.cfg.Reports.NoTarget != "run" {
+				return l, req, g, true, nil
+			}
+			text = reports.ExtractSections(job.Report.Text, p.cfg.Reports.Sections)
+		}
 	} else if p.manifest.TextRequired {
-		return l, segment.Request{}, Permanent("no_report", fmt.Errorf("series %s: model %s needs a report and none was matched", s.SeriesInstanceUID, p.manifest.ID()))
+		return l, req, g, false, Permanent("no_report", fmt.Errorf("series %s: model %s needs a report and none was matched", s.SeriesInstanceUID, p.manifest.ID()))
 	}
 	ids, mask := p.tok.Encode(text)
-	return l, segment.Request{Series: s, InputIDs: ids, AttentionMask: mask, WantProbabilities: p.desc.Type == writer.Fractional, Ready: l.WaitFrames}, nil
+	return l, segment.Request{Series: s, InputIDs: ids, AttentionMask: mask, WantProbabilities: p.desc.Type == writer.Fractional, Ready: l.WaitFrames}, g, false, nil
+}
+
+// GuideOptions maps the configuration and the model's manifest onto the
+// guide-text step for a series of modality; tok, when set, gives the
+// model's token budget.
+func GuideOptions(cfg *config.Config, m *segment.Manifest, tok *reports.Tokenizer, modality string) guide.Options {
+	o := guide.Options{Sections: cfg.Reports.Sections, Form: guide.Form(m.GuideForm(modality))}
+	if m.Guide != nil {
+		o.MaxZones = m.Guide.MaxZones
+	}
+	if tok != nil {
+		o.Fits = func(text string) bool { return len(tok.Tokenize(text))+2 <= tok.MaxLen() }
+	}
+	return o
+}
+
+// CheckGuideForms checks that every guide-text form the manifest names is
+// one the normaliser renders.
+func CheckGuideForms(m *segment.Manifest) error {
+	if m.Guide == nil {
+		return nil
+	}
+	for mod, f := range m.Guide.Forms {
+		if !guide.ValidForm(guide.Form(f)) {
+			return fmt.Errorf("model %s: manifest guide.forms.%s: unknown form %q (want %s, %s or %s)", m.ID(), mod, f, guide.FormQaTa, guide.FormMosMed, guide.FormSections)
+		}
+	}
+	return nil
+}
+
+// noTarget is the outcome of a series whose report describes no target:
+// no model run, and an empty SEG when seg.write_when_empty.
+func (p *Pipeline) noTarget(job SeriesJob, l *dicomio.Loading, g guide.Result) Outcome {
+	l.Cancel()
+	s := l.Series()
+	out := Outcome{Series: s}
+	pred := &segment.Prediction{}
+	if p.desc.Type == writer.Fractional {
+		pred.Probabilities = make([][]uint8, len(s.Frames))
+		for i := range pred.Probabilities {
+			pred.Probabilities[i] = make([]uint8, s.Rows*s.Columns)
+		}
+	}
+	res, err := p.encode(job, s, pred, newPackedMasks(s), 0)
+	if err != nil {
+		out.Err = err
+		return out
+	}
+	res.Summary.Guide, res.Summary.NoTarget = g.Summary(), true
+	res.Summary.ExecutionProvider = ""
+	out.Result = res
+	return out
 }
 
 // classifyLoad sorts a LoadSeries error into permanent (the file is what it

@@ -97,6 +97,13 @@ type Summary struct {
 	ExecutionProvider string
 	// ReportHash is reports.Report.Hash() of the guiding report, "" when none.
 	ReportHash string
+	// Guide says how the report became the model's guide text
+	// (guide.Result.Summary: the rule and counts, never the text); "" when
+	// the series had no report.
+	Guide string
+	// NoTarget is true when the report describes no target finding and
+	// reports.no_target = "record": the model did not run.
+	NoTarget bool
 	// Warnings found on the way (uneven slice spacing, ...); never PHI.
 	Warnings []string
 }

@@ -98,9 +98,19 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 		inf = time.Since(start)
 	}
 	d.metrics.inference.Observe(inf.Seconds())
+	note := guideNote(res.Summary)
+	if res.Summary.Guide != "" {
+		log = log.With().Str("guide", res.Summary.Guide).Logger()
+	}
+	if res.Summary.NoTarget {
+		log.Info().Bool("empty_seg", res.SEG != nil).Msg("the report describes no target; the model did not run")
+	}
 	if res.SEG == nil {
-		log.Info().Int("frames", res.Summary.Frames).Msg("nothing segmented and seg.write_when_empty = false; series done without a SEG")
-		return d.cat.setState(ctx, a.SeriesUID, StateDone, "nothing segmented; no SEG written")
+		if !res.Summary.NoTarget {
+			log.Info().Int("frames", res.Summary.Frames).Msg("nothing segmented and seg.write_when_empty = false; series done without a SEG")
+			note = "nothing segmented; no SEG written; " + note
+		}
+		return d.cat.setState(ctx, a.SeriesUID, StateDone, note)
 	}
 	path, err := d.writeOutbox(res.SOPInstanceUID, res.SEG)
 	if err != nil {
@@ -108,13 +118,25 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	}
 	if err := d.cat.addSEG(ctx, segRow{
 		SOPUID: res.SOPInstanceUID, StudyUID: a.StudyUID, SegSeriesUID: res.SeriesUID, SourceSeriesUID: a.SeriesUID,
-		ModelVersion: a.ModelVersion, Rerun: a.Rerun, OutboxPath: path, CreatedAt: listed,
+		ModelVersion: a.ModelVersion, Rerun: a.Rerun, OutboxPath: path, CreatedAt: listed, Note: note,
 	}); err != nil {
 		return err
 	}
 	log.Info().Str("seg_sop_uid", res.SOPInstanceUID).Int("frames", res.Summary.Frames).Int("non_empty_frames", res.Summary.NonEmptyFrames).
 		Float64("inference_s", inf.Seconds()).Str("execution_provider", res.Summary.ExecutionProvider).Msg("SEG made; waiting in the outbox for export")
 	return d.queueExport(ctx, res.SOPInstanceUID)
+}
+
+// guideNote is the series' reason in the catalog after a run: how its
+// report became the guide text (the rule, never the text).
+func guideNote(sum Summary) string {
+	switch {
+	case sum.NoTarget:
+		return "no target described; model not run (guide: " + sum.Guide + ")"
+	case sum.Guide != "":
+		return "guide: " + sum.Guide
+	}
+	return "no report"
 }
 
 // errInputsDeleted says why a series cannot be processed again.

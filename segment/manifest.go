@@ -31,8 +31,34 @@ type Manifest struct {
 	Modalities   []string          `json:"modalities"`
 	Segments     []SegmentSpec     `json:"segments"`
 	Reference    string            `json:"reference"`
+	// Guide declares the sentence form the model was trained on; nil for a
+	// model that reads the report's sections as they are.
+	Guide *GuideSpec `json:"guide,omitempty"`
 
 	dir string
+}
+
+// GuideSpec is the form of the guide text a model was trained on: the
+// name of a form per modality ("qata-cov19", "mosmeddata", "sections"; the
+// key "default" for the rest) and the most target zones a guide text names.
+type GuideSpec struct {
+	Forms    map[string]string `json:"forms"`
+	MaxZones int               `json:"max_zones"`
+}
+
+// GuideForm returns the guide-text form for modality: its own, else the
+// "default" one, else "sections" (the report's text as it is).
+func (m *Manifest) GuideForm(modality string) string {
+	if m.Guide == nil {
+		return "sections"
+	}
+	if f, ok := m.Guide.Forms[modality]; ok {
+		return f
+	}
+	if f, ok := m.Guide.Forms["default"]; ok {
+		return f
+	}
+	return "sections"
 }
 
 // TensorSpec names one model input or output, its element type and shape;
@@ -170,6 +196,9 @@ func (m *Manifest) validate() error {
 	}
 	if m.Image.Channels != 1 {
 		bad("image.channels", "must be 1, got %d", m.Image.Channels)
+	}
+	if m.Guide != nil && m.Guide.MaxZones < 0 {
+		bad("guide.max_zones", "must be >= 0, got %d", m.Guide.MaxZones)
 	}
 	if m.Image.Resize != "bilinear" {
 		bad("image.resize", "must be \"bilinear\", got %q", m.Image.Resize)

@@ -41,6 +41,7 @@ func commands() map[string]command {
 		{"version", "print the tmcad version, commit and the ONNX Runtime version loaded", runVersion},
 		{"process", "segment every series of a folder once and write SEGs (one-shot batch)", runProcess},
 		{"preview", "render a SEG over its source series as PNG", runPreview},
+		{"explain-report", "show how a report becomes the model's guide text, sentence by sentence", runExplainReport},
 		{"run", "run the daemon (watch, queue, process, export, schedules, HTTP, systemd notify)", runRun},
 		{"status", "print queue counts, series awaiting reports, last errors and SEGs", runStatus},
 		{"reprocess", "queue series again (--series, --study, --since, --failed, --model-older)", runReprocess},

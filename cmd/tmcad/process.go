@@ -131,8 +131,8 @@ func modelDir(flagDir string, fromConfig bool, configured string) string {
 // selected series.
 func printSummary(w io.Writer, rows []daemon.BatchRow, model, provider string, took time.Duration) int {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERIES\tMODALITY\tREPORT\tFRAMES\tSEGMENTED\tOUTPUT")
-	failed, ok, skipped := 0, 0, 0
+	fmt.Fprintln(tw, "SERIES\tMODALITY\tREPORT\tGUIDE\tFRAMES\tSEGMENTED\tOUTPUT")
+	failed, ok, skipped, noTarget := 0, 0, 0, 0
 	for _, r := range rows {
 		amount := "-"
 		switch {
@@ -151,13 +151,17 @@ func printSummary(w io.Writer, rows []daemon.BatchRow, model, provider string, t
 		case r.Error != "":
 			out = "FAILED: " + r.Error
 			failed++
+		case r.NoTarget:
+			noTarget++
+			amount = "-"
 		default:
 			ok++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", shortUID(r.SeriesUID), orDash(r.Modality), orDash(r.Report), r.Frames, amount, out)
+		rule, _, _ := strings.Cut(r.Guide, " ")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", shortUID(r.SeriesUID), orDash(r.Modality), orDash(r.Report), orDash(strings.TrimSuffix(rule, ";")), r.Frames, amount, out)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\n%d series segmented, %d failed, %d skipped in %.1fs (model %s on %s)\n", ok, failed, skipped, took.Seconds(), model, provider)
+	fmt.Fprintf(w, "\n%d series segmented, %d without a target in their report, %d failed, %d skipped in %.1fs (model %s on %s)\n", ok, noTarget, failed, skipped, took.Seconds(), model, provider)
 	return failed
 }
 

@@ -59,7 +59,7 @@ func TestProcessExamples(t *testing.T) {
 	if got := countFiles(t, archive, ".dcm"); got != 6 {
 		t.Fatalf("%d SEGs in the archive, want 6\n%s", got, out)
 	}
-	if !strings.Contains(out, "6 series segmented, 0 failed, 0 skipped") || !strings.Contains(out, "matched by accession") {
+	if !strings.Contains(out, "6 series segmented, 0 without a target in their report, 0 failed, 0 skipped") || !strings.Contains(out, "matched by accession") {
 		t.Fatalf("summary:\n%s", out)
 	}
 	if got := countFiles(t, filepath.Join(dir, "masks"), ".png"); got != 4+2*20 {
@@ -79,7 +79,7 @@ func TestProcessExamples(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d with a report missing, want 1\n%s", code, out)
 	}
-	if !strings.Contains(out, "5 series segmented, 1 failed") || !strings.Contains(out, "FAILED: no report") {
+	if !strings.Contains(out, "5 series segmented, 0 without a target in their report, 1 failed") || !strings.Contains(out, "FAILED: no report") {
 		t.Fatalf("summary:\n%s", out)
 	}
 	if !strings.Contains(errs, "notes.txt") {
@@ -148,7 +148,7 @@ func TestProcessUndecodableSeriesFailsAlone(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errs)
 	}
-	if !strings.Contains(out, "6 series segmented, 1 failed") || !strings.Contains(out, "missing SOI marker") {
+	if !strings.Contains(out, "6 series segmented, 0 without a target in their report, 1 failed") || !strings.Contains(out, "missing SOI marker") {
 		t.Fatalf("summary:\n%s", out)
 	}
 	if got := countFiles(t, archive, ".dcm"); got != 6 {
