@@ -43,6 +43,10 @@ type StatusReport struct {
 	Skipped        []SeriesBrief
 	LastErrors     []SeriesBrief
 	LastSEGs       []SEGBrief
+	// LastDone are the latest series done or exporting; Reason says how
+	// their report guided the model (the rule, never the text) or that it
+	// described no target.
+	LastDone []SeriesBrief
 }
 
 // ReadStatus reads the queue and catalog named by cfg; n bounds each list.
@@ -99,6 +103,11 @@ func ReadStatus(ctx context.Context, cfg *config.Config, n int) (*StatusReport, 
 		return nil, err
 	}
 	r.LastErrors = brief(failed)
+	done, err := cat.seriesWhere(ctx, `state IN (?, ?) ORDER BY updated_at DESC LIMIT ?`, StateDone, StateExporting, n)
+	if err != nil {
+		return nil, err
+	}
+	r.LastDone = brief(done)
 	segs, err := cat.lastSEGs(ctx, n)
 	if err != nil {
 		return nil, err

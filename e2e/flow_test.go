@@ -65,6 +65,7 @@ type statusJSON struct {
 	Skipped        []struct{ SeriesUID, Reason string }
 	LastErrors     []struct{ SeriesUID, Reason, Error string }
 	LastSEGs       []struct{ SOPUID, SourceSeriesUID, ModelVersion string }
+	LastDone       []struct{ SeriesUID, State, Reason string }
 }
 
 func (e *env) status() statusJSON {

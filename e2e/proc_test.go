@@ -56,6 +56,10 @@ type conf struct {
 	Retention, DoneDir string
 	// MaxFrames is limits.max_frames (the default when 0).
 	MaxFrames int
+	// NoTarget is reports.no_target (the default when empty);
+	// NoEmptySEG sets seg.write_when_empty = false.
+	NoTarget   string
+	NoEmptySEG bool
 }
 
 // render returns the configuration as TOML.
@@ -83,7 +87,14 @@ func (c conf) render() string {
 	}
 	fmt.Fprintf(&b, "[watch]\ndicom_dir = %s\nreports_dir = %s\nstable_after = %s\nsize_stable_for = %s\nrescan_every = %s\n\n",
 		q(c.DICOMDir), q(c.ReportsDir), q(c.StableAfter), q(c.SizeStableFor), q(c.RescanEvery))
-	fmt.Fprintf(&b, "[reports]\nwait = %s\n\n", q(c.ReportsWait))
+	fmt.Fprintf(&b, "[reports]\nwait = %s\n", q(c.ReportsWait))
+	if c.NoTarget != "" {
+		fmt.Fprintf(&b, "no_target = %s\n", q(c.NoTarget))
+	}
+	if c.NoEmptySEG {
+		fmt.Fprintf(&b, "\n[seg]\nwrite_when_empty = false\n")
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "[archive]\nkind = %s\n", q(c.ArchiveKind))
 	if c.ArchiveKind == "dicomweb" {
 		fmt.Fprintf(&b, "url = %s\nusername = %s\npassword = %s\ntimeout = \"5s\"\nmax_retries = 0\n\n", q(c.ArchiveURL), q(c.ArchiveUser), q(c.ArchivePassword))

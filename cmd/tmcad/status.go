@@ -67,6 +67,10 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	for _, s := range r.LastErrors {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.SeriesUID, s.Updated.Format(time.DateTime), s.Reason, s.Error)
 	}
+	fmt.Fprintf(tw, "\nlast done (%d):\n", len(r.LastDone))
+	for _, s := range r.LastDone {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.SeriesUID, s.Updated.Format(time.DateTime), s.State, s.Reason)
+	}
 	fmt.Fprintf(tw, "\nlast SEGs (%d):\n", len(r.LastSEGs))
 	for _, s := range r.LastSEGs {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\tmodel %s\t%s\n", s.SOPUID, s.SourceSeriesUID, s.Stored.Format(time.DateTime), s.ModelVersion, s.Sink)
