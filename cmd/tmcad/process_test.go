@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -156,5 +158,64 @@ func TestProcessUndecodableSeriesFailsAlone(t *testing.T) {
 	}
 	if !strings.Contains(errs, "broken-cr.dcm") {
 		t.Errorf("the broken file is not named in the log:\n%s", errs)
+	}
+}
+
+// A report that describes no target gives, by default, an empty SEG that
+// passes dciodvfy and no model run; with reports.no_target = "run" the
+// model reads the report's text anyway.
+func TestProcessNoTargetOutcomes(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "examples")
+	copyTree(t, repoRoot+"/examples", in)
+	// A0000001643 is a CR study of the examples.
+	normal := "FINDINGS: The lungs are clear. No pleural effusion.\nIMPRESSION: No acute cardiopulmonary process.\n"
+	if err := os.WriteFile(filepath.Join(in, "reports", "A0000001643.txt"), []byte(normal), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"record", "run"} {
+		cfg := filepath.Join(dir, mode+".toml")
+		if err := os.WriteFile(cfg, []byte("[reports]\nno_target = \""+mode+"\"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		archive, masks := filepath.Join(dir, mode, "archive"), filepath.Join(dir, mode, "masks")
+		code, out, errs := runCLI(t, "process", "--config", cfg, "--input", filepath.Join(in, "dicom"), "--reports", filepath.Join(in, "reports"),
+			"--archive", archive, "--masks-png", masks, "--model", shippedModel, "--log-level", "warn")
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s\n%s", mode, code, out, errs)
+		}
+		var sum struct {
+			Series []struct {
+				Guide    string `json:"guide"`
+				NoTarget bool   `json:"no_target"`
+				Output   string `json:"output"`
+				Masks    []any  `json:"masks"`
+			} `json:"series"`
+		}
+		b, err := os.ReadFile(filepath.Join(masks, "summary.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &sum); err != nil {
+			t.Fatal(err)
+		}
+		noTarget := 0
+		for _, r := range sum.Series {
+			if !strings.HasPrefix(r.Guide, "no_target") {
+				continue
+			}
+			noTarget++
+			if r.NoTarget != (mode == "record") || (mode == "record") == (len(r.Masks) > 0) {
+				t.Errorf("%s: no_target %v with %d masks", mode, r.NoTarget, len(r.Masks))
+			}
+			if mode == "record" {
+				if out, err := exec.Command("dciodvfy", r.Output).CombinedOutput(); err != nil || strings.Contains(string(out), "Error") {
+					t.Errorf("empty SEG %s: dciodvfy: %v\n%s", r.Output, err, out)
+				}
+			}
+		}
+		if noTarget != 1 || countFiles(t, archive, ".dcm") != 6 {
+			t.Errorf("%s: %d series without a target, %d SEGs\n%s", mode, noTarget, countFiles(t, archive, ".dcm"), out)
+		}
 	}
 }

@@ -8,7 +8,7 @@ type item struct {
 	words   []string
 	entries []entry
 	punct   rune
-	typo    string // the lexicon word a misspelt word was read as
+	typo    string // "lfet → left": a misspelt word and the lexicon word it was read as
 
 	negated, uncertain, historical bool
 }
@@ -50,18 +50,18 @@ func items(ts []token) []item {
 				// A corrected word may start a phrase ("lfet lower lobe").
 				fixed := append([]string{w}, words[i+1:]...)
 				if es2, n2 := lex.match(fixed, 0); n2 > 1 {
-					out = append(out, item{words: words[i : i+n2], entries: es2, typo: w})
+					out = append(out, item{words: words[i : i+n2], entries: es2, typo: words[i] + " → " + w})
 					i += n2
 					continue
 				}
-				out = append(out, item{words: words[i : i+1], entries: es, typo: w})
+				out = append(out, item{words: words[i : i+1], entries: es, typo: words[i] + " → " + w})
 				i++
 				continue
 			}
 			// A misspelt word inside a phrase ("left lwoer lobe").
 			if i+1 < len(words) {
-				if es2, n2, w := lex.matchWithTypo(words, i); n2 > 1 {
-					out = append(out, item{words: words[i : i+n2], entries: es2, typo: w})
+				if es2, n2, typo := lex.matchWithTypo(words, i); n2 > 1 {
+					out = append(out, item{words: words[i : i+n2], entries: es2, typo: typo})
 					i += n2
 					continue
 				}
@@ -84,8 +84,8 @@ func items(ts []token) []item {
 }
 
 // matchWithTypo finds the longest phrase starting at words[i] that matches
-// after one of its later words is read as a typo; the typo's lexicon word
-// is returned for the explanation.
+// after one of its later words is read as a typo; the typo is returned as
+// "misspelt → lexicon word" for the explanation.
 func (l *lexicon) matchWithTypo(words []string, i int) ([]entry, int, string) {
 	for k := i + 1; k < len(words) && k < i+4; k++ {
 		if _, ok := l.byFirst[words[k]]; ok {
@@ -101,7 +101,7 @@ func (l *lexicon) matchWithTypo(words []string, i int) ([]entry, int, string) {
 		fixed := slices.Clone(words[i:])
 		fixed[k-i] = w
 		if es, n := l.match(fixed, 0); n > k-i {
-			return es, n, w
+			return es, n, words[k] + " → " + w
 		}
 	}
 	return nil, 0, ""

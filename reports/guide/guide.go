@@ -269,7 +269,7 @@ func readSentence(sent []token) (Statement, []Zone, []bool, bool) {
 	st := Statement{Text: sentenceText(sent)}
 	for _, it := range its {
 		if it.typo != "" {
-			st.Typos = append(st.Typos, strings.Join(it.words, " ")+" → "+it.typo)
+			st.Typos = append(st.Typos, it.typo)
 		}
 	}
 	positive := false
