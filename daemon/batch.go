@@ -345,6 +345,11 @@ func writeSummary(path string, rows []BatchRow) error {
 	if err != nil {
 		return fmt.Errorf("summary: %w", err)
 	}
+	// The folder exists already when any mask was written, but not when no
+	// series got one (every report without a target, or every series failed).
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("summary: %w", err)
+	}
 	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("summary: %w", err)
 	}

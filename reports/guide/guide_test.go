@@ -52,7 +52,7 @@ func TestBuildQaTa(t *testing.T) {
 			"IMPRESSION:\n1. Right upper and left lower zone consolidation, likely infective.\n2. No effusion.", ruLl},
 		{"negative", "No acute cardiopulmonary process.", ""},
 		{"negative", "Lungs are clear. No focal consolidation, effusion or pneumothorax.", ""},
-		{"negative", "?consolidation right mid zone", ""},
+		{"hedges", "?consolidation right mid zone", "Unilateral pulmonary infection, one infected area, middle right lung."},
 		{"no side", "Patchy opacity in the lower zone.", ""},
 	}
 	for _, c := range cases {
