@@ -25,7 +25,7 @@ def vocab_size(vocab: str) -> int:
 def _source_hash() -> str:
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for name in ("phantoms.py", "report_text.py", "preprocess.py", "tokenizer.py"):
+    for name in ("phantoms.py", "report_text.py", "report_split.py", "text_augment.py", "preprocess.py", "tokenizer.py"):
         p = here / name
         if p.exists():
             h.update(p.read_bytes())
@@ -56,6 +56,27 @@ def _generate(split: str, n: int, family: str, image_size: int, vocab: str, max_
     return {"image": np.ascontiguousarray(images, np.float32), "mask": np.ascontiguousarray(masks, np.float32),
             "input_ids": np.asarray(ids, np.int64), "attention_mask": np.asarray(am, np.int64),
             "report": np.array(reports)}
+
+
+def split_texts(split: str, n: int, family: str = "cxr", text: str = "report") -> list[str]:
+    """The texts of `load_split(split, n, family)`'s cases, in order, without rendering them:
+    `text="report"` their reports, `text="canonical"` the canonical guide text of their truth
+    (see `tmca.phantoms.split_texts`)."""
+    from .phantoms import split_texts as phantom_texts
+    if family == "mix":
+        n_ct = int(round(n * CT_FRACTION))
+        return phantom_texts(split, n - n_ct, "cxr", text) + phantom_texts(split, n_ct, "ct", text)
+    return phantom_texts(split, n, family, text)
+
+
+def with_texts(data: Dict[str, np.ndarray], texts: list[str], vocab: str, max_length: int) -> Dict[str, np.ndarray]:
+    """A copy of `data` whose cases carry `texts` (tokenized) instead of their reports."""
+    from .tokenizer import WordPieceTokenizer
+    if len(texts) != len(data["image"]):
+        raise ValueError(f"{len(texts)} texts for {len(data['image'])} cases")
+    ids, am = WordPieceTokenizer.from_vocab(vocab).encode_batch(texts, max_length=max_length)
+    return {**data, "input_ids": np.asarray(ids, np.int64), "attention_mask": np.asarray(am, np.int64),
+            "report": np.array(texts)}
 
 
 def load_split(split: str, n: int, family: str = "cxr", image_size: int = 96,

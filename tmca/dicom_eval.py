@@ -43,6 +43,7 @@ def iter_dicom_frames(folder: str) -> Iterator[dict]:
                 f = root / rel
                 fr = _frame(pydicom.dcmread(str(f)), f, root, report)
                 if fr is not None:
+                    fr["phantom"] = e.get("phantom")
                     yield fr
         return
     files = sorted((root / "dicom").rglob("*.dcm"))

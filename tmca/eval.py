@@ -1,12 +1,18 @@
 """Evaluate a TMCA checkpoint.
 
     /usr/bin/python3 -m tmca.eval --checkpoint runs/full-s0/checkpoint.pt --split test
+    /usr/bin/python3 -m tmca.eval --checkpoint runs/full-s0/checkpoint.pt --split test --text canonical
     /usr/bin/python3 -m tmca.eval --dicom-folder DIR     # the shipped model (models/tmca-cxr-compact/checkpoint.pt)
 
 Metrics at threshold 0.5:
 * `dice_mean`, `miou_mean`: Dice and foreground IoU per image, averaged over images (the LViT
   convention; an image where truth and prediction are both empty counts 1).
 * `dataset_dice`: 2·ΣTP / (ΣP + ΣG) over all pixels of the split (the GuideDecoder convention).
+
+`--text report` (default) feeds each case its report as written; `--text canonical` feeds the
+canonical guide text of the case's truth instead (`report_text.guide_text` of the target zones,
+`report_text.ct_guide_text` of the side and category), which is what tmcad's report normaliser
+renders for the model.
 
 `--dicom-folder` reads a folder written by `tmca.dicom_writer` (cases.json, DICOM, truth PNGs) and
 runs the exact pre/post-processing of `tmca.preprocess` (the one the Go engine implements): each
@@ -64,11 +70,20 @@ def evaluate_arrays(model: TMCA, data: Dict[str, np.ndarray], threshold: float =
     return summarize(dice, iou, tp, ps, gs)
 
 
-def evaluate_split(model: TMCA, cfg: TMCAConfig, split: str, n: int, family: str, vocab: str) -> Dict[str, float]:
-    from .data_source import load_split
+TEXTS = ("report", "canonical")
+
+
+def evaluate_split(model: TMCA, cfg: TMCAConfig, split: str, n: int, family: str, vocab: str,
+                   text: str = "report") -> Dict[str, float]:
+    """Metrics on the first `n` cases of a phantom split, fed their reports or canonical texts."""
+    from .data_source import load_split, split_texts, with_texts
+    if text not in TEXTS:
+        raise ValueError(f"text must be one of {TEXTS}, got {text!r}")
     data = load_split(split, n, family, cfg.image_size, vocab, cfg.max_length)
+    if text == "canonical":
+        data = with_texts(data, split_texts(split, n, family, "canonical"), vocab, cfg.max_length)
     res = evaluate_arrays(model, data)
-    res.update({"split": split, "family": family})
+    res.update({"split": split, "family": family, "text": text})
     return res
 
 
@@ -81,7 +96,15 @@ def load_checkpoint(path: str) -> TMCA:
     return model
 
 
-def evaluate_dicom_folder(model: TMCA, folder: str, manifest: dict, vocab: str) -> Dict[str, object]:
+def canonical_text_of(phantom: dict) -> str:
+    """The canonical guide text of a `tmca.dicom_writer` cases.json entry's phantom truth."""
+    from .report_text import ct_category, ct_guide_text, guide_text
+    if phantom.get("family") == "ct":
+        return ct_guide_text(phantom["side"], ct_category(float(phantom["involvement"]))[0])
+    return guide_text([tuple(z) for z in phantom["target_zones"]])
+
+
+def evaluate_dicom_folder(model: TMCA, folder: str, manifest: dict, vocab: str, text: str = "report") -> Dict[str, object]:
     from .dicom_eval import iter_dicom_frames
     from .preprocess import prob_to_mask, prepare_frame
     from .tokenizer import WordPieceTokenizer
@@ -94,7 +117,13 @@ def evaluate_dicom_folder(model: TMCA, folder: str, manifest: dict, vocab: str) 
     TP = PS = GS = 0.0
     for fr in iter_dicom_frames(folder):
         z = prepare_frame(fr["raw"], fr["slope"], fr["intercept"], fr["modality"], fr["photometric"], manifest)
-        ids, am = tok.encode_batch([fr["report"]], max_length=L)
+        if text == "canonical":
+            if not fr.get("phantom"):
+                raise ValueError(f"--text canonical needs the phantom truth of cases.json ({fr['file']})")
+            guide = canonical_text_of(fr["phantom"])
+        else:
+            guide = fr["report"]
+        ids, am = tok.encode_batch([guide], max_length=L)
         with torch.no_grad():
             prob = model(torch.from_numpy(z)[None, None], torch.as_tensor(ids), torch.as_tensor(am))[0, 0].numpy()
         _, mask = prob_to_mask(prob, fr["rows"], fr["cols"], thr)
@@ -104,7 +133,7 @@ def evaluate_dicom_folder(model: TMCA, folder: str, manifest: dict, vocab: str) 
         rows_out.append({"sop_instance_uid": fr["sop_instance_uid"], "modality": fr["modality"],
                          "dice": float(d[0]), "foreground": int(mask.sum())})
     res = summarize(np.array(dices), np.array(ious), TP, PS, GS)
-    res.update({"folder": str(folder), "threshold": thr, "frames": rows_out,
+    res.update({"folder": str(folder), "threshold": thr, "text": text, "frames": rows_out,
                 "per_modality": {m: float(np.mean([r["dice"] for r in rows_out if r["modality"] == m]))
                                  for m in sorted({r["modality"] for r in rows_out})}})
     return res
@@ -117,6 +146,8 @@ def main(argv=None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--n", type=int, default=300, help="cases in the split")
     p.add_argument("--family", default=None, help="phantom family (default: the one trained on, else cxr)")
+    p.add_argument("--text", default="report", choices=TEXTS,
+                   help="what each case is fed: its report, or the canonical guide text of its truth")
     p.add_argument("--dicom-folder", default=None, help="evaluate a tmca.dicom_writer folder instead of a split")
     p.add_argument("--manifest", default="models/tmca-cxr-compact/manifest.json")
     p.add_argument("--vocab", default="models/tmca-cxr-compact/vocab.txt")
@@ -132,7 +163,7 @@ def main(argv=None) -> int:
         else:
             from .preprocess import DEFAULT_MANIFEST
             manifest = dict(DEFAULT_MANIFEST, tokenizer={"max_length": model.cfg.max_length})
-        res = evaluate_dicom_folder(model, a.dicom_folder, manifest, a.vocab)
+        res = evaluate_dicom_folder(model, a.dicom_folder, manifest, a.vocab, a.text)
         if not a.per_frame:
             res.pop("frames")
     else:
@@ -140,7 +171,7 @@ def main(argv=None) -> int:
         if fam is None:
             fam = torch.load(a.checkpoint, map_location="cpu").get("args", {}).get("family", "cxr")
             fam = "cxr" if fam == "mix" else fam
-        res = evaluate_split(model, model.cfg, a.split, a.n, fam, a.vocab)
+        res = evaluate_split(model, model.cfg, a.split, a.n, fam, a.vocab, a.text)
     print(json.dumps(res, indent=1))
     return 0
 

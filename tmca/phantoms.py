@@ -19,7 +19,12 @@ Conventions
   slope 1, intercept -1024 (stored = HU + 1024): air -1000, lung about -850,
   fat -100, soft tissue 40, bone 300-900, GGO about -500 HU.
 * Determinism: case ``i`` of a split uses ``numpy.random.default_rng([split_seed,
-  family_code, i])``; same arguments → identical arrays, on any machine.
+  family_code, i])`` for its image and truth; same arguments → identical arrays, on any machine.
+* Reports: drawn from the case's own phrasing generator (``report_split.phrasing_rng``), on the
+  split's side of the report-string partition (``report_split``): the train split's strings never
+  occur in the other splits. The train split's reports are varied for training
+  (``text_augment``); the others are the generator's sentences. ``split_texts`` gives a split's
+  reports, or the canonical guide texts of its truth, without rendering pixels.
 
 Model-side entry point::
 
@@ -40,7 +45,8 @@ import torch
 import torch.nn.functional as F
 
 from . import preprocess
-from .report_text import SIDES, ZONES, ct_report, cxr_report
+from .report_split import ct_split_report, cxr_split_report, phrasing_rng
+from .report_text import SIDES, ZONES, ct_category, ct_guide_text, guide_text
 
 SPLIT_SEEDS: dict[str, int] = {"train": 1000, "val": 2000, "test": 3000, "e2e": 4000}
 FAMILY_CODES: dict[str, int] = {"cxr": 1, "ct": 2}
@@ -143,11 +149,37 @@ def _sample_opacity_centre(
     return float(cx), float(0.5 * (lo + hi))
 
 
+def _cxr_layout(rng: np.random.Generator) -> tuple[dict[str, Any], list[int], int]:
+    """Anatomy, the zones of the k opacities (2..4, distinct) and how many of them are targets."""
+    anat = _cxr_anatomy(rng)
+    k = int(rng.integers(2, 5))
+    zone_ids = [int(z) for z in rng.choice(len(ZONES), size=k, replace=False)]
+    n_target = int(rng.integers(1, k))
+    return anat, zone_ids, n_target
+
+
+def cxr_target_zones(split_seed: int, index: int) -> list[tuple[str, str]]:
+    """The described zones of ``cxr_case(split_seed, index)``, without rendering it."""
+    _, zone_ids, n_target = _cxr_layout(case_rng(split_seed, "cxr", index))
+    return [ZONES[z] for z in zone_ids[:n_target]]
+
+
+def is_train_seed(split_seed: int) -> bool:
+    """Whether ``split_seed`` is the training split's (its reports are on the train side)."""
+    return int(split_seed) == SPLIT_SEEDS["train"]
+
+
+def cxr_report_of(split_seed: int, index: int, targets: list[tuple[str, str]]) -> str:
+    """The report of CXR case ``index`` of a split (``report_split``: the split's side of the wordings)."""
+    rng = phrasing_rng(split_seed, FAMILY_CODES["cxr"], index)
+    return cxr_split_report(targets, rng, train=is_train_seed(split_seed))
+
+
 def cxr_case(split_seed: int, index: int, size: int = 256) -> PhantomCase:
     """One CXR-like phantom (``size × size``) with its QaTa-COV19-style report."""
     rng = case_rng(split_seed, "cxr", index)
     u, v = _grid(size)
-    anat = _cxr_anatomy(rng)
+    anat, zone_ids, n_target = _cxr_layout(rng)
 
     body = _soft(_ell_dist(u, v, *anat["body"]), 0.01)
     body = np.maximum(body, _soft(_ell_dist(u, v, *anat["neck"]), 0.02))
@@ -161,10 +193,7 @@ def cxr_case(split_seed: int, index: int, size: int = 256) -> PhantomCase:
     ribs = (0.5 + 0.5 * np.sin(2 * np.pi * rib_v / anat["rib_period"] + anat["rib_phase"])) ** 6
     a += 0.07 * ribs * body
 
-    # Opacities: k of them, same size/shape/density, distinct zones.
-    k = int(rng.integers(2, 5))
-    zone_ids = [int(z) for z in rng.choice(len(ZONES), size=k, replace=False)]
-    n_target = int(rng.integers(1, k))
+    # Opacities: k of them, same size/shape/density, distinct zones (drawn in _cxr_layout).
     r = float(rng.uniform(0.04, 0.065))
     aspect = float(rng.uniform(0.8, 1.25))
     rx, ry = r * np.sqrt(aspect), r / np.sqrt(aspect)
@@ -201,12 +230,101 @@ def cxr_case(split_seed: int, index: int, size: int = 256) -> PhantomCase:
     spacing = round(400.0 / size, 6)
     return PhantomCase(
         raw=stored, slope=1.0, intercept=0.0, modality="CR", photometric=photometric,
-        mask=target, report=cxr_report(targets, rng), pixel_spacing=(spacing, spacing),
+        mask=target, report=cxr_report_of(split_seed, index, targets), pixel_spacing=(spacing, spacing),
         lesion_mask=lesion, zones=zones, target_zones=targets,
     )
 
 
 # ----------------------------------------------------------------------------- CT
+
+
+class _CTGeometry(NamedTuple):
+    """What fixes a CT series' lungs and GGOs (and so its masks and involvement)."""
+
+    body: tuple[float, float, float, float]
+    lungs: dict[str, tuple[float, float, float, float]]
+    spine: tuple[float, float, float, float]
+    side: str  # described side: "right", "left" or "both"
+    ggos: list[tuple[str, float, float, float, float, float]]  # (side, du, dv, r_inplane, tc, rz)
+
+
+def _ct_geometry(rng: np.random.Generator) -> _CTGeometry:
+    """The first draws of a CT series: body, lungs, spine, the described side and the GGOs."""
+    j = lambda s: float(rng.uniform(-s, s))  # noqa: E731
+    body = (0.5 + j(0.01), 0.52 + j(0.01), 0.44 + j(0.02), 0.33 + j(0.02))
+    lungs = {
+        "right": (0.315 + j(0.01), 0.47 + j(0.01), 0.145 + j(0.01), 0.22 + j(0.01)),
+        "left": (0.685 + j(0.01), 0.47 + j(0.01), 0.135 + j(0.01), 0.21 + j(0.01)),
+    }
+    spine = (0.5, 0.77 + j(0.01), 0.055, 0.05)
+    side = str(rng.choice(["right", "left", "both"], p=[0.4, 0.4, 0.2]))
+    ggos = []
+    for sd in SIDES:
+        for _ in range(int(rng.integers(1, 4))):
+            ang, rad = rng.uniform(0, 2 * np.pi), np.sqrt(rng.uniform(0, 1)) * 0.55
+            ggos.append((sd, rad * np.cos(ang), rad * np.sin(ang), float(rng.uniform(0.03, 0.07)),
+                         float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.12, 0.3))))
+    return _CTGeometry(body, lungs, spine, side, ggos)
+
+
+def _ct_target_sides(side: str) -> set[str]:
+    """The lungs a CT report's side names."""
+    return set(SIDES) if side == "both" else {side}
+
+
+def _ct_slice_masks(geo: _CTGeometry, t: float, u: np.ndarray, v: np.ndarray
+                    ) -> tuple[float, dict[str, np.ndarray], list[tuple[str, np.ndarray, np.ndarray]]]:
+    """At slice position ``t`` in (0, 1): the lungs' scale, each lung's mask, and each GGO the
+    slice cuts as ``(side, elliptical distance, inside-the-lung mask)``."""
+    scale = float(np.sin(np.pi * (0.08 + 0.84 * t)) ** 0.6)
+    lung_m = {}
+    for sd in SIDES:
+        cx, cy, ax, ay = geo.lungs[sd]
+        lung_m[sd] = _ell_dist(u, v, cx, cy, ax * scale, ay * scale) <= 1.0
+    hits = []
+    for sd, du, dv, r, tc, rz in geo.ggos:
+        if abs(t - tc) >= rz:
+            continue
+        cx, cy, ax, ay = geo.lungs[sd]
+        rr = r * np.sqrt(1 - ((t - tc) / rz) ** 2)
+        if rr < 0.006:
+            continue
+        d = _ell_dist(u, v, cx + du * ax * scale, cy + dv * ay * scale, rr, rr)
+        hits.append((sd, d, (d <= 1.0) & lung_m[sd]))
+    return scale, lung_m, hits
+
+
+def _ct_slice_truth(hits: list[tuple[str, np.ndarray, np.ndarray]], targets: set[str], size: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """A slice's lesion mask (every GGO) and target mask (the GGOs of the described lungs), uint8."""
+    lesion = np.zeros((size, size), np.uint8)
+    target = np.zeros((size, size), np.uint8)
+    for sd, _, inside in hits:
+        lesion |= inside.astype(np.uint8)
+        if sd in targets:
+            target |= inside.astype(np.uint8)
+    return lesion, target
+
+
+def ct_side_and_involvement(split_seed: int, index: int, slices: int = 20, size: int = 128) -> tuple[str, float]:
+    """The described side and involvement of ``ct_series(split_seed, index, slices, size)``,
+    from its masks alone (no pixel values rendered)."""
+    geo = _ct_geometry(case_rng(split_seed, "ct", index))
+    u, v = _grid(size)
+    targets = _ct_target_sides(geo.side)
+    target_vox, lung_vox = 0, 0
+    for s in range(slices):
+        _, lung_m, hits = _ct_slice_masks(geo, (s + 0.5) / slices, u, v)
+        _, target = _ct_slice_truth(hits, targets, size)
+        target_vox += int(target.sum())
+        lung_vox += int(sum(lung_m[sd].sum() for sd in targets))
+    return geo.side, target_vox / max(lung_vox, 1)
+
+
+def ct_report_of(split_seed: int, index: int, side: str, involvement: float) -> str:
+    """The report of CT series ``index`` of a split (``report_split``: the split's side of the wordings)."""
+    rng = phrasing_rng(split_seed, FAMILY_CODES["ct"], index)
+    return ct_split_report(side, involvement, rng, train=is_train_seed(split_seed))
 
 
 def ct_series(split_seed: int, index: int, slices: int = 20, size: int = 128) -> PhantomSeries:
@@ -217,22 +335,9 @@ def ct_series(split_seed: int, index: int, slices: int = 20, size: int = 128) ->
     """
     rng = case_rng(split_seed, "ct", index)
     u, v = _grid(size)
-    j = lambda s: float(rng.uniform(-s, s))  # noqa: E731
-    body = (0.5 + j(0.01), 0.52 + j(0.01), 0.44 + j(0.02), 0.33 + j(0.02))
-    lungs = {
-        "right": (0.315 + j(0.01), 0.47 + j(0.01), 0.145 + j(0.01), 0.22 + j(0.01)),
-        "left": (0.685 + j(0.01), 0.47 + j(0.01), 0.135 + j(0.01), 0.21 + j(0.01)),
-    }
-    spine = (0.5, 0.77 + j(0.01), 0.055, 0.05)
-    side = str(rng.choice(["right", "left", "both"], p=[0.4, 0.4, 0.2]))
-    targets = set(SIDES) if side == "both" else {side}
-
-    ggos = []  # (side, du, dv, r_inplane, tc, rz)
-    for sd in SIDES:
-        for _ in range(int(rng.integers(1, 4))):
-            ang, rad = rng.uniform(0, 2 * np.pi), np.sqrt(rng.uniform(0, 1)) * 0.55
-            ggos.append((sd, rad * np.cos(ang), rad * np.sin(ang), float(rng.uniform(0.03, 0.07)),
-                         float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.12, 0.3))))
+    geo = _ct_geometry(rng)
+    body, lungs, spine, side = geo.body, geo.lungs, geo.spine, geo.side
+    targets = _ct_target_sides(side)
     vessels = [(sd, *rng.uniform(-0.7, 0.7, 2), float(rng.uniform(-1, 1))) for sd in SIDES for _ in range(8)]
     rib_angles = rng.uniform(0, 2 * np.pi, 10)
     texture = 0.6 + 0.4 * _smooth_noise(rng, size, 12)
@@ -241,7 +346,7 @@ def ct_series(split_seed: int, index: int, slices: int = 20, size: int = 128) ->
     frames, target_vox, lung_vox = [], 0, 0
     for s in range(slices):
         t = (s + 0.5) / slices
-        scale = float(np.sin(np.pi * (0.08 + 0.84 * t)) ** 0.6)
+        scale, lung_m, hits = _ct_slice_masks(geo, t, u, v)
         hu = np.full((size, size), -1000.0, np.float32)
         db = _ell_dist(u, v, *body)
         hu[db <= 1.0] = -100.0  # subcutaneous fat
@@ -253,13 +358,8 @@ def ct_series(split_seed: int, index: int, slices: int = 20, size: int = 128) ->
         dsp = _ell_dist(u, v, *spine)
         hu[dsp <= 1.0] = 300.0
         hu[(dsp <= 1.0) & (dsp > 0.8)] = 900.0
-        lung_m = {}
-        lesion = np.zeros((size, size), np.uint8)
-        target = np.zeros((size, size), np.uint8)
         for sd in SIDES:
             cx, cy, ax, ay = lungs[sd]
-            dl = _ell_dist(u, v, cx, cy, ax * scale, ay * scale)
-            lung_m[sd] = dl <= 1.0
             hu[lung_m[sd]] = -850.0
             for vs, vx, vy, phase in vessels:
                 if vs != sd:
@@ -268,19 +368,9 @@ def ct_series(split_seed: int, index: int, slices: int = 20, size: int = 128) ->
                 py = cy + vy * ay * scale
                 hu += (np.float32(700.0) * np.exp(-(((u - px) ** 2 + (v - py) ** 2) / (0.008**2)))
                        * lung_m[sd]).astype(np.float32)
-        for sd, du, dv, r, tc, rz in ggos:
-            if abs(t - tc) >= rz:
-                continue
-            cx, cy, ax, ay = lungs[sd]
-            rr = r * np.sqrt(1 - ((t - tc) / rz) ** 2)
-            if rr < 0.006:
-                continue
-            d = _ell_dist(u, v, cx + du * ax * scale, cy + dv * ay * scale, rr, rr)
-            inside = (d <= 1.0) & lung_m[sd]
+        for sd, d, _ in hits:
             hu += (350.0 * _soft(d, 0.1) * texture * lung_m[sd]).astype(np.float32)
-            lesion |= inside.astype(np.uint8)
-            if sd in targets:
-                target |= inside.astype(np.uint8)
+        lesion, target = _ct_slice_truth(hits, targets, size)
         target_vox += int(target.sum())
         lung_vox += int(sum(lung_m[sd].sum() for sd in targets))
         hu += rng.normal(0.0, noise_sd, (size, size)).astype(np.float32)
@@ -288,7 +378,7 @@ def ct_series(split_seed: int, index: int, slices: int = 20, size: int = 128) ->
         frames.append((stored, target, lesion))
 
     involvement = target_vox / max(lung_vox, 1)
-    report = ct_report(side, involvement, rng)
+    report = ct_report_of(split_seed, index, side, involvement)
     spacing = round(350.0 / size, 6)
     cases = [
         PhantomCase(raw=st, slope=1.0, intercept=CT_INTERCEPT, modality="CT", photometric="MONOCHROME2",
@@ -297,6 +387,7 @@ def ct_series(split_seed: int, index: int, slices: int = 20, size: int = 128) ->
     ]
     return PhantomSeries(slices=cases, report=report, side=side,
                          slice_spacing=round(240.0 / slices, 3), involvement=involvement)
+
 
 
 # ----------------------------------------------------------------------------- splits
@@ -360,3 +451,36 @@ def prepared_split(
     out = PreparedSplit(images, masks, [c.report for c in cases])
     _CACHE[key] = out
     return out
+
+
+def split_texts(split: str, n: int, family: str = "cxr", text: str = "report",
+                size: int | None = None, ct_slices: int = 20) -> list[str]:
+    """The texts of the first ``n`` frames of a split, in ``prepared_split``'s order, without pixels.
+
+    * ``text="report"``: each frame's report (``prepared_split(...).reports``);
+    * ``text="canonical"``: the canonical guide text of each frame's truth, what tmcad's report
+      normaliser renders: ``guide_text(target zones)`` (CXR), ``ct_guide_text(side, category)`` (CT,
+      the category of the series' involvement, as its reports name it).
+
+    ``size`` matters for CT only (the involvement, hence the category, is counted in pixels).
+    """
+    if split not in SPLIT_SEEDS:
+        raise ValueError(f"unknown split {split!r}; want one of {sorted(SPLIT_SEEDS)}")
+    if text not in ("report", "canonical"):
+        raise ValueError(f"text must be 'report' or 'canonical', got {text!r}")
+    seed = SPLIT_SEEDS[split]
+    if family == "cxr":
+        out = []
+        for i in range(n):
+            targets = cxr_target_zones(seed, i)
+            out.append(cxr_report_of(seed, i, targets) if text == "report" else guide_text(targets))
+        return out
+    if family != "ct":
+        raise ValueError(f"unknown family {family!r}; want 'cxr' or 'ct'")
+    out, i = [], 0
+    while len(out) < n:
+        side, inv = ct_side_and_involvement(seed, i, ct_slices, size or 128)
+        t = ct_report_of(seed, i, side, inv) if text == "report" else ct_guide_text(side, ct_category(inv)[0])
+        out.extend([t] * ct_slices)
+        i += 1
+    return out[:n]

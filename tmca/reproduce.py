@@ -129,7 +129,10 @@ def main(argv=None) -> int:
     print(text)
     print(markdown_table(res))
     if a.metrics:
-        Path(a.metrics).write_text(text)
+        # keep what else the file holds (the shipped model's own metrics)
+        mp = Path(a.metrics)
+        kept = json.loads(mp.read_text()) if mp.exists() else {}
+        mp.write_text(json.dumps({**kept, **doc}, indent=1) + "\n")
     if a.card:
         card = Path(a.card).read_text()
         i, j = card.index("<!-- table -->"), card.index("<!-- /table -->")

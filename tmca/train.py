@@ -4,7 +4,8 @@
 
 Switches for the ablations (equivalent to --variant): --no-tsd, --align-levels 4, --no-lte, --no-text.
 Writes DIR/checkpoint.pt (config, weights, args), DIR/train_log.jsonl (one line per logged step)
-and, unless --no-eval, DIR/test_metrics.json (the test split, see tmca.eval).
+and, unless --no-eval, DIR/test_metrics.json (the test split, see tmca.eval; with --family mix also
+test_metrics_ct.json; each also as *_canonical.json, fed the canonical guide texts).
 Reproducible by seed on one thread: the data, the initialisation and the batch order all follow --seed.
 """
 from __future__ import annotations
@@ -173,18 +174,20 @@ def main(argv=None) -> int:
     save_checkpoint(out / "checkpoint.pt", model, cfg, a, a.steps, {"train_seconds": train_s})
     print(f"[tmca.train] done: {a.steps} steps in {train_s:.0f}s -> {out / 'checkpoint.pt'}", flush=True)
     if not a.no_eval:
-        from .eval import evaluate_split
+        from .eval import TEXTS, evaluate_split
         model.eval()
-        # the table is on the CXR test split; a model that saw CT slices is also measured on CT
+        # the table is on the CXR test split; a model that saw CT slices is also measured on CT;
+        # each fed the reports as written and the canonical guide texts tmcad renders
         fams = {"cxr": ["cxr"], "ct": ["ct"], "mix": ["cxr", "ct"]}.get(a.family, [a.family])
         for fam in fams:
-            res = evaluate_split(model, cfg, "test", a.n_test, fam, a.vocab)
-            res.update({"variant": variant_name(cfg), "seed": a.seed, "steps": a.steps, "train_family": a.family,
-                        "train_seconds": round(train_s, 1)})
-            name = "test_metrics.json" if fam == fams[0] else f"test_metrics_{fam}.json"
-            (out / name).write_text(json.dumps(res, indent=1) + "\n")
-            print(f"[tmca.train] test ({fam}): dice {res['dice_mean']:.4f} miou {res['miou_mean']:.4f} "
-                  f"dataset-dice {res['dataset_dice']:.4f} (n={res['n']})", flush=True)
+            for text in TEXTS:
+                res = evaluate_split(model, cfg, "test", a.n_test, fam, a.vocab, text)
+                res.update({"variant": variant_name(cfg), "seed": a.seed, "steps": a.steps, "train_family": a.family,
+                            "train_seconds": round(train_s, 1)})
+                name = "test_metrics" + ("" if fam == fams[0] else f"_{fam}") + ("" if text == "report" else f"_{text}")
+                (out / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n")
+                print(f"[tmca.train] test ({fam}, {text}): dice {res['dice_mean']:.4f} miou {res['miou_mean']:.4f} "
+                      f"dataset-dice {res['dataset_dice']:.4f} (n={res['n']})", flush=True)
     return 0
 
 

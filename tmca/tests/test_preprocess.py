@@ -86,11 +86,38 @@ def _load(name):
     return json.loads(path.read_text())
 
 
+# The phantom cases of preprocess.json hold pixels rendered by tmca.phantoms, whose float32
+# arithmetic (exp, sqrt, sums) may round differently on another CPU or libm: a stored value can then
+# land one unit off after np.rint. Regenerating them is checked up to that: raw within one stored
+# unit on a small share of pixels, expected within what one unit can move a normalised value
+# (1 / window or value range / std: at most ~3e-3 here). Every other case, and the written rule
+# below, is checked exactly / to 1e-5.
+PHANTOM_RAW_TOL = 1
+PHANTOM_RAW_SHARE = 0.01
+PHANTOM_EXPECTED_TOL = 5e-3
+
+
+def assert_same_vectors(want: list, got: list) -> None:
+    """``got`` equals ``want``, except for the phantom cases' pixel rounding (see above)."""
+    assert [c["name"] for c in want] == [c["name"] for c in got]
+    for w, g in zip(want, got):
+        if not w["name"].startswith("phantom_"):
+            assert w == g, w["name"]
+            continue
+        rest = lambda c: {k: v for k, v in c.items() if k not in ("raw", "expected")}  # noqa: E731
+        assert rest(w) == rest(g), w["name"]
+        dr = np.abs(np.array(w["raw"], np.int64) - np.array(g["raw"], np.int64))
+        assert dr.max() <= PHANTOM_RAW_TOL and (dr > 0).mean() <= PHANTOM_RAW_SHARE, w["name"]
+        de = np.abs(np.array(w["expected"]) - np.array(g["expected"]))
+        assert de.max() <= PHANTOM_EXPECTED_TOL, w["name"]
+
+
 def test_vectors_reproducible_and_follow_written_rule():
     from tmca import vectors
 
     pre = _load("preprocess.json")
-    assert pre == json_roundtrip(vectors.preprocess_vectors()) and len(pre) >= 8
+    assert len(pre) >= 8 and any(c["name"].startswith("phantom_") for c in pre)
+    assert_same_vectors(pre, json_roundtrip(vectors.preprocess_vectors()))
     for c in pre:  # the rule as Go implements it, independent of torch
         raw = np.array(c["raw"], np.float64).reshape(c["rows"], c["cols"])
         x = (raw.astype(np.float32) * np.float32(c["slope"])).astype(np.float32) + np.float32(c["intercept"])
@@ -111,3 +138,26 @@ def json_roundtrip(obj):
     import json
 
     return json.loads(json.dumps(obj))
+
+
+def test_vector_comparison_tolerates_only_renderer_rounding():
+    base = [{"name": "cr_case", "raw": [1, 2], "expected": [0.5, 0.25]},
+            {"name": "phantom_cxr", "rows": 1, "raw": [100, 200, 300], "expected": [0.1, 0.2, 0.3]}]
+    one_off = json_roundtrip(base)
+    one_off[1]["raw"][1] += 1
+    one_off[1]["expected"][1] += 1e-3
+    with pytest.raises(AssertionError):  # one pixel of three is more than the share allowed
+        assert_same_vectors(base, one_off)
+    big = json_roundtrip(base)
+    big[1]["raw"] = list(range(1000))
+    big[1]["expected"] = [0.0] * 1000
+    near = json_roundtrip(big)
+    near[1]["raw"][7] += 1
+    near[1]["expected"][7] += 1e-3
+    assert_same_vectors(big, near)
+    for edit in (lambda c: c[1]["raw"].__setitem__(7, 9), lambda c: c[1].__setitem__("rows", 2),
+                 lambda c: c[0]["raw"].__setitem__(0, 2), lambda c: c[1]["expected"].__setitem__(7, 0.1)):
+        bad = json_roundtrip(big)
+        edit(bad)
+        with pytest.raises(AssertionError):
+            assert_same_vectors(big, bad)
