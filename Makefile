@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # The Go suite shares 2 cores with PyTorch; keep Python's thread pools small.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: deps build demo test test-go test-py lint bench install
+.PHONY: deps build demo test test-go test-py lint bench install eval-reports
 
 ## deps: install what is missing (Debian packages, Go modules, ONNX Runtime); quiet when nothing is
 deps:
@@ -51,6 +51,10 @@ install: build
 	install -D -m 0644 systemd/tmcad.service $(DESTDIR)/usr/lib/systemd/system/tmcad.service
 	install -D -m 0644 systemd/tmcad.sysusers $(DESTDIR)/usr/lib/sysusers.d/tmcad.conf
 	install -D -m 0644 systemd/tmcad.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/tmcad.conf
+
+## eval-reports: Dice per report phrasing family through `tmcad process` (runs/report-eval); updates the model card
+eval-reports: build
+	$(PY) -m tmca.report_eval --tmcad bin/tmcad --model models/tmca-cxr-compact --seed 4712 --n 100 --out runs/report-eval --update-card
 
 ## bench: benchmarks; results go to bench/RESULTS.md
 bench: deps build

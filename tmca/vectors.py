@@ -9,6 +9,11 @@
   sampling, a long axis that exposes float32 source-index rounding).
 * ``testdata/vectors/postprocess.json`` — ``prob_to_mask`` cases; every expected
   probability is at least 1e-4 away from the threshold.
+* ``testdata/vectors/guide_text.jsonl`` — realistic reports and the guide text the
+  report normaliser must render for them (``tmca.report_corpus``): every phrasing
+  family and the left/right-swapped controls, ``GUIDE_CASES`` each, one JSON per
+  line: ``family``, ``held_out``, ``modality``, ``report``, ``guide`` and the truth
+  the guide encodes (``zones`` ``[[level, side], ...]`` for CR, ``side`` for CT).
 
 Everything is deterministic: re-running rewrites identical files.
 Command: ``/usr/bin/python3 -m tmca.vectors [--out testdata/vectors]``
@@ -24,6 +29,7 @@ import numpy as np
 
 from . import preprocess as P
 from .phantoms import SPLIT_SEEDS, ct_series, cxr_case
+from .report_corpus import FAMILIES, SWAPPED_CONTROLS, expected_zones, realistic_report, swapped_report
 from .report_text import ZONES, cxr_report, ct_report
 from .tokenizer import WordPieceTokenizer
 from .vocab_build import DEFAULT_OUT as VOCAB_PATH, RADIOLOGY_PHRASES
@@ -222,6 +228,44 @@ def postprocess_vectors() -> list[dict[str, Any]]:
     ]
 
 
+#: Phantom seed of the guide-text vectors: the e2e split's seed moved by 100, used nowhere else.
+GUIDE_SEED = SPLIT_SEEDS["e2e"] + 100
+GUIDE_CASES = 25
+
+
+def guide_text_vectors(n: int = GUIDE_CASES) -> list[dict[str, Any]]:
+    """``n`` records per report family and per swapped control, sorted by family.
+
+    Family number ``j`` (its place in ``FAMILIES``) uses phantoms ``25j .. 25j + n - 1``
+    of ``GUIDE_SEED`` and the phrasing generator ``default_rng([GUIDE_SEED, j, i])``; a
+    swapped control reuses its base family's phantoms and generator, so its report
+    is exactly the base report with the sides swapped.
+    """
+    place = {f.name: j for j, f in enumerate(FAMILIES)}
+    jobs = [(f.name, f.name) for f in FAMILIES] + [(c, base) for c, base in SWAPPED_CONTROLS]
+    out = []
+    for name, base in jobs:
+        fam = next(f for f in FAMILIES if f.name == base)
+        j = place[base]
+        for i in range(n):
+            rng = np.random.default_rng([GUIDE_SEED, j, i])
+            index = GUIDE_CASES * j + i
+            rec: dict[str, Any] = {"family": name, "held_out": fam.held_out, "modality": fam.modality}
+            if fam.modality == "CT":
+                series = ct_series(GUIDE_SEED, index, slices=8, size=32)
+                rec["report"], rec["guide"] = realistic_report(name, series, rng)
+                rec["side"] = series.side
+            else:
+                case = cxr_case(GUIDE_SEED, index, size=64)
+                if name == base:
+                    rec["report"], rec["guide"] = realistic_report(name, case, rng)
+                else:
+                    rec["report"], rec["guide"] = swapped_report(name, case, rng)
+                rec["zones"] = [list(z) for z in expected_zones(name, case)]
+            out.append(rec)
+    return sorted(out, key=lambda r: r["family"])
+
+
 def _json_line(rec: dict[str, Any]) -> str:
     """UTF-8 JSON, but with the characters some readers take as line breaks escaped."""
     line = json.dumps(rec, ensure_ascii=False)
@@ -231,13 +275,16 @@ def _json_line(rec: dict[str, Any]) -> str:
 
 
 def write_all(out_dir: Path = OUT_DIR) -> None:
-    """Write all three vector files under ``out_dir``."""
+    """Write all four vector files under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "tokenizer.jsonl", "w", encoding="utf-8") as f:
         for rec in tokenizer_vectors():
             f.write(_json_line(rec) + "\n")
     (out_dir / "preprocess.json").write_text(json.dumps(preprocess_vectors()) + "\n", encoding="utf-8")
     (out_dir / "postprocess.json").write_text(json.dumps(postprocess_vectors()) + "\n", encoding="utf-8")
+    with open(out_dir / "guide_text.jsonl", "w", encoding="utf-8") as f:
+        for rec in guide_text_vectors():
+            f.write(_json_line(rec) + "\n")
 
 
 def main() -> None:
@@ -245,7 +292,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT_DIR)
     args = ap.parse_args()
     write_all(args.out)
-    print(f"wrote tokenizer.jsonl, preprocess.json, postprocess.json to {args.out}")
+    print(f"wrote tokenizer.jsonl, preprocess.json, postprocess.json, guide_text.jsonl to {args.out}")
 
 
 if __name__ == "__main__":
