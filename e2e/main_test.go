@@ -18,6 +18,8 @@ var (
 	tmcadBin string
 	// examples are the example series of examples/cases.json.
 	examples []exampleSeries
+	// shippedVersion is the shipped model's version (its manifest's).
+	shippedVersion string
 )
 
 // exampleSeries is one series of examples/cases.json.
@@ -60,6 +62,10 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
+	if shippedVersion, err = loadShippedVersion(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	dir, err := os.MkdirTemp("", "tmcad-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -99,6 +105,21 @@ func findRepoRoot() (string, error) {
 }
 
 // loadExamples reads examples/cases.json.
+// loadShippedVersion reads the shipped model's version from its manifest.
+func loadShippedVersion() (string, error) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "models", "tmca-cxr-compact", "manifest.json"))
+	if err != nil {
+		return "", fmt.Errorf("reading the shipped model's manifest: %w", err)
+	}
+	var m struct {
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil || m.Version == "" {
+		return "", fmt.Errorf("models/tmca-cxr-compact/manifest.json: no version (%v)", err)
+	}
+	return m.Version, nil
+}
+
 func loadExamples() ([]exampleSeries, error) {
 	b, err := os.ReadFile(filepath.Join(repoRoot, "examples", "cases.json"))
 	if err != nil {

@@ -80,21 +80,21 @@ func TestReprocessRunning(t *testing.T) {
 	}
 
 	// --series: a done series again, same model and report.
-	wantQueued(t, e.reprocess("--series", a.SeriesUID), 1, "1.0.0")
+	wantQueued(t, e.reprocess("--series", a.SeriesUID), 1, shippedVersion)
 	waitFor(t, 60*time.Second, "the series stored a second time", func() bool { return storedCount(p, a.SeriesUID) == 2 })
 	// --since: only the series first seen after the time (the parked one
 	// has no report yet and is left alone).
-	wantQueued(t, e.reprocess("--since", since.Format(time.RFC3339Nano)), 1, "1.0.0")
+	wantQueued(t, e.reprocess("--since", since.Format(time.RFC3339Nano)), 1, shippedVersion)
 	waitFor(t, 60*time.Second, "the later series stored a second time", func() bool { return storedCount(p, b.SeriesUID) == 2 })
 	if storedCount(p, a.SeriesUID) != 2 {
 		t.Errorf("--since %s ran the earlier series again", since.Format(time.RFC3339Nano))
 	}
 	// --study of the parked series: nothing without its report.
-	wantQueued(t, e.reprocess("--study", c.StudyUID), 0, "1.0.0")
+	wantQueued(t, e.reprocess("--study", c.StudyUID), 0, shippedVersion)
 	mark := p.mark()
 	e.dropReport(c)
 	p.waitLogAfter(mark, 30*time.Second, "the late report catalogued", msgIs(msgReport))
-	wantQueued(t, e.reprocess("--study", c.StudyUID), 1, "1.0.0")
+	wantQueued(t, e.reprocess("--study", c.StudyUID), 1, shippedVersion)
 	p.waitLog(60*time.Second, "parked series stored", seriesMsg(msgStored, c.SeriesUID))
 	time.Sleep(1500 * time.Millisecond) // a rescan later: nothing more
 	checkOneSEGPerSeries(t, archiveSEGs(t, e.cfg.ArchiveDir), []exampleSeries{a, b, c})
@@ -152,7 +152,7 @@ func newerModel(t *testing.T, version string) string {
 // folder name with reason.txt, and `tmcad status` lists the error. With
 // the daemon stopped the limit is raised and a newer model version
 // configured; --failed queues the CT series and --model-older the CR
-// series done with 1.0.0. Started again, the daemon processes both: one
+// series done with the shipped version. Started again, the daemon processes both: one
 // SEG for the CT series, a second (new model, new UIDs) for the CR one.
 func TestReprocessStopped(t *testing.T) {
 	start := time.Now()
@@ -196,10 +196,11 @@ func TestReprocessStopped(t *testing.T) {
 	// The operator raises the limit and installs a newer model, then
 	// re-queues with the daemon stopped.
 	e.cfg.MaxFrames = 0
-	e.cfg.ModelDir = newerModel(t, "1.0.1")
+	newer := shippedVersion + ".1"
+	e.cfg.ModelDir = newerModel(t, newer)
 	e.writeConfig()
-	wantQueued(t, e.reprocess("--failed"), 1, "1.0.1")
-	wantQueued(t, e.reprocess("--model-older"), 1, "1.0.1")
+	wantQueued(t, e.reprocess("--failed"), 1, newer)
+	wantQueued(t, e.reprocess("--model-older"), 1, newer)
 	if st := e.status(); st.Jobs["available"] != 2 {
 		t.Errorf("tmcad status --json jobs %v after reprocess with the daemon stopped, want 2 available", st.Jobs)
 	}
@@ -222,8 +223,8 @@ func TestReprocessStopped(t *testing.T) {
 	for _, s := range st.LastSEGs {
 		versions[s.ModelVersion]++
 	}
-	if st.Series["done"] != 2 || len(st.Series) != 1 || len(st.LastErrors) != 0 || versions["1.0.1"] != 2 || versions["1.0.0"] != 1 {
-		t.Errorf("tmcad status --json: series %v, last errors %+v, SEG model versions %v; want 2 done, no errors, 2 SEGs of 1.0.1 and 1 of 1.0.0",
+	if st.Series["done"] != 2 || len(st.Series) != 1 || len(st.LastErrors) != 0 || versions[newer] != 2 || versions[shippedVersion] != 1 {
+		t.Errorf("tmcad status --json: series %v, last errors %+v, SEG model versions %v; want 2 done, no errors, 2 SEGs of the newer model and 1 of the shipped one",
 			st.Series, st.LastErrors, versions)
 	}
 	p2.stop()

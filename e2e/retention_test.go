@@ -128,7 +128,7 @@ func TestRetentionDelete(t *testing.T) {
 		out := e.reprocess("--series", s.SeriesUID)
 		return strings.Contains(out, "skipped "+s.SeriesUID) && strings.Contains(out, "retention.inputs = delete")
 	})
-	wantQueued(t, e.reprocess("--series", s.SeriesUID), 0, "1.0.0")
+	wantQueued(t, e.reprocess("--series", s.SeriesUID), 0, shippedVersion)
 	if st := e.status(); st.Series["done"] != 1 || st.Jobs["completed"] != 1 {
 		t.Errorf("tmcad status after reprocess: series %v, jobs %v; want the series done, one job", st.Series, st.Jobs)
 	}

@@ -27,6 +27,7 @@ import torch
 
 from .config import TMCAConfig, build_config
 from .model import TMCA, count_parameters
+from .report_text import MAX_GUIDE_ZONES
 
 INPUTS = ("image", "input_ids", "attention_mask")
 OUTPUT = "prob"
@@ -40,6 +41,14 @@ SEGMENTS = [{
     "category": {"code": "49755003", "scheme": "SCT", "meaning": "Morphologically Abnormal Structure"},
     "type": {"code": "52988006", "scheme": "SCT", "meaning": "Lesion"},
 }]
+
+
+VERSION = "1.1.0"
+
+# The guide text the model was trained on, per modality (the form tmcad's report normaliser must
+# render: "qata-cov19" = report_text.guide_text, "mosmeddata" = report_text.ct_guide_text), and the
+# most target zones one guide text names.
+GUIDE = {"forms": {"CR": "qata-cov19", "DX": "qata-cov19", "CT": "mosmeddata"}, "max_zones": MAX_GUIDE_ZONES}
 
 
 class _Graph(torch.nn.Module):
@@ -165,6 +174,7 @@ def manifest_for(cfg: TMCAConfig, name: str, version: str, description: str) -> 
         "text_required": bool(cfg.use_text),
         "modalities": ["CR", "DX", "CT"],
         "segments": SEGMENTS,
+        "guide": copy.deepcopy(GUIDE),
         "reference": "reference/reference.json",
     }
 
@@ -200,7 +210,7 @@ def main(argv=None) -> int:
     p.add_argument("--random-init", action="store_true", help="export an untrained model of --preset (size check)")
     p.add_argument("--out", required=True, help="model folder, e.g. models/tmca-cxr-compact")
     p.add_argument("--name", default="tmca-cxr-compact")
-    p.add_argument("--version", default="1.0.0")
+    p.add_argument("--version", default=VERSION)
     p.add_argument("--description", default="TMCA compact, trained on synthetic phantoms; not for clinical use")
     p.add_argument("--vocab", default="models/tmca-cxr-compact/vocab.txt")
     p.add_argument("--no-reference", action="store_true", help="skip reference/ (and manifest.json)")

@@ -72,8 +72,9 @@ def test_reference_and_manifest(tmp_path):
     assert np.array_equal(prob, want)
     man = manifest_for(cfg, "tmca-test", "0.0.1", "test")
     for k in ("name", "version", "description", "onnx", "inputs", "outputs", "image", "windows", "normalize",
-              "tokenizer", "threshold", "text_required", "modalities", "segments", "reference"):
+              "tokenizer", "threshold", "text_required", "modalities", "segments", "guide", "reference"):
         assert k in man, k
+    assert man["guide"] == {"forms": {"CR": "qata-cov19", "DX": "qata-cov19", "CT": "mosmeddata"}, "max_zones": 3}
     assert man["segments"][0]["category"]["code"] == "49755003"
     json.dumps(man)
 
