@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# bench/gpu.sh — the prepared GPU check of the inference engine (issue 5).
+# bench/gpu.sh — the GPU check of the inference engine.
 #
 # Runs bench/engine with the CUDA execution provider and with CPU on the same
 # host, same model and inputs, and writes the "engine on GPU" section of
 # bench/RESULTS.md (images/s per batch size, CUDA against CPU).
 #
-# What the host needs (see ../shared/GPU.md in the project's workspace):
+# What the host needs:
 #  - third_party/onnxruntime/libonnxruntime.so.1 (1.30.0, `make deps`);
 #  - the CUDA provider libraries beside it: libonnxruntime_providers_cuda.so and
 #    libonnxruntime_providers_shared.so. They come from the npm package

@@ -47,12 +47,10 @@ class TMCAConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TMCAConfig":
         names = {f.name for f in dataclasses.fields(cls)}
-        kw = {}
-        for k, v in d.items():
-            if k not in names:
-                continue
-            kw[k] = tuple(v) if isinstance(v, list) else v
-        return cls(**kw)
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown TMCAConfig keys {unknown}: a checkpoint of another version of tmca?")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 def paper(**overrides) -> TMCAConfig:
@@ -79,7 +77,7 @@ VARIANTS = {
     "align-levels-4": {"align_levels": (4,)},
     "no-lte": {"use_lte": False},
     "no-text": {"use_text": False},
-    # not in the table: no alignment loss at all, to tell "TSD helps" from "global alignment hurts"
+    # an extra control: no alignment loss at all, to tell "TSD helps" from "global alignment hurts"
     "no-align": {"align_levels": ()},
 }
 

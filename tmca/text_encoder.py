@@ -1,8 +1,8 @@
 """BERT-style text encoder over WordPiece ids and an attention mask.
 
 Gives token features [B, L, D] and a sentence embedding [B, D] (masked mean of the tokens).
-Built with `enable_nested_tensor=False`: in eval mode PyTorch 1.13 would otherwise drop padded
-positions and return fewer tokens than the mask has (see shared/MODEL-NOTES.md).
+The layers live in an `nn.TransformerEncoder` (its parameter names are the checkpoint's), built with
+`enable_nested_tensor=False`, but `forward` runs them one by one through `static_ops.encoder_layer`.
 """
 from __future__ import annotations
 

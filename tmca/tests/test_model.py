@@ -113,3 +113,14 @@ def test_tsd_background_is_a_negative():
     feat[0, 0, 2:] = 1; feat[1, 1, 2:] = 1  # backgrounds now look like the text too
     near = tsd(feat, text, mask)
     assert near > far
+
+
+def test_config_from_dict_rejects_unknown_keys():
+    import pytest
+
+    from tmca.config import TMCAConfig, build_config
+
+    d = build_config("compact", "full").to_dict()
+    assert TMCAConfig.from_dict(d) == build_config("compact", "full")
+    with pytest.raises(ValueError, match="unknown TMCAConfig keys"):
+        TMCAConfig.from_dict({**d, "use_magic": True})
