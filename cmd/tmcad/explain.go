@@ -28,13 +28,9 @@ func runExplainReport(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	cfg := config.Default()
-	if *cfgPath != "" {
-		c, err := config.Load(*cfgPath)
-		if err != nil {
-			return err
-		}
-		cfg = c
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
 	}
 	cfg.Model.Dir = modelDir(*model, *cfgPath != "", cfg.Model.Dir)
 	m, err := segment.LoadManifest(cfg.Model.Dir)

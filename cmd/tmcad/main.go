@@ -12,6 +12,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"tmcad/config"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -125,4 +127,13 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return errUsage
 	}
 	return nil
+}
+
+// loadConfig loads the configuration file at path, or the defaults when
+// path is empty (the one-shot commands work without a file).
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
 }

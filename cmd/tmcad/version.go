@@ -5,7 +5,6 @@ import (
 	"io"
 	"runtime"
 
-	"tmcad/config"
 	"tmcad/logging"
 	"tmcad/segment"
 )
@@ -19,13 +18,9 @@ func runVersion(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg := config.Default()
-	if *cfgPath != "" {
-		c, err := config.Load(*cfgPath)
-		if err != nil {
-			return err
-		}
-		cfg = c
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "tmcad %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	path, err := segment.ResolveLibrary(cfg.ORT.Library)

@@ -3,6 +3,7 @@ package guide
 import (
 	_ "embed"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -141,23 +142,11 @@ func (l *lexicon) match(words []string, i int) ([]entry, int) {
 		}
 		var out []entry
 		for _, e2 := range l.byFirst[words[i]] {
-			if len(e2.words) == n && equalWords(e2.words, words[i:i+n]) {
+			if slices.Equal(e2.words, words[i:i+n]) {
 				out = append(out, e2)
 			}
 		}
 		return out, n
 	}
 	return nil, 0
-}
-
-func equalWords(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
