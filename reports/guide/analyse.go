@@ -152,7 +152,7 @@ func backward(its []item, i int, mark func(*item)) {
 		if it.punct == ',' && subject {
 			return
 		}
-		if it.location() || it.is(kindFinding) || it.is(kindOther) {
+		if it.location() || it.is(kindFinding) || it.is(kindOther) || it.is(kindLungword) {
 			subject = true
 		}
 		mark(it)
