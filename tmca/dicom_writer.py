@@ -33,7 +33,7 @@ import hashlib
 import json
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pydicom
@@ -47,6 +47,7 @@ CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 IMPLEMENTATION_UID = "2.25.183391229837442771405395478618441726516"  # fixed, made from a hash like the rest
 GENERATOR = "tmca.dicom_writer"
+REPORT_STREAM = 77  # the phrasing generator of --report-families: [seed, REPORT_STREAM, case index]
 
 _FIRST = ("Alice", "Bruno", "Chiara", "Dmitri", "Elena", "Farid", "Greta", "Hiro", "Ines", "Jonas",
           "Kavya", "Liam", "Marta", "Nils", "Olga", "Pavel", "Rosa", "Samir", "Tomas", "Uma", "Vera", "Yusuf")
@@ -212,19 +213,41 @@ def write_ct_study(out: Path, seed: int, study_no: int, series: PhantomSeries, i
     }
 
 
+def _realistic(families: Sequence[str], modality: str, seed: int, i: int,
+               case: PhantomCase | PhantomSeries) -> str | None:
+    """The report of case ``i`` in the next of ``families`` of ``modality`` (``tmca.report_corpus``),
+    or None when none of them is of that modality; it replaces the generator's sentence."""
+    from .report_corpus import FAMILY_BY_NAME, realistic_report
+
+    fams = [f for f in families if FAMILY_BY_NAME[f].modality == modality]
+    if not fams:
+        return None
+    text, _ = realistic_report(fams[i % len(fams)], case, np.random.default_rng([seed, REPORT_STREAM, i]))
+    return text
+
+
 def write_studies(out: Path, seed: int, n_cr: int, n_ct: int, ct_slices: int = 20, size: int = 256,
-                  ct_size: int = 128) -> list[dict[str, Any]]:
-    """Write ``n_cr`` CR and ``n_ct`` CT studies under ``out``; returns the cases.json series list."""
+                  ct_size: int = 128, report_families: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Write ``n_cr`` CR and ``n_ct`` CT studies under ``out``; returns the cases.json series list.
+
+    With ``report_families`` (names of ``tmca.report_corpus`` families), the reports are written in
+    those phrasing families in turn (a CR family for CR studies, a CT one for CT) instead of the
+    generator's one-sentence form; the images and truth masks do not change.
+    """
     for sub in ("dicom", "reports", "truth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     entries = []
     study_no = 0
     for i in range(n_cr):
         study_no += 1
-        entries.append(write_cr_study(out, seed, study_no, cxr_case(seed, i, size=size), i))
+        case = cxr_case(seed, i, size=size)
+        case.report = _realistic(report_families, "CR", seed, i, case) or case.report
+        entries.append(write_cr_study(out, seed, study_no, case, i))
     for i in range(n_ct):
         study_no += 1
-        entries.append(write_ct_study(out, seed, study_no, ct_series(seed, i, slices=ct_slices, size=ct_size), i))
+        series = ct_series(seed, i, slices=ct_slices, size=ct_size)
+        series.report = _realistic(report_families, "CT", seed, i, series) or series.report
+        entries.append(write_ct_study(out, seed, study_no, series, i))
     for e in entries:
         (out / "reports" / f"{e['accession']}.txt").write_text(e["report"] + "\n", encoding="utf-8")
     doc = {"generator": GENERATOR, "seed": seed, "series": entries}
@@ -240,9 +263,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ct-slices", type=int, default=20, help="slices per CT series")
     ap.add_argument("--size", type=int, default=256, help="CR rows = columns")
     ap.add_argument("--ct-size", type=int, default=128, help="CT rows = columns")
+    ap.add_argument("--report-families", default="",
+                    help="comma-separated tmca.report_corpus families to write the reports in, in turn "
+                         "(e.g. sectioned,abbreviations,ct_realistic); default: the generator's sentence")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    entries = write_studies(args.out, args.seed, args.cr, args.ct, args.ct_slices, args.size, args.ct_size)
+    fams = [f for f in args.report_families.split(",") if f]
+    if fams:
+        from .report_corpus import FAMILY_BY_NAME
+        unknown = [f for f in fams if f not in FAMILY_BY_NAME]
+        if unknown:
+            ap.error(f"unknown report families {unknown}; known: {', '.join(FAMILY_BY_NAME)}")
+    entries = write_studies(args.out, args.seed, args.cr, args.ct, args.ct_slices, args.size, args.ct_size, fams)
     n_files = sum(len(e["files"]) for e in entries)
     print(f"wrote {len(entries)} studies ({n_files} instances) to {args.out}")
 

@@ -74,3 +74,19 @@ def test_deterministic(tmp_path, folder):
         if f.is_file():
             assert (tmp_path / f.relative_to(folder)).read_bytes() == f.read_bytes(), f
     assert dw.uid(1, "a") != dw.uid(2, "a")
+
+
+def test_examples_regenerate_identically(tmp_path):
+    """examples/ is exactly what its README's command writes (reports in phrasing families included)."""
+    import filecmp
+    from pathlib import Path
+
+    from tmca import dicom_writer
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    dicom_writer.main(["--seed", "4000", "--cr", "4", "--ct", "2", "--ct-slices", "20", "--size", "256",
+                       "--ct-size", "128", "--report-families", "sectioned,abbreviations,tubes_lines,typos,ct_realistic",
+                       "--out", str(tmp_path)])
+    for rel in ["cases.json", *sorted(str(p.relative_to(root)) for p in (root / "reports").iterdir()),
+                "dicom/study-001/series-1/0001.dcm", "dicom/study-006/series-1/0020.dcm"]:
+        assert filecmp.cmp(root / rel, tmp_path / rel, shallow=False), rel
