@@ -50,6 +50,23 @@ func ReadHeader(path string) (Header, error) {
 	return in.Header, nil
 }
 
+// ReadHeaderFrom is ReadHeader on a file the caller has opened (and
+// checked): name is its path, recorded in the Header and used in errors.
+func ReadHeaderFrom(name string, f *os.File) (Header, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return Header{}, fmt.Errorf("read DICOM header %s: %w", name, err)
+	}
+	if !st.Mode().IsRegular() {
+		return Header{}, fmt.Errorf("read DICOM header %s: not a regular file", name)
+	}
+	in, err := parseInstance(name, f, st.Size())
+	if err != nil {
+		return Header{}, err
+	}
+	return in.Header, nil
+}
+
 // readInstance opens, scans and parses one file (everything but pixel data).
 func readInstance(path string) (*instance, error) {
 	f, err := os.Open(path)
@@ -67,6 +84,24 @@ func readInstance(path string) (*instance, error) {
 	return parseInstance(path, f, st.Size())
 }
 
+// ErrTruncated is wrapped by header errors of a Part 10 file that ends
+// inside an element: a damaged file, or one still being written.
+var ErrTruncated = errors.New("the file ends inside an element (truncated, or still being written)")
+
+// hasPart10Preamble reports whether r starts like a DICOM Part 10 file
+// ("DICM" after the 128-byte preamble): only such a file is called
+// truncated, not any short file that is not DICOM at all.
+func hasPart10Preamble(r io.ReaderAt, size int64) bool {
+	if size < 132 {
+		return false
+	}
+	b := make([]byte, 4)
+	if _, err := r.ReadAt(b, 128); err != nil {
+		return false
+	}
+	return string(b) == "DICM"
+}
+
 // parseInstance parses a DICOM file held in r (size bytes); name is used in
 // errors. Panics from the DICOM library become errors.
 func parseInstance(name string, r io.ReaderAt, size int64) (in *instance, err error) {
@@ -77,6 +112,9 @@ func parseInstance(name string, r io.ReaderAt, size int64) (in *instance, err er
 	}()
 	l, err := scanLayout(r, size)
 	if err != nil {
+		if (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errPastEndOfValue)) && hasPart10Preamble(r, size) {
+			return nil, fmt.Errorf("read DICOM header %s: %w: %w", name, ErrTruncated, err)
+		}
 		return nil, fmt.Errorf("read DICOM header %s: %w", name, err)
 	}
 	elems, err := parseDataSet(l)

@@ -237,8 +237,14 @@ func decodeNative(in *instance, l *layout, pf *pixelFormat, k0 int, dst [][]floa
 	bpp := int64(pf.bitsAllocated / 8)
 	frame := npix * bpp
 	need := frame * int64(len(dst))
-	if total := frame * int64(k0+len(dst)); l.pixelLen < total {
-		return 0, fmt.Errorf("pixel data has %d bytes, %d×%d×%d frames of %d bits need %d", l.pixelLen, in.Rows, in.Columns, k0+len(dst), pf.bitsAllocated, total)
+	// The value must be exactly Rows × Columns × frames × bytes (plus the
+	// one pad byte an odd length gets): a longer one means the header does
+	// not describe the pixels (another size, bit depth or frame count), and
+	// the frames read from it would be misread.
+	nf := max(in.Frames(), k0+len(dst))
+	total := frame * int64(nf)
+	if l.pixelLen != total && (total%2 == 0 || l.pixelLen != total+1) {
+		return 0, fmt.Errorf("pixel data has %d bytes, %d×%d×%d frames of %d bits need exactly %d", l.pixelLen, in.Rows, in.Columns, nf, pf.bitsAllocated, total)
 	}
 	sr := io.NewSectionReader(l.data, l.pixelOff+frame*int64(k0), need)
 	buf := sc.bytes(int(min(npix, chunkPixels) * bpp))
