@@ -91,6 +91,11 @@ type WatchConfig struct {
 	RescanEvery Duration `toml:"rescan_every"`
 	// SizeStableFor is how long a file's size must not change before it is read.
 	SizeStableFor Duration `toml:"size_stable_for"`
+	// IncompleteWait is how long a DICOM file that ends inside an element
+	// (a slow writer that paused longer than SizeStableFor) is waited for
+	// before it is quarantined as unreadable; it is read again each time
+	// it grows. Zero quarantines it at once.
+	IncompleteWait Duration `toml:"incomplete_wait"`
 }
 
 // SelectConfig chooses which series are processed.

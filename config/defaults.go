@@ -15,11 +15,12 @@ func Default() *Config {
 			ConcurrentRuns:    0,
 		},
 		Watch: WatchConfig{
-			DICOMDir:      "/var/spool/tmcad/dicom",
-			ReportsDir:    "/var/spool/tmcad/reports",
-			StableAfter:   D(30 * time.Second),
-			RescanEvery:   D(5 * time.Minute),
-			SizeStableFor: D(2 * time.Second),
+			DICOMDir:       "/var/spool/tmcad/dicom",
+			ReportsDir:     "/var/spool/tmcad/reports",
+			StableAfter:    D(30 * time.Second),
+			RescanEvery:    D(5 * time.Minute),
+			SizeStableFor:  D(2 * time.Second),
+			IncompleteWait: D(10 * time.Minute),
 		},
 		Select: SelectConfig{
 			Modalities:     []string{},

@@ -73,6 +73,7 @@ func (c *Config) Validate() error {
 	add(c.Watch.StableAfter.check("watch.stable_after", false))
 	add(c.Watch.RescanEvery.check("watch.rescan_every", false))
 	add(c.Watch.SizeStableFor.check("watch.size_stable_for", true))
+	add(c.Watch.IncompleteWait.check("watch.incomplete_wait", true))
 	if c.Watch.DICOMDir == "" {
 		bad("watch.dicom_dir", "must be set", c.Watch.DICOMDir)
 	}
@@ -117,7 +118,7 @@ func (c *Config) Validate() error {
 	case "dicomweb":
 		u, err := url.Parse(c.Archive.URL)
 		if c.Archive.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("archive.url", "must be an http(s) URL when archive.kind = \"dicomweb\"", c.Archive.URL)
+			bad("archive.url", "must be an http(s) URL when archive.kind = \"dicomweb\"", withoutUserInfo(c.Archive.URL))
 		}
 		if c.Archive.Password.Value != "" && c.Archive.Token.Value != "" {
 			add(errors.New("archive.password, archive.token: give one of basic or bearer authentication, not both"))
@@ -125,6 +126,11 @@ func (c *Config) Validate() error {
 		if c.Archive.Password.Value != "" && c.Archive.Username == "" {
 			add(errors.New("archive.username: must be set when archive.password is"))
 		}
+	}
+	if withoutUserInfo(c.Archive.URL) != c.Archive.URL {
+		// Credentials in the URL would be printed by check-config and
+		// logged with the archive's name; they have keys of their own.
+		bad("archive.url", "must not hold credentials (user:password@); use archive.username with archive.password, or archive.token", withoutUserInfo(c.Archive.URL))
 	}
 	add(c.Archive.Timeout.check("archive.timeout", false))
 	if c.Archive.MaxRetries < 0 {
@@ -179,4 +185,23 @@ func (c *Config) QuarantineDir() string {
 		return c.Retention.QuarantineDir
 	}
 	return filepath.Join(c.StateDir, "quarantine")
+}
+
+// withoutUserInfo returns a URL with any user information (user:password@
+// after the scheme) replaced by "****@", so that it can be shown in
+// errors; it works on strings url.Parse rejects too.
+func withoutUserInfo(raw string) string {
+	rest, scheme := raw, ""
+	if i := strings.Index(raw, "://"); i >= 0 {
+		scheme, rest = raw[:i+3], raw[i+3:]
+	}
+	host := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		host = rest[:i]
+	}
+	at := strings.LastIndex(host, "@")
+	if at < 0 {
+		return raw
+	}
+	return scheme + "****" + rest[at:]
 }

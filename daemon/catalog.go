@@ -109,6 +109,10 @@ var catalogSchema = []string{
 		sink TEXT NOT NULL DEFAULT ''
 	)`,
 	`CREATE INDEX IF NOT EXISTS tmcad_seg_source ON tmcad_seg (source_series_uid, model_version, rerun)`,
+	`CREATE TABLE IF NOT EXISTS tmcad_meta (
+		name TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	)`,
 }
 
 // catalog records files, instances (by SOP Instance UID), series and

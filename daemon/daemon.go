@@ -77,6 +77,19 @@ type Daemon struct {
 	beatMu     sync.Mutex
 	schedBeat  time.Time
 	closeOnce  sync.Once
+
+	// incomplete holds the files found truncated, by path, with when that
+	// was first seen (watch.incomplete_wait).
+	incompleteMu sync.Mutex
+	incomplete   map[string]time.Time
+
+	// reportKeys name report files without their (PHI) file names.
+	reportKeys *reportKeys
+
+	// faults are why the daemon is not ready although it runs, by kind
+	// (faultCatalog, faultArchive).
+	faultMu sync.Mutex
+	faults  map[string]string
 }
 
 // New opens the queue database (running River's and the catalog's
@@ -140,6 +153,11 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	}
 	d.store = st
 	d.cat = &catalog{s: st, now: d.now}
+	if d.reportKeys, err = loadReportKeys(ctx, st); err != nil {
+		st.Close()
+		lock.release()
+		return nil, err
+	}
 	d.metrics.jobs.s = st
 
 	roots := []string{cfg.Watch.DICOMDir}

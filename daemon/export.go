@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"tmcad/config"
 	"tmcad/dicomio"
 	"tmcad/logging"
+	"tmcad/writer"
 )
 
 // exportWindow is the schedule.export setting: always open ("immediate"),
@@ -221,9 +223,18 @@ func (w *exportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 	}
 	if err := d.sink.Put(ctx, seg.StudyUID, seg.SegSeriesUID, seg.SOPUID, data); err != nil {
 		d.metrics.errors.WithLabelValues("archive").Inc()
+		if errors.Is(err, writer.ErrArchiveMissing) {
+			// An unmounted share: the SEG waits in the outbox for as long
+			// as it takes (a snooze uses up no attempt), and /readyz says so.
+			wait := backoff(2*time.Second, time.Minute, snoozes(job.JobRow)+1)
+			d.setFault(faultArchive, fmt.Sprintf("the archive folder is missing (%s, archive.dir); SEGs wait in the outbox", d.sink.Name()))
+			log.Warn().Err(err).Dur("retry_in", wait).Str("archive", d.sink.Name()).Msg("archive folder missing; the SEG stays in the outbox")
+			return river.JobSnooze(wait)
+		}
 		log.Warn().Err(err).Int("attempt", job.Attempt).Str("archive", d.sink.Name()).Msg("storing SEG failed; retrying")
 		return fmt.Errorf("archive %s: %w", d.sink.Name(), err)
 	}
+	d.setFault(faultArchive, "")
 	if err := d.cat.markStored(ctx, seg.SOPUID, seg.SourceSeriesUID, d.sink.Name()); err != nil {
 		return err
 	}
@@ -236,6 +247,18 @@ func (w *exportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 		log.Error().Err(err).Msg("retention of inputs failed; they are kept")
 	}
 	return nil
+}
+
+// snoozes returns how many times a job was snoozed (River keeps the count
+// in its metadata); 0 when unknown.
+func snoozes(j *rivertype.JobRow) int {
+	var m struct {
+		Snoozes int `json:"snoozes"`
+	}
+	if j == nil || json.Unmarshal(j.Metadata, &m) != nil {
+		return 0
+	}
+	return m.Snoozes
 }
 
 // exportWindowWorker runs when the export window opens: every SEG still in

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,7 +21,9 @@ type httpServer struct {
 
 // Handler returns the daemon's HTTP handler: /healthz (200 while the
 // loops are alive), /readyz (200 once the model is loaded and the queue is
-// up, 503 while starting or draining) and /metrics.
+// up; 503 while starting or draining, or while the catalogue cannot be
+// written or the archive cannot be reached, with the reasons one a line)
+// and /metrics.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -33,6 +36,10 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !d.Ready() {
 			http.Error(w, "not ready\n", http.StatusServiceUnavailable)
+			return
+		}
+		if reasons := d.NotReadyReasons(); len(reasons) > 0 {
+			http.Error(w, "not ready: "+strings.Join(reasons, "\nnot ready: ")+"\n", http.StatusServiceUnavailable)
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
@@ -66,6 +73,11 @@ func (d *Daemon) startHTTP() (*httpServer, error) {
 		}
 	}()
 	d.log.Info().Str("listen", s.addr).Msg("serving /healthz, /readyz and /metrics")
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		// The endpoints have no authentication, and /metrics tells how busy
+		// the site is and which model it runs.
+		d.log.Warn().Str("listen", s.addr).Msg("http.listen is not a loopback address: /healthz, /readyz and /metrics, which need no authentication, are reachable from the network; bind to 127.0.0.1 unless a firewall or proxy guards them")
+	}
 	return s, nil
 }
 

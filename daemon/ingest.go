@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"tmcad/dicomio"
 	"tmcad/logging"
@@ -29,38 +31,85 @@ func (d *Daemon) ingestLoop(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			if err := d.ingest(ctx, ev); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
+			name := d.fileName(ev)
+			err := d.reportKeys.redact(d.ingest(ctx, ev, name), ev.Path, name)
+			if err != nil && ctx.Err() != nil {
+				return nil
+			}
+			d.watcher.Done(ev, err)
+			if !errors.Is(err, errIncomplete) {
+				d.forgetIncomplete(ev.Path)
+			}
+			var fe *fileReadError
+			switch {
+			case errors.Is(err, errIncomplete):
+				// Read again when it grows, or at the next retry.
+			case err == nil:
+				d.setFault(faultCatalog, "")
+			case errors.As(err, &fe):
 				d.metrics.errors.WithLabelValues("catalog").Inc()
-				d.log.Error().Err(err).Str("path", ev.Path).Msg("cataloguing file failed; it is retried at the next rescan")
+				d.log.Error().Err(err).Str("path", name).Msg("reading file failed; it is retried")
+			default:
+				d.metrics.errors.WithLabelValues("catalog").Inc()
+				d.setFault(faultCatalog, "the catalogue cannot be written (state_dir or queue.database_url): "+pathlessCause(err))
+				d.log.Error().Err(err).Str("path", name).Msg("cataloguing file failed; it is retried")
 			}
 		}
 	}
 }
 
+// inReportsFolder reports whether ev is a file of the reports folder
+// (when that is not also the DICOM folder).
+func (d *Daemon) inReportsFolder(ev FileEvent) bool {
+	cfg := d.config()
+	return ev.Root != "" && ev.Root == absOrSelf(cfg.Watch.ReportsDir) && ev.Root != absOrSelf(cfg.Watch.DICOMDir)
+}
+
+// fileName is how logs, errors and the catalogue name the file of ev: a
+// report file by its key (its name is usually an accession number), any
+// other file by its path.
+func (d *Daemon) fileName(ev FileEvent) string {
+	if d.inReportsFolder(ev) {
+		return d.reportKeys.key(ev.Path)
+	}
+	return ev.Path
+}
+
 // ingest catalogues one file: a DICOM instance, a DICOM SR report, or a
-// report in the reports folder. Unreadable files and SOP Instance UID
-// conflicts are copied to quarantine.
-func (d *Daemon) ingest(ctx context.Context, ev FileEvent) error {
-	seen, err := d.cat.fileSeen(ctx, ev.Path, ev.Size, ev.ModTime)
+// report in the reports folder; name is the file's name for the catalogue
+// and logs (fileName). Unreadable files and SOP Instance UID conflicts are
+// copied to quarantine.
+func (d *Daemon) ingest(ctx context.Context, ev FileEvent, name string) error {
+	seen, err := d.cat.fileSeen(ctx, name, ev.Size, ev.ModTime)
 	if err != nil || seen {
 		return err
 	}
-	cfg := d.config()
-	if ev.Root != "" && ev.Root == absOrSelf(cfg.Watch.ReportsDir) && ev.Root != absOrSelf(cfg.Watch.DICOMDir) {
-		return d.ingestReport(ctx, ev)
+	f, err := openDropFile(ev)
+	if errors.Is(err, errReplaced) {
+		// Not the file whose size was checked: a symbolic link or another
+		// file put in its place. A regular file there is sent again.
+		d.log.Warn().Err(d.reportKeys.redact(err, ev.Path, name)).Str("path", name).Msg("file replaced since its size check; not read")
+		return nil
 	}
-	h, err := dicomio.ReadHeader(ev.Path)
 	if err != nil {
+		return &fileReadError{err}
+	}
+	defer f.Close()
+	if d.inReportsFolder(ev) {
+		return d.ingestReport(ctx, ev, name, f)
+	}
+	h, err := dicomio.ReadHeaderFrom(ev.Path, f)
+	if err != nil {
+		if errors.Is(err, dicomio.ErrTruncated) && d.waitIncomplete(ev.Path, name) {
+			return errIncomplete
+		}
 		d.metrics.filesSeen.WithLabelValues("unreadable").Inc()
 		d.metrics.errors.WithLabelValues("unreadable").Inc()
-		d.quarantineFile(ev.Path, "unreadable", fmt.Sprintf("not a readable DICOM file: %v", err))
+		d.quarantineFile(ev.Path, name, f, "unreadable", fmt.Sprintf("not a readable DICOM file: %v", err))
 		return d.cat.markFile(ctx, ev.Path, ev.Size, ev.ModTime, "unreadable", "")
 	}
 	if strings.HasPrefix(h.SOPClassUID, srClassPrefix) || h.Modality == "SR" {
-		return d.ingestReport(ctx, ev)
+		return d.ingestReport(ctx, ev, name, f)
 	}
 	if !h.HasPixelData {
 		d.metrics.filesSeen.WithLabelValues("ignored").Inc()
@@ -69,12 +118,12 @@ func (d *Daemon) ingest(ctx context.Context, ev FileEvent) error {
 	if h.SOPInstanceUID == "" || h.SeriesInstanceUID == "" || h.StudyInstanceUID == "" {
 		d.metrics.filesSeen.WithLabelValues("unreadable").Inc()
 		d.metrics.errors.WithLabelValues("missing_uid").Inc()
-		d.quarantineFile(ev.Path, "missing_uid", "the file lacks a SOP, Series or Study Instance UID")
+		d.quarantineFile(ev.Path, name, f, "missing_uid", "the file lacks a SOP, Series or Study Instance UID")
 		return d.cat.markFile(ctx, ev.Path, ev.Size, ev.ModTime, "unreadable", "")
 	}
-	sum, err := fileSHA256(ev.Path)
+	sum, err := fileSHA256(ev.Path, f)
 	if err != nil {
-		return err
+		return &fileReadError{err}
 	}
 	if abs, err := filepath.Abs(h.Path); err == nil {
 		h.Path = abs
@@ -91,7 +140,7 @@ func (d *Daemon) ingest(ctx context.Context, ev FileEvent) error {
 		d.metrics.errors.WithLabelValues("conflict").Inc()
 		log.Warn().Str("sop_uid", h.SOPInstanceUID).Str("path", ev.Path).Str("catalogued_path", existing).
 			Msg("SOP Instance UID already catalogued with different content; the new file is quarantined, not used")
-		d.quarantineFile(ev.Path, "conflict", fmt.Sprintf("SOP Instance UID %s is already catalogued from %s with different content; the first one is kept", h.SOPInstanceUID, existing))
+		d.quarantineFile(ev.Path, name, f, "conflict", fmt.Sprintf("SOP Instance UID %s is already catalogued from %s with different content; the first one is kept", h.SOPInstanceUID, existing))
 	case addedDuplicate:
 		kind = "duplicate"
 		log.Debug().Str("sop_uid", h.SOPInstanceUID).Str("path", ev.Path).Msg("duplicate instance ignored")
@@ -102,42 +151,108 @@ func (d *Daemon) ingest(ctx context.Context, ev FileEvent) error {
 	return d.cat.markFile(ctx, ev.Path, ev.Size, ev.ModTime, kind, h.SOPInstanceUID)
 }
 
-// ingestReport catalogues the report(s) in one file.
-func (d *Daemon) ingestReport(ctx context.Context, ev FileEvent) error {
-	reps, err := d.reader.ReadFile(ev.Path)
+// ingestReport catalogues the report(s) in one file, read from f, under
+// name (fileName).
+func (d *Daemon) ingestReport(ctx context.Context, ev FileEvent, name string, f *os.File) error {
+	reps, err := d.reader.ReadFrom(ev.Path, f)
 	if err != nil {
+		err = d.reportKeys.redact(err, ev.Path, name)
 		reason := "unreadable_report"
 		if errors.Is(err, reports.ErrNotReport) {
 			reason = "not_a_report"
 		}
 		d.metrics.filesSeen.WithLabelValues("unreadable").Inc()
 		d.metrics.errors.WithLabelValues(reason).Inc()
-		d.quarantineFile(ev.Path, reason, err.Error())
-		return d.cat.markFile(ctx, ev.Path, ev.Size, ev.ModTime, "unreadable", "")
+		d.quarantineFile(ev.Path, name, f, reason, err.Error())
+		return d.cat.markFile(ctx, name, ev.Size, ev.ModTime, "unreadable", "")
 	}
-	if _, err := d.store.exec(ctx, `DELETE FROM tmcad_report WHERE path = ?`, ev.Path); err != nil {
-		return fmt.Errorf("catalog: replacing reports of %s: %w", ev.Path, err)
+	if _, err := d.store.exec(ctx, `DELETE FROM tmcad_report WHERE path = ?`, name); err != nil {
+		return fmt.Errorf("catalog: replacing reports of %s: %w", name, err)
 	}
 	for i := range reps {
+		reps[i].Source = name
 		if err := d.cat.addReport(ctx, &reps[i], i); err != nil {
 			return err
 		}
-		d.log.Info().Str("study_uid", reps[i].StudyInstanceUID).Str("report", ev.Path).Str("report_hash", reps[i].Hash()[:16]).
+		d.log.Info().Str("study_uid", reps[i].StudyInstanceUID).Str("report", name).Str("report_hash", reps[i].Hash()[:16]).
 			Str("format", reps[i].Format).Msg("report catalogued")
 	}
 	d.metrics.filesSeen.WithLabelValues("report").Inc()
-	return d.cat.markFile(ctx, ev.Path, ev.Size, ev.ModTime, "report", "")
+	return d.cat.markFile(ctx, name, ev.Size, ev.ModTime, "report", "")
 }
 
-// fileSHA256 hashes a file's content.
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("hashing %s: %w", path, err)
+// fileReadError is an ingest failure reading the dropped file itself, not
+// writing the catalogue.
+type fileReadError struct{ err error }
+
+func (e *fileReadError) Error() string { return e.err.Error() }
+func (e *fileReadError) Unwrap() error { return e.err }
+
+// errIncomplete: the file ends inside an element and is waited for
+// (watch.incomplete_wait): it is read again when it grows, or retried.
+var errIncomplete = errors.New("the file ends early; waiting for the rest")
+
+// waitIncomplete records that the file at path was found truncated and
+// reports whether to keep waiting for it: until watch.incomplete_wait has
+// passed since it was first found so.
+func (d *Daemon) waitIncomplete(path, name string) bool {
+	limit := d.config().Watch.IncompleteWait.Duration
+	now := d.now()
+	d.incompleteMu.Lock()
+	defer d.incompleteMu.Unlock()
+	first, ok := d.incomplete[path]
+	if !ok {
+		if d.incomplete == nil {
+			d.incomplete = map[string]time.Time{}
+		}
+		d.incomplete[path] = now
+		first = now
+		if limit > 0 {
+			d.log.Info().Str("path", name).Dur("incomplete_wait", limit).Msg("file ends early (still being written?); waiting for the rest")
+		}
 	}
-	defer f.Close()
+	return now.Sub(first) < limit
+}
+
+// forgetIncomplete ends the wait for a file read (or given up on).
+func (d *Daemon) forgetIncomplete(path string) {
+	d.incompleteMu.Lock()
+	delete(d.incomplete, path)
+	d.incompleteMu.Unlock()
+}
+
+// errReplaced: the file at a path is not the one the watcher checked.
+var errReplaced = errors.New("not the file whose size was checked (replaced, or a symbolic link)")
+
+// openDropFile opens the file ev names without following a symbolic link
+// (nor blocking on a FIFO) and checks, on the opened descriptor, that it
+// is a regular file and the very file whose size the watcher found stable
+// (same device, inode and size). A mismatch wraps errReplaced.
+func openDropFile(ev FileEvent) (*os.File, error) {
+	f, err := os.OpenFile(ev.Path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("opening %s: %w", ev.Path, errReplaced)
+		}
+		return nil, fmt.Errorf("opening %s: %w", ev.Path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening %s: %w", ev.Path, err)
+	}
+	dev, ino := fileID(st)
+	if !st.Mode().IsRegular() || st.Size() != ev.Size || (ev.Ino != 0 && (dev != ev.Dev || ino != ev.Ino)) {
+		f.Close()
+		return nil, fmt.Errorf("opening %s: %w", ev.Path, errReplaced)
+	}
+	return f, nil
+}
+
+// fileSHA256 hashes the content of f (opened from path), from its start.
+func fileSHA256(path string, f *os.File) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62)); err != nil {
 		return "", fmt.Errorf("hashing %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

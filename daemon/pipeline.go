@@ -409,16 +409,26 @@ func (p *Pipeline) encode(job SeriesJob, s *dicomio.Series, pred *segment.Predic
 
 // NewSink builds the archive sink the configuration names. For a
 // filesystem archive the second result is the same sink, typed, so that
-// callers can report paths and write previews.
+// callers can report paths and write previews; its folder (archive.dir)
+// must exist.
 func NewSink(cfg *config.Config, log zerolog.Logger) (writer.Sink, *writer.FilesystemSink, error) {
 	switch cfg.Archive.Kind {
 	case "filesystem":
-		if err := os.MkdirAll(cfg.Archive.Dir, 0o750); err != nil {
+		// The archive root is never created here: a missing one is a typo
+		// or an unmounted share, and SEGs written into a new folder would
+		// be recorded stored where nobody looks.
+		st, err := os.Stat(cfg.Archive.Dir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return nil, nil, fmt.Errorf("archive.dir: the archive folder %s does not exist; create it, or mount the share it lives on", cfg.Archive.Dir)
+		case err != nil:
 			return nil, nil, fmt.Errorf("archive.dir: %w", err)
+		case !st.IsDir():
+			return nil, nil, fmt.Errorf("archive.dir: %s is not a folder", cfg.Archive.Dir)
 		}
 		fsink, err := writer.NewFilesystemSink(cfg.Archive.Dir)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("archive.dir: %w", err)
 		}
 		return fsink, fsink, nil
 	case "dicomweb":

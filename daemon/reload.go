@@ -17,6 +17,7 @@ var reloadable = map[string]bool{
 	"watch.stable_after":    true,
 	"watch.rescan_every":    true,
 	"watch.size_stable_for": true,
+	"watch.incomplete_wait": true,
 	"reports.wait":          true,
 	"reports.required":      true,
 	"select.*":              true,

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -21,9 +22,14 @@ type FileEvent struct {
 	// Root is the watched folder the file is under.
 	Root string
 	// Path is the file's path.
-	Path    string
+	Path string
+	// Size and ModTime are the file's when its size was found stable.
 	Size    int64
 	ModTime time.Time
+	// Dev and Ino identify the file then (0 where the system has none): a
+	// reader opens Path and checks that it is still this file, not one
+	// swapped in since (a symbolic link to somewhere else).
+	Dev, Ino uint64
 }
 
 // IgnoredName reports whether a file name is temporary and must not be
@@ -56,7 +62,10 @@ type WatcherOptions struct {
 
 // Watcher watches folders recursively with fsnotify, rescans them in full
 // at start and every RescanEvery, and sends each file once its size is
-// stable. A file is sent again only when its size or time changes.
+// stable. The receiver reports each file's outcome through Done: a file
+// handled is sent again only when its size or time changes; a file whose
+// handling failed is sent again after a backoff (retryBase doubling up to
+// retryMax) for as long as it exists.
 type Watcher struct {
 	opts   WatcherOptions
 	events chan FileEvent
@@ -65,23 +74,76 @@ type Watcher struct {
 	rescanAt  time.Duration
 	heartbeat time.Time
 	rescanReq chan struct{}
+	// results are the outcomes Done reported, not yet taken by Run.
+	results []fileResult
+	// retrying is how many files wait to be sent again after a failure.
+	retrying int
 
 	done chan struct{}
 }
 
 // candidate is a file whose size is being watched.
 type candidate struct {
-	root    string
-	size    int64
-	modTime time.Time
-	since   time.Time // when size/modTime last changed
+	root     string
+	size     int64
+	modTime  time.Time
+	dev, ino uint64
+	since    time.Time // when size/modTime/identity last changed
 }
 
 // sig is what a sent file looked like.
 type sig struct {
-	size    int64
-	modTime time.Time
+	size     int64
+	modTime  time.Time
+	dev, ino uint64
 }
+
+// eq reports whether two signatures describe the same file, unchanged.
+func (s sig) eq(o sig) bool {
+	return s.size == o.size && s.modTime.Equal(o.modTime) && s.dev == o.dev && s.ino == o.ino
+}
+
+// same reports whether info describes the file c was tracking, unchanged.
+func (c *candidate) same(info fs.FileInfo) bool {
+	dev, ino := fileID(info)
+	return c.size == info.Size() && c.modTime.Equal(info.ModTime()) && c.dev == dev && c.ino == ino
+}
+
+// update records info as the file's current state, changed at now.
+func (c *candidate) update(info fs.FileInfo, now time.Time) {
+	c.size, c.modTime, c.since = info.Size(), info.ModTime(), now
+	c.dev, c.ino = fileID(info)
+}
+
+// fileID returns the device and inode of info (0, 0 where unknown).
+func fileID(info fs.FileInfo) (dev, ino uint64) {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev), st.Ino
+	}
+	return 0, 0
+}
+
+// fileResult is the outcome of handling one sent file.
+type fileResult struct {
+	ev  FileEvent
+	err error
+}
+
+// retryState is a file whose handling failed: unchanged (still failed),
+// it is sent again at next; changed, as soon as it is stable.
+type retryState struct {
+	attempts int
+	next     time.Time
+	failed   sig
+}
+
+// Retry delays after a failed file: the first, doubling up to the last.
+// A catalogue that comes back (a full disk freed) gets its files soon,
+// and a file that keeps failing costs one attempt a minute.
+const (
+	retryBase = time.Second
+	retryMax  = time.Minute
+)
 
 // NewWatcher validates opts and returns a Watcher; Run starts it.
 func NewWatcher(opts WatcherOptions) (*Watcher, error) {
@@ -128,6 +190,22 @@ func (w *Watcher) SetTimings(sizeStableFor, rescanEvery time.Duration) {
 	}
 }
 
+// Done reports the outcome of handling a file Events sent: nil marks it
+// handled (it is not sent again until it changes); an error has it sent
+// again after a backoff. It never blocks.
+func (w *Watcher) Done(ev FileEvent, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.results = append(w.results, fileResult{ev: ev, err: err})
+}
+
+// Retrying returns how many files wait to be sent again after a failure.
+func (w *Watcher) Retrying() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.retrying
+}
+
 // Heartbeat returns when the run loop last went round.
 func (w *Watcher) Heartbeat() time.Time {
 	w.mu.Lock()
@@ -146,7 +224,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer fw.Close()
 
 	pending := map[string]*candidate{}
+	// sent holds the files sent and not failed: handled, or being handled.
 	sent := map[string]sig{}
+	retry := map[string]*retryState{}
 
 	for _, r := range w.opts.Roots {
 		if err := os.MkdirAll(r, 0o750); err != nil {
@@ -201,8 +281,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.mu.Lock()
 			w.heartbeat = now
 			stable = w.opts.SizeStableFor
+			results := w.results
+			w.results = nil
 			w.mu.Unlock()
-			if err := w.check(ctx, pending, sent, stable, now); err != nil {
+			w.settle(results, pending, sent, retry, now)
+			if err := w.check(ctx, pending, sent, retry, stable, now); err != nil {
 				return nil // ctx cancelled while sending
 			}
 		}
@@ -248,11 +331,13 @@ func (w *Watcher) rootOf(path string) string {
 func (w *Watcher) track(pending map[string]*candidate, root, path string, info fs.FileInfo) {
 	c, ok := pending[path]
 	if !ok {
-		pending[path] = &candidate{root: root, size: info.Size(), modTime: info.ModTime(), since: time.Now()}
+		c = &candidate{root: root}
+		c.update(info, time.Now())
+		pending[path] = c
 		return
 	}
-	if c.size != info.Size() || !c.modTime.Equal(info.ModTime()) {
-		c.size, c.modTime, c.since = info.Size(), info.ModTime(), time.Now()
+	if !c.same(info) {
+		c.update(info, time.Now())
 	}
 }
 
@@ -293,28 +378,76 @@ func (w *Watcher) addTree(fw *fsnotify.Watcher, root, dir string, pending map[st
 	})
 }
 
-// check sends the files whose size has been stable long enough.
-func (w *Watcher) check(ctx context.Context, pending map[string]*candidate, sent map[string]sig, stable time.Duration, now time.Time) error {
-	for path, c := range pending {
-		info, err := os.Stat(path)
-		if err != nil {
-			delete(pending, path)
+// settle applies the outcomes Done reported: a handled file leaves the
+// retry set; a failed one is forgotten as sent and tracked again, to be
+// sent once its backoff has passed. Files gone from the disk leave the
+// retry set.
+func (w *Watcher) settle(results []fileResult, pending map[string]*candidate, sent map[string]sig, retry map[string]*retryState, now time.Time) {
+	for _, r := range results {
+		p := r.ev.Path
+		if r.err == nil {
+			delete(retry, p)
 			continue
 		}
-		if info.Size() != c.size || !info.ModTime().Equal(c.modTime) {
-			c.size, c.modTime, c.since = info.Size(), info.ModTime(), now
+		if s, ok := sent[p]; ok && s.eq(sig{r.ev.Size, r.ev.ModTime, r.ev.Dev, r.ev.Ino}) {
+			delete(sent, p)
+		}
+		st := retry[p]
+		if st == nil {
+			st = &retryState{}
+			retry[p] = st
+		}
+		st.attempts++
+		st.next = now.Add(backoff(retryBase, retryMax, st.attempts))
+		st.failed = sig{r.ev.Size, r.ev.ModTime, r.ev.Dev, r.ev.Ino}
+		if _, ok := pending[p]; !ok {
+			// Already stable: sent as soon as the backoff has passed.
+			pending[p] = &candidate{root: r.ev.Root, size: r.ev.Size, modTime: r.ev.ModTime, dev: r.ev.Dev, ino: r.ev.Ino}
+		}
+	}
+	for p := range retry {
+		if _, ok := pending[p]; ok {
+			continue
+		}
+		if _, err := os.Lstat(p); err != nil {
+			delete(retry, p)
+		}
+	}
+	w.mu.Lock()
+	w.retrying = len(retry)
+	w.mu.Unlock()
+}
+
+// check sends the files whose size has been stable long enough (and whose
+// retry backoff, after a failure, has passed).
+func (w *Watcher) check(ctx context.Context, pending map[string]*candidate, sent map[string]sig, retry map[string]*retryState, stable time.Duration, now time.Time) error {
+	for path, c := range pending {
+		// Lstat: a file replaced by a symbolic link (or anything but a
+		// regular file) is not followed, it is dropped.
+		info, err := os.Lstat(path)
+		if err != nil || !info.Mode().IsRegular() {
+			delete(pending, path)
+			delete(retry, path)
+			continue
+		}
+		if !c.same(info) {
+			c.update(info, now)
 			continue
 		}
 		if now.Sub(c.since) < stable {
 			continue
 		}
+		if r, ok := retry[path]; ok && now.Before(r.next) && r.failed.eq(sig{c.size, c.modTime, c.dev, c.ino}) {
+			continue
+		}
 		delete(pending, path)
-		if s, ok := sent[path]; ok && s.size == c.size && s.modTime.Equal(c.modTime) {
+		cur := sig{c.size, c.modTime, c.dev, c.ino}
+		if s, ok := sent[path]; ok && s.eq(cur) {
 			continue
 		}
 		select {
-		case w.events <- FileEvent{Root: c.root, Path: path, Size: c.size, ModTime: c.modTime}:
-			sent[path] = sig{c.size, c.modTime}
+		case w.events <- FileEvent{Root: c.root, Path: path, Size: c.size, ModTime: c.modTime, Dev: c.dev, Ino: c.ino}:
+			sent[path] = cur
 		case <-ctx.Done():
 			return ctx.Err()
 		}

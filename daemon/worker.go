@@ -149,14 +149,19 @@ func (d *Daemon) loadReport(ctx context.Context, s seriesRow) (*reports.Report, 
 	if err != nil || ref == nil {
 		return nil, err
 	}
-	reps, err := d.reader.ReadFile(ref.Path)
+	path, ok := d.reportKeys.path(ref.Path, d.config().Watch.ReportsDir)
+	if !ok {
+		return nil, Transient("report_unreadable", fmt.Errorf("report %s: no such file in the reports folder (moved or removed since it was catalogued)", ref.Path))
+	}
+	reps, err := d.reader.ReadFile(path)
 	if err != nil {
-		return nil, Transient("report_unreadable", err)
+		return nil, Transient("report_unreadable", d.reportKeys.redact(err, path, ref.Path))
 	}
 	if ref.Idx >= len(reps) {
 		return nil, Transient("report_changed", fmt.Errorf("report file %s changed since it was catalogued", ref.Path))
 	}
 	r := reps[ref.Idx]
+	r.Source = ref.Path // the key: errors that name the report stay free of its file name
 	return &r, nil
 }
 
@@ -183,7 +188,9 @@ func (d *Daemon) fail(ctx context.Context, job *river.Job[ProcessArgs], err erro
 	paths = slices.DeleteFunc(paths, func(p string) bool { return p == "" }) // deleted by retention
 	if s, serr := d.cat.series(ctx, a.SeriesUID); serr == nil {
 		if ref, _ := d.cat.matchReport(ctx, s); ref != nil {
-			paths = append(paths, ref.Path)
+			if p, ok := d.reportKeys.path(ref.Path, d.config().Watch.ReportsDir); ok {
+				paths = append(paths, p)
+			}
 		}
 	}
 	msg := fmt.Sprintf("series %s (study %s), job %d, attempt %d of %d\nclass: %s\nreason: %s\nerror: %v\n",

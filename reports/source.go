@@ -108,6 +108,16 @@ func (r *Reader) ReadFile(path string) ([]Report, error) {
 		return nil, fmt.Errorf("read report: %w", err)
 	}
 	defer f.Close()
+	return r.ReadFrom(path, f)
+}
+
+// ReadFrom is ReadFile on a file the caller has opened (and checked): path
+// is its name, which chooses the source and becomes the reports' Source.
+// It reads f from its start.
+func (r *Reader) ReadFrom(path string, f *os.File) ([]Report, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("read report %s: %w", path, err)
+	}
 	info, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("read report %s: %w", path, err)

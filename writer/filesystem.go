@@ -11,11 +11,17 @@ import (
 	"strings"
 )
 
+// ErrArchiveMissing is wrapped by a filesystem sink's errors when its root
+// folder is gone (an unmounted share): a transient failure, since the sink
+// never creates its root and the object is stored once the root is back.
+var ErrArchiveMissing = errors.New("archive root folder is missing")
+
 // FilesystemSink stores objects under a root folder as
 // <study>/<series>/<sop>.dcm. Each file is written to a temporary file in the
 // target folder, fsynced, and linked into place without overwriting; the
 // folder is fsynced after. An existing file with the same content is
-// success; with different content it is an ErrConflict.
+// success; with different content it is an ErrConflict. The sink creates
+// the folders below its root, never the root itself.
 type FilesystemSink struct {
 	root string
 }
@@ -109,7 +115,7 @@ func (s *FilesystemSink) putFile(ctx context.Context, final string, data []byte)
 	}
 	rel, _ := filepath.Rel(s.root, final)
 	dir := filepath.Dir(final)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := s.mkdirBelowRoot(dir); err != nil {
 		return fmt.Errorf("writer: filesystem sink: creating folder for %s: %w", rel, err)
 	}
 	if same, err := sameContent(final, data); err == nil {
@@ -161,6 +167,42 @@ func (s *FilesystemSink) putFile(ctx context.Context, final string, data []byte)
 	}
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("writer: filesystem sink: fsync folder of %s: %w", rel, err)
+	}
+	return nil
+}
+
+// mkdirBelowRoot creates dir and the folders between it and the root, one
+// at a time, never the root itself: if the root disappears (even while
+// this runs) the first Mkdir below it fails, and the error wraps
+// ErrArchiveMissing.
+func (s *FilesystemSink) mkdirBelowRoot(dir string) error {
+	rel, err := filepath.Rel(s.root, dir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("%s is not below the archive root %s", dir, s.root)
+	}
+	if st, err := os.Stat(s.root); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: %w", s.root, ErrArchiveMissing)
+		}
+		return err
+	} else if !st.IsDir() {
+		return fmt.Errorf("%s is not a folder: %w", s.root, ErrArchiveMissing)
+	}
+	if rel == "." {
+		return nil
+	}
+	cur := s.root
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		cur = filepath.Join(cur, part)
+		err := os.Mkdir(cur, 0o750)
+		switch {
+		case err == nil, errors.Is(err, os.ErrExist):
+		case errors.Is(err, os.ErrNotExist):
+			// The folder above vanished: the root went away meanwhile.
+			return fmt.Errorf("%s: %w", s.root, ErrArchiveMissing)
+		default:
+			return err
+		}
 	}
 	return nil
 }

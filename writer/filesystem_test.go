@@ -116,3 +116,34 @@ func TestFilesystemSinkStoresSEG(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFilesystemSinkRootMissing: a root that goes away (an unmounted
+// share) is not re-created: Put fails with ErrArchiveMissing, and stores
+// again (sub-folders included) once the root is back.
+func TestFilesystemSinkRootMissing(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "archive")
+	if err := os.Mkdir(root, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewFilesystemSink(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(root); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	err = s.Put(ctx, "1.2.3", "1.2.3.4", "1.2.3.4.5", []byte("x"))
+	if !errors.Is(err, ErrArchiveMissing) {
+		t.Fatalf("Put with the root gone: %v, want ErrArchiveMissing", err)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Fatalf("Put re-created the root (%v)", err)
+	}
+	if err := os.Mkdir(root, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "1.2.3", "1.2.3.4", "1.2.3.4.5", []byte("x")); err != nil {
+		t.Fatalf("Put with the root back: %v", err)
+	}
+}

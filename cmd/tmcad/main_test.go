@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"tmcad/daemon"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -90,5 +92,52 @@ func TestVersionExecutionProvider(t *testing.T) {
 		} else if code != 1 || !strings.Contains(errs, "libonnxruntime_providers_cuda.so not found") {
 			t.Fatalf("strict: exit %d, want 1 naming the missing library:\n%s", code, errs)
 		}
+	}
+}
+
+// A password embedded in archive.url is rejected by check-config (as run
+// rejects it), and the error does not print it.
+func TestCheckConfigRejectsCredentialsInURL(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "creds.toml")
+	body := "[archive]\nkind = \"dicomweb\"\nurl = \"https://tmcad:s3cretPW@pacs.example.org/dicom-web\"\n"
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "check-config", p)
+	if code == 0 {
+		t.Errorf("exit 0 for a password in archive.url:\n%s", out)
+	}
+	if !strings.Contains(errs, "archive.url") || !strings.Contains(errs, "credentials") {
+		t.Errorf("error does not name archive.url and credentials: %q", errs)
+	}
+	if strings.Contains(out+errs, "s3cretPW") {
+		t.Errorf("the password is printed:\n%s%s", out, errs)
+	}
+}
+
+// tmcad status prints values from the database (UIDs from DICOM files)
+// with control characters escaped: no terminal escape, no forged line.
+func TestStatusEscapesControlCharacters(t *testing.T) {
+	evil := "1.2.3\x1b[2J\x1b]0;pwned\x07\nFAKE LINE\t\x9b"
+	r := &daemon.StatusReport{
+		Queue:          "sqlite",
+		AwaitingReport: []daemon.SeriesBrief{{StudyUID: evil, SeriesUID: evil}},
+		Skipped:        []daemon.SeriesBrief{{SeriesUID: evil, Reason: evil}},
+		LastErrors:     []daemon.SeriesBrief{{SeriesUID: evil, Reason: evil, Error: evil}},
+		LastDone:       []daemon.SeriesBrief{{SeriesUID: evil, State: "done", Reason: evil}},
+		LastSEGs:       []daemon.SEGBrief{{SOPUID: evil, SourceSeriesUID: evil, ModelVersion: evil, Sink: evil}},
+	}
+	var b strings.Builder
+	if err := printStatus(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, c := range []string{"\x1b", "\x07", "\x9b", "\xc2\x9b", "FAKE LINE\t", "\nFAKE"} {
+		if strings.Contains(out, c) {
+			t.Errorf("status output holds %q raw:\n%s", c, out)
+		}
+	}
+	if !strings.Contains(out, `1.2.3\x1b[2J\x1b]0;pwned\x07\x0aFAKE LINE\x09\x9b`) {
+		t.Errorf("status output does not show the escaped UID:\n%s", out)
 	}
 }

@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/term"
 
-	"tmcad/config"
 	"tmcad/daemon"
 	"tmcad/logging"
 )
@@ -42,13 +41,9 @@ func runProcess(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	cfg := config.Default()
-	if *cfgPath != "" {
-		c, err := config.Load(*cfgPath)
-		if err != nil {
-			return err
-		}
-		cfg = c
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
 	}
 	if *archive != "" {
 		cfg.Archive.Kind, cfg.Archive.Dir = "filesystem", *archive
@@ -84,6 +79,13 @@ func runProcess(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer p.Close()
+	if *archive != "" {
+		// An output folder named on the command line is this run's own:
+		// it is made here, unlike a configured archive.dir.
+		if err := os.MkdirAll(*archive, 0o750); err != nil {
+			return fmt.Errorf("--archive: creating %s: %w", *archive, err)
+		}
+	}
 	sink, fsink, err := daemon.NewSink(cfg, log)
 	if err != nil {
 		return err
