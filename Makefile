@@ -19,10 +19,11 @@ deps:
 build:
 	@$(GO) build -ldflags "$(LDFLAGS)" -o bin/tmcad ./cmd/tmcad
 
-## lint: gofmt and go vet
+## lint: gofmt, go vet, and go.mod tidy
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@$(GO) vet ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod is not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 
 ## demo: segment the example studies with the shipped model; SEGs and PNG masks go to out/demo/
 demo: deps build
