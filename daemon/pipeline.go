@@ -119,6 +119,7 @@ func segDescription(cfg *config.Config, m *segment.Manifest) writer.Description 
 			Label:    s.Label,
 			Category: writer.Code{Value: s.Category.Code, Scheme: s.Category.Scheme, Meaning: s.Category.Meaning},
 			Type:     writer.Code{Value: s.Type.Code, Scheme: s.Type.Scheme, Meaning: s.Type.Meaning},
+			Color:    (*writer.RGB)(s.RGB()),
 		})
 	}
 	return d

@@ -18,7 +18,8 @@ DEB_PACKAGES=(
   python3-pil python3-skimage libopenblas0-pthread
   orthanc orthanc-dicomweb dcmtk dicom3tools postgresql systemd
 )
-# npm fetches ONNX Runtime; Debian's npm only where none is installed.
+# npm fetches ONNX Runtime and OHIF's SEG loader; Debian's npm (which brings
+# Node.js) only where none is installed.
 command -v npm >/dev/null || DEB_PACKAGES+=(npm)
 
 fail() { echo "deps: $1" >&2; exit 1; }
@@ -65,6 +66,23 @@ if ! have_sha; then
   echo "deps: installed $ORT_LIB"
 fi
 
-# 4. Sanity: the model's interpreter has torch.
+# 4. OHIF's SEG loader (the Cornerstone3D SEG adapter and dcmjs) for the test
+#    that loads every SEG the way OHIF does: the npm packages pinned in
+#    testdata/ohif/package-lock.json, installed with `npm ci` into
+#    testdata/ohif/node_modules (git-ignored). A stamp of the lock file's
+#    SHA-256 keeps a second run quiet.
+OHIF_DIR=testdata/ohif
+OHIF_STAMP="$OHIF_DIR/node_modules/.tmcad-lock.sha256"
+command -v node >/dev/null || fail "step 'node' failed: Node.js is not on PATH (apt-get install nodejs npm)"
+lock_sha=$(sha256sum "$OHIF_DIR/package-lock.json" | awk '{print $1}')
+if [ ! -f "$OHIF_STAMP" ] || [ "$(cat "$OHIF_STAMP")" != "$lock_sha" ]; then
+  command -v npm >/dev/null || fail "step 'npm ci in $OHIF_DIR' failed: npm is not on PATH (apt-get install npm)"
+  echo "deps: installing OHIF's SEG loader (npm ci in $OHIF_DIR)"
+  (cd "$OHIF_DIR" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) >/tmp/tmcad-deps-npm.log 2>&1 \
+    || { tail -20 /tmp/tmcad-deps-npm.log >&2; fail "step 'npm ci in $OHIF_DIR' failed (log: /tmp/tmcad-deps-npm.log): check that the npm registry is reachable (npm ping)"; }
+  echo "$lock_sha" >"$OHIF_STAMP"
+fi
+
+# 5. Sanity: the model's interpreter has torch.
 /usr/bin/python3 -c 'import torch, onnx, pydicom, numpy' 2>/dev/null \
   || fail "step 'python check' failed: /usr/bin/python3 cannot import torch/onnx/pydicom/numpy (apt-get install ${DEB_PACKAGES[*]:0:7})"

@@ -112,6 +112,18 @@ type SegmentSpec struct {
 	Label    string `json:"label"`
 	Category Code   `json:"category"`
 	Type     Code   `json:"type"`
+	// Color is the optional display colour [R, G, B] in sRGB, 0..255 each;
+	// absent, the SEG writer's default colour for the segment number.
+	Color []int `json:"color,omitempty"`
+}
+
+// RGB returns the segment's display colour, or nil when the manifest gives
+// none. The manifest has been validated, so every value fits a byte.
+func (s SegmentSpec) RGB() *[3]uint8 {
+	if len(s.Color) != 3 {
+		return nil
+	}
+	return &[3]uint8{uint8(s.Color[0]), uint8(s.Color[1]), uint8(s.Color[2])}
 }
 
 // LoadManifest reads and validates dir/manifest.json. Errors name the file
@@ -267,6 +279,17 @@ func (m *Manifest) validate() error {
 		}
 		if s.Label == "" {
 			bad(key+".label", "must be set")
+		}
+		if s.Color != nil {
+			if len(s.Color) != 3 {
+				bad(key+".color", "must be [R, G, B], got %d values", len(s.Color))
+			}
+			for _, v := range s.Color {
+				if v < 0 || v > 255 {
+					bad(key+".color", "values must be 0..255 (sRGB), got %v", s.Color)
+					break
+				}
+			}
 		}
 		for name, c := range map[string]Code{"category": s.Category, "type": s.Type} {
 			if c.Code == "" || c.Meaning == "" || c.Scheme == "" {

@@ -50,6 +50,9 @@ type Segment struct {
 	// Description.ModelVersion. The algorithm type is always AUTOMATIC.
 	AlgorithmName    string
 	AlgorithmVersion string
+	// Color is the colour viewers show the segment in, written as
+	// Recommended Display CIELab Value; nil means DefaultColor(Number).
+	Color *RGB
 }
 
 // Description is everything about the SEG that does not come from the source
@@ -243,6 +246,10 @@ func (d Description) withDefaults(src seriesInfo) Description {
 		}
 		if s.AlgorithmVersion == "" {
 			s.AlgorithmVersion = d.ModelVersion
+		}
+		if s.Color == nil {
+			c := DefaultColor(s.Number)
+			s.Color = &c
 		}
 		segs[i] = s
 	}

@@ -308,7 +308,8 @@ func segmentTexts(d Description) []string {
 	return out
 }
 
-// segmentItems describes every segment (Segment Description macro).
+// segmentItems describes every segment (Segment Description macro, with
+// the segment's display colour); d has its defaults filled in.
 func segmentItems(d Description) []item {
 	items := make([]item, len(d.Segments))
 	for i, s := range d.Segments {
@@ -323,6 +324,8 @@ func segmentItems(d Description) []item {
 		alg.str(tag.AlgorithmName, "LO", s.AlgorithmName)
 		alg.str(tag.AlgorithmVersion, "LO", s.AlgorithmVersion)
 		x.seq(tag.SegmentationAlgorithmIdentificationSequence, alg)
+		lab := s.Color.CIELab()
+		x.us(tag.RecommendedDisplayCIELabValue, int(lab[0]), int(lab[1]), int(lab[2]))
 		x.code(tag.SegmentedPropertyTypeCodeSequence, s.Type)
 		items[i] = x
 	}
@@ -350,14 +353,31 @@ func dimensionIndexItems(dimOrg string, geometry bool) []item {
 	return []item{seg, pos}
 }
 
+// nominalOrientation is the row and column direction written for a
+// projection image that states none: the one Cornerstone (OHIF) assumes for
+// such an image, so that its SEG loader lays the SEG frame on the source
+// pixel for pixel. It is not a statement about the patient.
+var nominalOrientation = [6]float64{1, 0, 0, 0, 1, 0}
+
 // sharedGroups: Pixel Measures and Plane Orientation where the source has
-// geometry; an empty item otherwise.
+// geometry. A projection image has neither a frame of reference nor a
+// plane, and its SEG pixels are tied to the source pixels by the
+// Derivation Image group alone; it gets only the Plane Orientation that
+// OHIF's SEG loader cannot do without: the source's own orientation when it
+// states one, nominalOrientation otherwise (see docs/CONTRACTS.md, "SEG for
+// projection images").
 func sharedGroups(src *dicomio.Series) item {
 	var g item
+	var orient item
 	if !src.HasGeometry {
+		o := nominalOrientation
+		if validOrientation(src.Orientation) {
+			o = src.Orientation
+		}
+		orient.ds(tag.ImageOrientationPatient, o[:]...)
+		g.seq(tag.PlaneOrientationSequence, orient)
 		return g
 	}
-	var orient item
 	orient.ds(tag.ImageOrientationPatient, src.Orientation[:]...)
 	g.seq(tag.PlaneOrientationSequence, orient)
 	var pm item
@@ -374,6 +394,15 @@ func sharedGroups(src *dicomio.Series) item {
 	}
 	g.seq(tag.PixelMeasuresSequence, pm)
 	return g
+}
+
+// validOrientation reports whether o holds two orthogonal unit vectors
+// (row, then column direction), as a stated Image Orientation (Patient)
+// does; the zero value of an image that states none does not.
+func validOrientation(o [6]float64) bool {
+	dot := func(a, b []float64) float64 { return a[0]*b[0] + a[1]*b[1] + a[2]*b[2] }
+	r, c := o[:3], o[3:]
+	return math.Abs(dot(r, r)-1) < 1e-3 && math.Abs(dot(c, c)-1) < 1e-3 && math.Abs(dot(r, c)) < 1e-3
 }
 
 // positionIndex gives every source frame the 1-based rank of its position
