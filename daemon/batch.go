@@ -165,6 +165,10 @@ func RunBatch(ctx context.Context, p *Pipeline, sel dicomio.Selector, opts Batch
 		if m.Matched() {
 			job.Report = m.Report
 			row.Report = "matched by " + string(m.By)
+			if m.Conflict != "" {
+				slog := logging.Series{StudyUID: g.StudyInstanceUID, SeriesUID: g.SeriesInstanceUID}.Logger(log)
+				slog.Warn().Str("conflict", m.Conflict).Msg("two different reports of equal status for the study; the choice follows the content hash")
+			}
 		} else {
 			row.Report = "none: " + m.Reason
 			if p.cfg.Reports.Required || p.manifest.TextRequired {

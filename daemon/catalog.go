@@ -240,23 +240,23 @@ func (c *catalog) addReport(ctx context.Context, r *reports.Report, idx int) err
 		ON CONFLICT (path, idx) DO UPDATE SET study_uid = excluded.study_uid, acc_hash = excluded.acc_hash, pd_hash = excluded.pd_hash,
 			status_rank = excluded.status_rank, hash = excluded.hash, format = excluded.format, mod_time = excluded.mod_time, seen_at = excluded.seen_at`,
 		r.Source, idx, r.StudyInstanceUID, matchHash(r.AccessionNumber), matchHash(r.PatientID, r.StudyDate),
-		statusRank(r.Status), r.Hash(), r.Format, r.ModTime.UnixNano(), now)
+		r.Status.Rank(), r.Hash(), r.Format, r.ModTime.UnixNano(), now)
 	if err != nil {
 		return fmt.Errorf("catalog: adding report %s: %w", r.Source, err)
 	}
 	return nil
 }
 
-// statusRank orders report statuses: a corrected report replaces a final
-// one, which replaces a preliminary one; unknown counts as final.
-func statusRank(s reports.Status) int {
-	switch s {
-	case reports.StatusPreliminary:
-		return 1
-	case reports.StatusCorrected:
-		return 3
+// statusOfRank is the status a stored status_rank (reports.Status.Rank)
+// stands for.
+func statusOfRank(rank int) reports.Status {
+	switch rank {
+	case 1:
+		return reports.StatusPreliminary
+	case 3:
+		return reports.StatusCorrected
 	}
-	return 2
+	return reports.StatusFinal
 }
 
 // seriesRow is one catalogued series.
@@ -431,23 +431,43 @@ type reportRef struct {
 	Path string
 	Idx  int
 	Hash string
+	// Conflict names two different reports of equal status that competed
+	// for the series (reports.Choice.Conflict), for a warning.
+	Conflict string
 }
 
-// matchReport finds the best report for a series: by Study Instance UID,
-// then accession number, then patient ID with study date; among reports
-// matched the same way, the highest status, then the newest file.
+// matchReport finds the best report for a series: the SQL fetches every
+// report that shares an identifier with it, and reports.Choose decides,
+// the rule `tmcad process` uses too.
 func (c *catalog) matchReport(ctx context.Context, s seriesRow) (*reportRef, error) {
-	var r reportRef
-	err := c.s.queryRow(ctx, `SELECT path, idx, hash FROM tmcad_report
-		WHERE (study_uid <> '' AND study_uid = ?) OR (acc_hash <> '' AND acc_hash = ?) OR (pd_hash <> '' AND pd_hash = ?)
-		ORDER BY CASE WHEN study_uid = ? THEN 0 WHEN acc_hash = ? THEN 1 ELSE 2 END, status_rank DESC, mod_time DESC, seen_at DESC
-		LIMIT 1`, s.StudyUID, s.AccHash, s.PDHash, s.StudyUID, s.AccHash).Scan(&r.Path, &r.Idx, &r.Hash)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
+	rows, err := c.s.query(ctx, `SELECT path, idx, hash, study_uid, acc_hash, pd_hash, status_rank, mod_time FROM tmcad_report
+		WHERE (study_uid <> '' AND study_uid = ?) OR (acc_hash <> '' AND acc_hash = ?) OR (pd_hash <> '' AND pd_hash = ?)`,
+		s.StudyUID, s.AccHash, s.PDHash)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: matching report: %w", err)
 	}
+	defer rows.Close()
+	var refs []reportRef
+	var cands []reports.Candidate
+	for rows.Next() {
+		var r reportRef
+		var cd reports.Candidate
+		var rank, mod int64
+		if err := rows.Scan(&r.Path, &r.Idx, &r.Hash, &cd.StudyUID, &cd.Accession, &cd.PatientDate, &rank, &mod); err != nil {
+			return nil, fmt.Errorf("catalog: matching report: %w", err)
+		}
+		cd.Status, cd.ModTime, cd.ContentHash = statusOfRank(int(rank)), unixNano(mod), r.Hash
+		refs, cands = append(refs, r), append(cands, cd)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("catalog: matching report: %w", err)
+	}
+	ch := reports.Choose(reports.StudyKeys{StudyUID: s.StudyUID, Accession: s.AccHash, PatientDate: s.PDHash}, cands, false)
+	if ch.Index < 0 {
+		return nil, nil
+	}
+	r := refs[ch.Index]
+	r.Conflict = ch.Conflict
 	return &r, nil
 }
 

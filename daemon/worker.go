@@ -149,6 +149,10 @@ func (d *Daemon) loadReport(ctx context.Context, s seriesRow) (*reports.Report, 
 	if err != nil || ref == nil {
 		return nil, err
 	}
+	if ref.Conflict != "" {
+		slog := logging.Series{StudyUID: s.StudyUID, SeriesUID: s.SeriesUID}.Logger(d.log)
+		slog.Warn().Str("conflict", ref.Conflict).Msg("two different reports of equal status for the study; the choice follows the content hash")
+	}
 	path, ok := d.reportKeys.path(ref.Path, d.config().Watch.ReportsDir)
 	if !ok {
 		return nil, Transient("report_unreadable", fmt.Errorf("report %s: no such file in the reports folder (moved or removed since it was catalogued)", ref.Path))

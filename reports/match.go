@@ -2,8 +2,7 @@ package reports
 
 import (
 	"fmt"
-	"path/filepath"
-	"sort"
+	"strings"
 	"sync"
 )
 
@@ -38,6 +37,9 @@ type MatchResult struct {
 	Reason string
 	// Candidates is the number of reports found by the identifier used.
 	Candidates int
+	// Conflict names two different reports of equal status that competed
+	// (see Choice.Conflict), for a warning; "" when none did.
+	Conflict string
 }
 
 // Matched reports whether a report was chosen.
@@ -100,13 +102,10 @@ func (c *Catalog) Len() int {
 	return n
 }
 
-// Match finds the report for a study: by StudyInstanceUID, else by
-// AccessionNumber, else (unless disabled) by PatientID and StudyDate. The
-// reports found by an identifier must be versions of one report (no two
-// disagree on study UID, accession, patient or date); the best version
-// wins (see Supersedes). Reports whose study UID differs from the study's
-// are never matched by accession or patient and date. An ambiguous or
-// conflicting match is no match, with the reason.
+// Match finds the report for a study with Choose (the rule `tmcad run`
+// uses too): by StudyInstanceUID, else by AccessionNumber, else (unless
+// disabled) by PatientID and StudyDate; the best version of the report
+// wins (see Choose).
 func (c *Catalog) Match(s Study) MatchResult {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -116,125 +115,37 @@ func (c *Catalog) Match(s Study) MatchResult {
 			all = append(all, &reps[i])
 		}
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].Source < all[j].Source })
-
-	if s.StudyInstanceUID != "" {
-		cands := filter(all, func(r *Report) bool { return r.StudyInstanceUID == s.StudyInstanceUID })
-		if len(cands) > 0 {
-			return decide(s, MatchStudyUID, cands)
-		}
+	cands := make([]Candidate, len(all))
+	for i, r := range all {
+		cands[i] = r.Candidate()
 	}
-	if s.AccessionNumber != "" {
-		same := filter(all, func(r *Report) bool { return r.AccessionNumber == s.AccessionNumber })
-		cands := filter(same, func(r *Report) bool { return !uidConflict(s, r) })
-		if len(cands) == 0 && len(same) > 0 {
-			return MatchResult{By: MatchNone, Candidates: len(same),
-				Reason: fmt.Sprintf("%s with the study's accession number name another study UID (report study UID differs from study's)", countReports(len(same)))}
-		}
-		if len(cands) > 0 {
-			return decide(s, MatchAccession, cands)
-		}
-	}
-	if !c.opts.NoPatientDate && s.PatientID != "" && s.StudyDate != "" {
-		cands := filter(all, func(r *Report) bool {
-			return r.PatientID == s.PatientID && r.StudyDate == s.StudyDate && !uidConflict(s, r) &&
-				(r.AccessionNumber == "" || s.AccessionNumber == "" || r.AccessionNumber == s.AccessionNumber)
-		})
-		if len(cands) > 0 {
-			return decide(s, MatchPatientDate, cands)
-		}
-	}
-	return MatchResult{Reason: "no report with the study's UID, accession number, or patient and date"}
-}
-
-// decide picks the best of the candidates found by key, or explains why
-// none can be used.
-func decide(s Study, key MatchKey, cands []*Report) MatchResult {
-	res := MatchResult{By: key, Candidates: len(cands)}
-	first := cands[0]
-	for _, r := range cands[1:] {
-		if what := disagree(first, r); what != "" {
-			res.By = MatchNone
-			res.Reason = fmt.Sprintf("ambiguous: %s share the study's %s but disagree on %s", countReports(len(cands)), keyWords(key), what)
-			return res
-		}
-	}
-	if key == MatchPatientDate && len(cands) > 1 && first.StudyInstanceUID == "" && first.AccessionNumber == "" {
-		res.By = MatchNone
-		res.Reason = fmt.Sprintf("ambiguous: %s for the study's patient and date, none with a study UID or accession number", countReports(len(cands)))
-		return res
-	}
-	best := cands[0]
-	for _, r := range cands[1:] {
-		if Supersedes(r, best) {
-			best = r
-		}
-	}
-	if s.AccessionNumber != "" && best.AccessionNumber != "" && best.AccessionNumber != s.AccessionNumber {
-		res.By = MatchNone
-		res.Reason = fmt.Sprintf("conflict: the report matched by %s has another accession number than the study's", keyWords(key))
-		return res
-	}
-	if s.StudyInstanceUID != "" && best.StudyInstanceUID != "" && best.StudyInstanceUID != s.StudyInstanceUID {
-		res.By = MatchNone
-		res.Reason = "conflict: report study UID differs from study's"
-		return res
-	}
-	res.Report = best
-	// The file name is left out: text reports are named by accession number.
-	res.Reason = fmt.Sprintf("matched by %s: %s %s report, text sha256 %s",
-		keyWords(key), best.Status, best.Format, best.Hash()[:12])
-	if len(cands) > 1 {
-		res.Reason += fmt.Sprintf(", superseding %d other version(s)", len(cands)-1)
+	ch := Choose(StudyKeys{StudyUID: s.StudyInstanceUID, Accession: s.AccessionNumber, PatientDate: patientDate(s.PatientID, s.StudyDate)},
+		cands, c.opts.NoPatientDate)
+	res := MatchResult{By: ch.By, Reason: ch.Reason, Candidates: ch.Candidates, Conflict: ch.Conflict}
+	if ch.Index >= 0 {
+		res.Report = all[ch.Index]
 	}
 	return res
 }
 
-// Supersedes reports whether report a replaces report b: a higher status
-// (corrected over final over preliminary; no status counts as final), then
-// the newer ModTime, then the later file name.
-func Supersedes(a, b *Report) bool {
-	if ra, rb := a.Status.rank(), b.Status.rank(); ra != rb {
-		return ra > rb
-	}
-	if !a.ModTime.Equal(b.ModTime) {
-		return a.ModTime.After(b.ModTime)
-	}
-	return filepath.Base(a.Source) > filepath.Base(b.Source)
+// Candidate returns what Choose needs to know of the report, with its
+// identifiers as they are.
+func (r *Report) Candidate() Candidate {
+	return Candidate{StudyUID: r.StudyInstanceUID, Accession: r.AccessionNumber, PatientDate: patientDate(r.PatientID, r.StudyDate),
+		Status: r.Status, ModTime: r.ModTime, ContentHash: r.Hash()}
 }
 
-// disagree names the identifier on which two reports that should be
-// versions of one report differ, or "".
-func disagree(a, b *Report) string {
-	differ := func(x, y string) bool { return x != "" && y != "" && x != y }
-	switch {
-	case differ(a.StudyInstanceUID, b.StudyInstanceUID):
-		return "study UID"
-	case differ(a.AccessionNumber, b.AccessionNumber):
-		return "accession number"
-	case differ(a.PatientID, b.PatientID):
-		return "patient"
-	case differ(a.StudyDate, b.StudyDate):
-		return "study date"
+// patientDate is the patient-and-date key: "" unless both are known.
+func patientDate(patientID, studyDate string) string {
+	if strings.TrimSpace(patientID) == "" || strings.TrimSpace(studyDate) == "" {
+		return ""
 	}
-	return ""
+	return patientID + "\x00" + studyDate
 }
 
-// uidConflict reports whether the report names a study UID other than the
-// study's.
-func uidConflict(s Study, r *Report) bool {
-	return s.StudyInstanceUID != "" && r.StudyInstanceUID != "" && r.StudyInstanceUID != s.StudyInstanceUID
-}
-
-func filter(rs []*Report, keep func(*Report) bool) []*Report {
-	var out []*Report
-	for _, r := range rs {
-		if keep(r) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
+// Rank orders statuses for replacement: 1 preliminary, 2 final or
+// unstated, 3 corrected.
+func (s Status) Rank() int { return s.rank() }
 
 func countReports(n int) string {
 	if n == 1 {

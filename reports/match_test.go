@@ -37,9 +37,26 @@ func TestMatchOrderAndReplacement(t *testing.T) {
 	if res = c2.Match(Study{StudyInstanceUID: "1.2.9"}); res.Report == nil || res.Report.Source != "x/2.txt" || res.By != MatchStudyUID {
 		t.Fatalf("newer: %+v", res)
 	}
+	// Equal status and time: the content hash decides, whatever the file
+	// names, and the conflict is reported with both hashes.
 	c2.Put("x/3.txt", []Report{rep("x/3.txt", "1.2.9", "", "", "", StatusFinal, 4)})
-	if res = c2.Match(Study{StudyInstanceUID: "1.2.9"}); res.Report.Source != "x/3.txt" {
-		t.Fatalf("later name: %+v", res)
+	res = c2.Match(Study{StudyInstanceUID: "1.2.9"})
+	r2, r3 := rep("x/2.txt", "", "", "", "", 0, 0), rep("x/3.txt", "", "", "", "", 0, 0)
+	want := "x/2.txt"
+	if r3.Hash() > r2.Hash() {
+		want = "x/3.txt"
+	}
+	if res.Report.Source != want || !strings.Contains(res.Conflict, res.Report.Hash()[:12]) {
+		t.Fatalf("tie: %+v, want %s", res, want)
+	}
+	// The same reports under swapped names give the same text chosen.
+	c3 := NewCatalog(MatchOptions{})
+	a, b := rep("x/2.txt", "1.2.9", "", "", "", StatusUnknown, 4), rep("x/3.txt", "1.2.9", "", "", "", StatusFinal, 4)
+	a.Source, b.Source = "y/b.txt", "y/a.txt"
+	c3.Put(a.Source, []Report{a})
+	c3.Put(b.Source, []Report{b})
+	if got := c3.Match(Study{StudyInstanceUID: "1.2.9"}); got.Report.Hash() != res.Report.Hash() {
+		t.Fatalf("the choice depends on file names: %+v", got)
 	}
 	// Study UID wins over accession.
 	c.Put("b/uid.json", []Report{rep("b/uid.json", "1.2.3", "", "", "", StatusFinal, 0)})
@@ -67,9 +84,9 @@ func TestMatchAmbiguousAndConflicts(t *testing.T) {
 	}
 	// Two reports share the accession number but are for different patients.
 	c := NewCatalog(MatchOptions{})
-	c.Put("r1.json", []Report{rep("r1.json", "", "ACC1", "PAT1", "", StatusFinal, 0)})
-	c.Put("r2.json", []Report{rep("r2.json", "", "ACC1", "PAT2", "", StatusFinal, 1)})
-	check(c.Match(Study{AccessionNumber: "ACC1"}), "ambiguous: 2 reports share the study's accession number but disagree on patient")
+	c.Put("r1.json", []Report{rep("r1.json", "", "ACC1", "PAT1", "20240315", StatusFinal, 0)})
+	c.Put("r2.json", []Report{rep("r2.json", "", "ACC1", "PAT2", "20240315", StatusFinal, 1)})
+	check(c.Match(Study{AccessionNumber: "ACC1"}), "ambiguous: 2 reports share the study's accession number but disagree on patient and date")
 
 	// The only report with the accession names another study UID.
 	c = NewCatalog(MatchOptions{})
