@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -61,7 +62,8 @@ func TestReadHeaderCorpus(t *testing.T) {
 // FuzzDecodePixels runs the whole single-file load path (header, checks,
 // limits, pixel decoding) on arbitrary bytes, with small limits.
 func FuzzDecodePixels(f *testing.F) {
-	for _, p := range []string{"ts/explicit.dcm", "ts/bigendian.dcm", "ts/jpeg_baseline.dcm", "pixel/padding_signed.dcm", "enhanced/ct_enhanced.dcm"} {
+	for _, p := range []string{"ts/explicit.dcm", "ts/bigendian.dcm", "ts/jpeg_baseline.dcm", "pixel/padding_signed.dcm", "enhanced/ct_enhanced.dcm",
+		"codecs/rle_u8.dcm", "codecs/sv1_s16.dcm", "codecs/jls_u8.dcm", "codecs/j2k_s16.dcm", "codecs/jls_ctmf_eot.dcm"} {
 		b, err := os.ReadFile(td(p))
 		if err != nil {
 			f.Fatal(err)
@@ -85,3 +87,46 @@ func FuzzDecodePixels(f *testing.F) {
 		}
 	})
 }
+
+// fuzzFrameSpec is the frame format of the codec fuzz targets' seeds
+// (testdata/gen/dicomio/gen_codecs.py writes them): 32×24, 8-bit unsigned
+// or 16-bit signed.
+func fuzzFrameSpec(u8 bool) frameSpec {
+	if u8 {
+		return frameSpec{rows: 24, cols: 32, bitsAllocated: 8, bitsStored: 8}
+	}
+	return frameSpec{rows: 24, cols: 32, bitsAllocated: 16, bitsStored: 16, signed: true}
+}
+
+// fuzzCodec runs a frame codec on arbitrary bytes: it must not panic, and
+// its Go allocations stay within a small multiple of the frame the DICOM
+// header declares and of the codestream (a forged codestream header must
+// not make it allocate what it declares).
+func fuzzCodec(f *testing.F, decode frameCodec) {
+	f.Fuzz(func(t *testing.T, data []byte, u8 bool) {
+		fs := fuzzFrameSpec(u8)
+		raw := make([]uint32, fs.rows*fs.cols)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, _ = decode(data, fs, raw)
+		runtime.ReadMemStats(&after)
+		if n, lim := after.TotalAlloc-before.TotalAlloc, uint64(4*len(data)+16*len(raw)+1<<20); n > lim {
+			t.Fatalf("decoding %d bytes for a %d×%d frame allocated %d bytes (bound %d)", len(data), fs.cols, fs.rows, n, lim)
+		}
+	})
+}
+
+// FuzzDecodeRLE fuzzes the RLE Lossless decoder. Seeds: testdata/fuzz/FuzzDecodeRLE.
+func FuzzDecodeRLE(f *testing.F) { fuzzCodec(f, decodeRLE) }
+
+// FuzzDecodeJPEGLossless fuzzes the JPEG lossless (process 14) decoder.
+// Seeds: testdata/fuzz/FuzzDecodeJPEGLossless.
+func FuzzDecodeJPEGLossless(f *testing.F) { fuzzCodec(f, decodeJPEGLossless) }
+
+// FuzzDecodeJPEGLS fuzzes the JPEG-LS decoder (CharLS). Seeds:
+// testdata/fuzz/FuzzDecodeJPEGLS.
+func FuzzDecodeJPEGLS(f *testing.F) { fuzzCodec(f, decodeJPEGLS) }
+
+// FuzzDecodeJPEG2000 fuzzes the JPEG 2000 decoder (OpenJPEG). Seeds:
+// testdata/fuzz/FuzzDecodeJPEG2000.
+func FuzzDecodeJPEG2000(f *testing.F) { fuzzCodec(f, decodeJPEG2000) }

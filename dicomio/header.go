@@ -138,6 +138,9 @@ func parseDataSet(l *layout) ([]*dicom.Element, error) {
 	if l.HasPixels {
 		end = l.pixelElemOff
 	}
+	if l.eotElemOff > 0 && l.eotElemOff < end {
+		end = l.eotElemOff // nothing after it but group 7FE0
+	}
 	n := end - l.dataOff
 	ts := ExplicitVRLittleEndian
 	switch {

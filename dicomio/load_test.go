@@ -1,7 +1,10 @@
 package dicomio
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -71,26 +74,51 @@ func TestLoadMonochrome1AndPadding(t *testing.T) {
 }
 
 func TestLoadRejectsUnsupportedTransferSyntax(t *testing.T) {
-	for _, tc := range []struct{ file, uid, name string }{
-		{"ts/jpeg2000.dcm", "1.2.840.10008.1.2.4.90", "JPEG 2000 Image Compression (Lossless Only)"},
-		{"ts/rle.dcm", "1.2.840.10008.1.2.5", "RLE Lossless"},
-		{"ts/jpeg_lossless.dcm", "1.2.840.10008.1.2.4.70", "JPEG Lossless"},
-	} {
-		_, err := LoadSeries([]string{td(tc.file)}, Limits{})
-		var ue *UnsupportedTransferSyntaxError
-		if !errors.As(err, &ue) {
-			t.Fatalf("%s: error %v, want UnsupportedTransferSyntaxError", tc.file, err)
-		}
-		msg := err.Error()
-		if !strings.Contains(msg, "unsupported transfer syntax "+tc.uid+" ("+tc.name) || !strings.Contains(msg, td(tc.file)) {
-			t.Errorf("%s: message %q", tc.file, msg)
-		}
+	// A JPEG 2000 file relabelled as Part 2 multi-component, a syntax no
+	// decoder here reads (the UIDs have the same length).
+	b, err := os.ReadFile(td("ts/jpeg2000.dcm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.ReplaceAll(b, []byte("1.2.840.10008.1.2.4.90"), []byte("1.2.840.10008.1.2.4.92"))
+	p := filepath.Join(t.TempDir(), "part2.dcm")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadSeries([]string{p}, Limits{})
+	var ue *UnsupportedTransferSyntaxError
+	if !errors.As(err, &ue) {
+		t.Fatalf("error %v, want UnsupportedTransferSyntaxError", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "unsupported transfer syntax 1.2.840.10008.1.2.4.92 (JPEG 2000 Part 2") || !strings.Contains(msg, p) {
+		t.Errorf("message %q", msg)
+	}
+	// A broken JPEG 2000 codestream: an error naming the file, the frame,
+	// the transfer syntax and the decoder.
+	_, err = LoadSeries([]string{td("ts/jpeg2000.dcm")}, Limits{})
+	if err == nil || !strings.Contains(err.Error(), td("ts/jpeg2000.dcm")) || !strings.Contains(err.Error(), "frame 1") ||
+		!strings.Contains(err.Error(), "1.2.840.10008.1.2.4.90") || !strings.Contains(err.Error(), "OpenJPEG") {
+		t.Errorf("broken JPEG 2000: %v", err)
 	}
 	// 12-bit JPEG extended: the transfer syntax is decodable in principle,
 	// Go's decoder is not: a clear error naming the file.
-	_, err := LoadSeries([]string{td("ts/jpeg_extended12.dcm")}, Limits{})
+	_, err = LoadSeries([]string{td("ts/jpeg_extended12.dcm")}, Limits{})
 	if err == nil || !strings.Contains(err.Error(), td("ts/jpeg_extended12.dcm")) || !strings.Contains(err.Error(), "JPEG") {
 		t.Errorf("12-bit JPEG: %v", err)
+	}
+}
+
+// TestLoadDcmtkCompressedMatchesNative: the RLE and JPEG lossless copies of
+// ts/explicit.dcm that dcmtk wrote load to pydicom's values of the original.
+func TestLoadDcmtkCompressedMatchesNative(t *testing.T) {
+	want := loadExpected(t)["ts/explicit.dcm"]
+	for _, f := range []string{"ts/rle.dcm", "ts/jpeg_lossless.dcm"} {
+		s, err := LoadSeries([]string{td(f)}, Limits{})
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		assertClose(t, f, voxels(s), want.Values, 0)
 	}
 }
 

@@ -1,11 +1,8 @@
 package dicomio
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
-	"image"
-	"image/jpeg"
 	"io"
 	"math"
 	"os"
@@ -301,115 +298,4 @@ func decodeNative(in *instance, l *layout, pf *pixelFormat, k0 int, dst [][]floa
 		}
 	}
 	return padded, nil
-}
-
-// decodeEncapsulated splits encapsulated pixel data into frames and decodes
-// each with Go's image/jpeg (8-bit JPEG baseline and extended only).
-func decodeEncapsulated(in *instance, l *layout, pf *pixelFormat, dst [][]float32) (int64, error) {
-	ts := l.TransferSyntaxUID
-	if ts != JPEGBaseline8Bit && ts != JPEGExtended12Bit {
-		return 0, &UnsupportedTransferSyntaxError{Path: in.Path, UID: ts}
-	}
-	w := &window{r: l.data, size: l.dataSize}
-	frags, _, err := fragments(w, l.bo, l.pixelOff, l.pixelOff+l.pixelLen)
-	if err != nil {
-		return 0, err
-	}
-	if len(frags) < 2 {
-		return 0, fmt.Errorf("encapsulated pixel data has no fragments")
-	}
-	bot, frags := frags[0], frags[1:]
-	groups, err := frameFragments(l, bot, frags, len(dst))
-	if err != nil {
-		return 0, err
-	}
-	var padded int64
-	raw := make([]uint32, in.Rows*in.Columns)
-	for k, fr := range groups {
-		var data []byte
-		for _, f := range fr {
-			b := make([]byte, f.len)
-			if _, err := l.data.ReadAt(b, f.off); err != nil {
-				return 0, fmt.Errorf("frame %d: %w", k+1, err)
-			}
-			data = append(data, b...)
-		}
-		// Check the JPEG's own size before decoding: the decoder allocates
-		// what the frame header declares.
-		cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
-		if err != nil {
-			return 0, fmt.Errorf("frame %d: JPEG header: %w", k+1, err)
-		}
-		if cfg.Width != in.Columns || cfg.Height != in.Rows {
-			return 0, fmt.Errorf("frame %d: JPEG is %d×%d, header says %d×%d", k+1, cfg.Width, cfg.Height, in.Columns, in.Rows)
-		}
-		img, err := jpeg.Decode(bytes.NewReader(data))
-		if err != nil {
-			return 0, fmt.Errorf("frame %d: JPEG decode: %w (Go decodes 8-bit baseline/extended JPEG only; convert 12-bit or lossless JPEG with dcmdjpeg first)", k+1, err)
-		}
-		gray, ok := img.(*image.Gray)
-		if !ok {
-			return 0, fmt.Errorf("frame %d: JPEG holds a colour image (%T); only greyscale is supported", k+1, img)
-		}
-		if b := gray.Bounds(); b.Dx() != in.Columns || b.Dy() != in.Rows {
-			return 0, fmt.Errorf("frame %d: JPEG is %d×%d, header says %d×%d", k+1, b.Dx(), b.Dy(), in.Columns, in.Rows)
-		}
-		for y := 0; y < in.Rows; y++ {
-			row := gray.Pix[y*gray.Stride : y*gray.Stride+in.Columns]
-			for x, v := range row {
-				raw[y*in.Columns+x] = uint32(v)
-			}
-		}
-		g := in.frames[k]
-		jpf := *pf
-		jpf.shift = 0
-		if jpf.bitsStored > 8 {
-			jpf.bitsStored = 8
-		}
-		padded += jpf.convert(dst[k], raw, g.slope, g.intercept)
-	}
-	return padded, nil
-}
-
-// frameFragments groups fragments into frames: all of them for one frame,
-// one per frame when the counts match, otherwise by the Basic Offset Table.
-func frameFragments(l *layout, bot fragment, frags []fragment, nFrames int) ([][]fragment, error) {
-	if nFrames == 1 {
-		return [][]fragment{frags}, nil
-	}
-	if len(frags) == nFrames {
-		out := make([][]fragment, nFrames)
-		for i, f := range frags {
-			out[i] = []fragment{f}
-		}
-		return out, nil
-	}
-	if bot.len != int64(nFrames)*4 {
-		return nil, fmt.Errorf("%d fragments for %d frames and no usable Basic Offset Table", len(frags), nFrames)
-	}
-	tb := make([]byte, bot.len)
-	if _, err := l.data.ReadAt(tb, bot.off); err != nil {
-		return nil, fmt.Errorf("basic offset table: %w", err)
-	}
-	base := frags[0].off - 8 // offsets count from the first fragment's item tag
-	out := make([][]fragment, nFrames)
-	fi := 0
-	for k := 0; k < nFrames; k++ {
-		start := base + int64(binary.LittleEndian.Uint32(tb[4*k:]))
-		end := int64(math.MaxInt64)
-		if k+1 < nFrames {
-			end = base + int64(binary.LittleEndian.Uint32(tb[4*k+4:]))
-		}
-		for fi < len(frags) && frags[fi].off-8 < start {
-			fi++
-		}
-		for fi < len(frags) && frags[fi].off-8 < end {
-			out[k] = append(out[k], frags[fi])
-			fi++
-		}
-		if len(out[k]) == 0 {
-			return nil, fmt.Errorf("basic offset table: frame %d has no fragments", k+1)
-		}
-	}
-	return out, nil
 }

@@ -29,13 +29,16 @@ const (
 )
 
 var (
-	tagPixelData      = tagOf(0x7FE0, 0x0010)
-	tagItem           = tagOf(0xFFFE, 0xE000)
-	tagItemDelim      = tagOf(0xFFFE, 0xE00D)
-	tagSequenceDelim  = tagOf(0xFFFE, 0xE0DD)
-	errNotDICOM       = errors.New("not a DICOM file (no DICM preamble, no recognisable data set)")
-	errTooDeep        = errors.New("sequences nested too deeply")
-	errPastEndOfValue = errors.New("element runs past the end of its container")
+	tagPixelData = tagOf(0x7FE0, 0x0010)
+	// Extended Offset Table and its lengths (PS3.5 A.4, PS3.3 C.7.6.3).
+	tagExtendedOffsetTable        = tagOf(0x7FE0, 0x0001)
+	tagExtendedOffsetTableLengths = tagOf(0x7FE0, 0x0002)
+	tagItem                       = tagOf(0xFFFE, 0xE000)
+	tagItemDelim                  = tagOf(0xFFFE, 0xE00D)
+	tagSequenceDelim              = tagOf(0xFFFE, 0xE0DD)
+	errNotDICOM                   = errors.New("not a DICOM file (no DICM preamble, no recognisable data set)")
+	errTooDeep                    = errors.New("sequences nested too deeply")
+	errPastEndOfValue             = errors.New("element runs past the end of its container")
 )
 
 func tagOf(g, e uint16) uint32 { return uint32(g)<<16 | uint32(e) }
@@ -100,6 +103,14 @@ type layout struct {
 	pixelLen     int64 // native: value length; encapsulated: up to the sequence delimiter
 	pixelVR      string
 	pixelEncaps  bool
+	// Extended Offset Table (7FE0,0001) and its lengths (7FE0,0002), when
+	// present before the Pixel Data: value offsets and lengths in data.
+	eotOff, eotLen   int64
+	eotlOff, eotlLen int64
+	// eotElemOff is the offset of the first of those elements' headers
+	// (0 when absent): the header pass hands the DICOM library the data
+	// set up to there, as it does not know their 64-bit VR (OV).
+	eotElemOff int64
 }
 
 // scanLayout reads the File Meta group of r (size bytes) and walks the data
@@ -234,7 +245,7 @@ func scanMeta(w *window, off int64, l *layout) (int64, error) {
 // a 4-byte length, as the DICOM library decides it.
 func longLengthVR(vr string) bool {
 	switch vr {
-	case "NA", "OB", "OD", "OF", "OL", "OW", "SQ", "UN", "UC", "UR", "UT":
+	case "NA", "OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UN", "UC", "UR", "UT", "UV":
 		return true
 	}
 	return false
@@ -351,6 +362,17 @@ func (s *walker) elements(off, end int64, untilDelim bool, depth int) (int64, er
 				s.l.pixelLen = int64(h.vl)
 			}
 			return off, nil
+		}
+		if depth == 0 && h.vl != undefinedLength && int64(h.vl) <= end-val {
+			if (h.tag == tagExtendedOffsetTable || h.tag == tagExtendedOffsetTableLengths) && s.l.eotElemOff == 0 {
+				s.l.eotElemOff = off
+			}
+			switch h.tag {
+			case tagExtendedOffsetTable:
+				s.l.eotOff, s.l.eotLen = val, int64(h.vl)
+			case tagExtendedOffsetTableLengths:
+				s.l.eotlOff, s.l.eotlLen = val, int64(h.vl)
+			}
 		}
 		k := s.kind(h.tag, h.vr)
 		if h.vl == undefinedLength {

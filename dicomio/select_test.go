@@ -28,7 +28,7 @@ func TestSelect(t *testing.T) {
 		hdr("cr", "6", "CR", "chest", 1, "ORIGINAL", "PRIMARY"),
 		hdr("j2k", "7", "CT", "CHEST", 3, "ORIGINAL", "PRIMARY"),
 	}
-	hs[6].TransferSyntaxUID = "1.2.840.10008.1.2.4.91"
+	hs[6].TransferSyntaxUID = "1.2.840.10008.1.2.4.92"
 	kept, skipped := Select(hs, Selector{Modalities: []string{"CT", "CR", "OT"}, BodyParts: []string{"CHEST"}, MinSlices: 1})
 	var ids []string
 	for _, k := range kept {
@@ -50,7 +50,7 @@ func TestSelect(t *testing.T) {
 		"sc/4":  "DERIVED",
 		"sc":    "no instance left",
 		"mr":    `modality "MR"`,
-		"j2k/7": "unsupported transfer syntax 1.2.840.10008.1.2.4.91 (JPEG 2000 Image Compression)",
+		"j2k/7": "unsupported transfer syntax 1.2.840.10008.1.2.4.92 (JPEG 2000 Part 2 Multi-component Image Compression (Lossless Only))",
 	} {
 		if !strings.Contains(reasons[key], want) {
 			t.Errorf("skip %s: reason %q, want %q (all: %v)", key, reasons[key], want, reasons)

@@ -13,6 +13,13 @@ const (
 	ExplicitVRBigEndian    = "1.2.840.10008.1.2.2"
 	JPEGBaseline8Bit       = "1.2.840.10008.1.2.4.50"
 	JPEGExtended12Bit      = "1.2.840.10008.1.2.4.51"
+	JPEGLossless           = "1.2.840.10008.1.2.4.57"
+	JPEGLosslessSV1        = "1.2.840.10008.1.2.4.70"
+	JPEGLSLossless         = "1.2.840.10008.1.2.4.80"
+	JPEGLSNearLossless     = "1.2.840.10008.1.2.4.81"
+	JPEG2000Lossless       = "1.2.840.10008.1.2.4.90"
+	JPEG2000               = "1.2.840.10008.1.2.4.91"
+	RLELossless            = "1.2.840.10008.1.2.5"
 )
 
 // transferSyntaxNames names the transfer syntaxes a sender may use, so that
@@ -75,16 +82,17 @@ func (e *UnsupportedTransferSyntaxError) Error() string {
 
 // PixelsSupported reports whether LoadSeries can decode pixel data in the
 // given transfer syntax: the native ones (implicit and explicit VR little
-// endian, explicit VR big endian, deflated) and 8-bit JPEG baseline/extended
-// (decoded by Go's image/jpeg; 12-bit JPEG extended is rejected at decode
-// time).
+// endian, explicit VR big endian, deflated); 8-bit JPEG baseline/extended
+// (Go's image/jpeg; 12-bit JPEG extended is rejected at decode time); RLE
+// Lossless and JPEG Lossless process 14 (any predictor, and selection value
+// 1), decoded in Go; JPEG-LS lossless and near-lossless (CharLS); JPEG 2000
+// lossless and lossy (OpenJPEG).
 func PixelsSupported(tsUID string) bool {
-	switch tsUID {
-	case ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLE,
-		ExplicitVRBigEndian, JPEGBaseline8Bit, JPEGExtended12Bit:
+	if !encapsulated(tsUID) {
 		return true
 	}
-	return false
+	_, ok := codecs[tsUID]
+	return ok
 }
 
 // CheckTransferSyntax returns an *UnsupportedTransferSyntaxError naming path

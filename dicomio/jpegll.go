@@ -1,0 +1,382 @@
+package dicomio
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// This file decodes JPEG lossless, non-hierarchical (process 14, ITU T.81
+// Annex H): Huffman-coded differences from one of seven predictors, with
+// an optional point transform, 2 to 16 bits, one component. Go's
+// image/jpeg and Debian's libjpeg-turbo do not decode it.
+
+// JPEG markers this decoder reads.
+const (
+	mSOF0 = 0xC0
+	mSOF3 = 0xC3
+	mDHT  = 0xC4
+	mSOI  = 0xD8
+	mEOI  = 0xD9
+	mSOS  = 0xDA
+	mDRI  = 0xDD
+	mRST0 = 0xD0
+	mRST7 = 0xD7
+)
+
+// huffTable is one Huffman table in the form of T.81 F.2.2.3 (mincode,
+// maxcode, valptr per code length) with a lookup of the codes up to
+// lookBits long.
+type huffTable struct {
+	look    [1 << lookBits]uint16 // code length << 8 | value; 0: longer code
+	maxcode [18]int32             // largest code of each length, -1: none
+	valptr  [17]int32
+	mincode [17]int32
+	vals    []byte
+	defined bool
+}
+
+const lookBits = 9
+
+// build fills t from the BITS counts and HUFFVAL values of a DHT segment.
+func (t *huffTable) build(counts [16]int, vals []byte) error {
+	*t = huffTable{vals: vals, defined: true}
+	code, k := int32(0), int32(0)
+	for l := 1; l <= 16; l++ {
+		n := int32(counts[l-1])
+		if code+n > 1<<l {
+			return errors.New("Huffman table: more codes than fit their lengths")
+		}
+		t.valptr[l] = k
+		t.mincode[l] = code
+		if n == 0 {
+			t.maxcode[l] = -1
+		} else {
+			for i := int32(0); i < n; i++ {
+				if l <= lookBits {
+					c := (code + i) << (lookBits - l)
+					for j := int32(0); j < 1<<(lookBits-l); j++ {
+						t.look[c+j] = uint16(l)<<8 | uint16(vals[k+i])
+					}
+				}
+			}
+			code += n
+			k += n
+			t.maxcode[l] = code - 1
+		}
+		code <<= 1
+	}
+	t.maxcode[17] = 1<<31 - 1 // sentinel
+	return nil
+}
+
+// bitReader reads the entropy-coded segment of a scan, removing stuffed
+// zero bytes and stopping at a marker (after which it supplies zeros).
+type bitReader struct {
+	data   []byte
+	pos    int
+	acc    uint64
+	n      uint // valid bits in acc (the top n)
+	marker byte // the marker that stopped the reader, 0 if none
+	zeros  int  // zero bytes supplied past the data
+}
+
+// fill tops acc up to at least 57 bits.
+func (r *bitReader) fill() {
+	for r.n <= 56 {
+		var b byte
+		switch {
+		case r.marker != 0 || r.pos >= len(r.data):
+			r.zeros++
+		case r.data[r.pos] != 0xFF:
+			b = r.data[r.pos]
+			r.pos++
+		case r.pos+1 < len(r.data) && r.data[r.pos+1] == 0:
+			b = 0xFF
+			r.pos += 2
+		default:
+			if r.pos+1 < len(r.data) {
+				r.marker = r.data[r.pos+1]
+			} else {
+				r.marker = 0xFF
+			}
+			r.zeros++
+		}
+		r.acc |= uint64(b) << (56 - r.n)
+		r.n += 8
+	}
+}
+
+// bits reads n (≤ 16) bits.
+func (r *bitReader) bits(n uint) uint32 {
+	if n == 0 {
+		return 0
+	}
+	if r.n < n {
+		r.fill()
+	}
+	v := uint32(r.acc >> (64 - n))
+	r.acc <<= n
+	r.n -= n
+	return v
+}
+
+// decode reads one Huffman-coded value.
+func (r *bitReader) decode(t *huffTable) (byte, error) {
+	if r.n < 16 {
+		r.fill()
+	}
+	if e := t.look[r.acc>>(64-lookBits)]; e != 0 {
+		l := uint(e >> 8)
+		r.acc <<= l
+		r.n -= l
+		return byte(e), nil
+	}
+	code := int32(r.acc >> (64 - lookBits))
+	for l := lookBits + 1; l <= 16; l++ {
+		code = int32(r.acc >> (64 - uint(l)))
+		if code <= t.maxcode[l] {
+			r.acc <<= uint(l)
+			r.n -= uint(l)
+			return t.vals[t.valptr[l]+code-t.mincode[l]], nil
+		}
+	}
+	return 0, errors.New("bad Huffman code")
+}
+
+// restart discards the bits to the next byte and expects RSTn (n = next).
+func (r *bitReader) restart(next int) error {
+	r.acc, r.n = 0, 0
+	if r.marker == 0 {
+		// The marker the reader has not reached yet must be next.
+		for r.pos < len(r.data) && r.data[r.pos] != 0xFF {
+			r.pos++
+		}
+		if r.pos+1 < len(r.data) {
+			r.marker = r.data[r.pos+1]
+		}
+	}
+	if r.marker != byte(mRST0+next%8) {
+		return fmt.Errorf("expected RST%d marker, found 0x%02X", next%8, r.marker)
+	}
+	r.pos += 2
+	r.marker, r.zeros = 0, 0
+	return nil
+}
+
+// jpegLLHeader is what the frame and scan headers say.
+type jpegLLHeader struct {
+	precision, rows, cols int
+	predictor, pt         int
+	restart               int
+	table                 *huffTable
+}
+
+// decodeJPEGLossless decodes one process 14 greyscale JPEG frame.
+func decodeJPEGLossless(data []byte, fs frameSpec, raw []uint32) (bool, error) {
+	h, scan, err := parseJPEGLossless(data, fs)
+	if err != nil {
+		return false, err
+	}
+	rows, cols := h.rows, h.cols
+	r := &bitReader{data: scan}
+	prec := h.precision - h.pt
+	initial := int32(1) << (prec - 1)
+	left := h.restart // samples left in the restart interval; 0: none
+	rst := 0
+	firstLine := true // the first line of the image or of a restart interval
+	for y := 0; y < rows; y++ {
+		row := raw[y*cols : (y+1)*cols]
+		var above []uint32
+		if !firstLine {
+			above = raw[(y-1)*cols : y*cols]
+		}
+		for x := 0; x < cols; x++ {
+			first := y == 0 && x == 0
+			if h.restart > 0 {
+				if left == 0 {
+					if err := r.restart(rst); err != nil {
+						return false, fmt.Errorf("JPEG lossless row %d: %w", y+1, err)
+					}
+					rst++
+					left = h.restart
+					// A restart interval starts like the image: its
+					// first sample from the initial value, the rest of
+					// its first line from the left.
+					first, above = true, nil
+				}
+				left--
+			}
+			if err := sample(r, h, row, above, x, first, initial); err != nil {
+				return false, fmt.Errorf("JPEG lossless row %d: %w", y+1, err)
+			}
+		}
+		firstLine = false
+		if r.zeros > 64 {
+			return false, fmt.Errorf("JPEG lossless: data ends at row %d of %d", y+1, rows)
+		}
+	}
+	if h.pt > 0 {
+		for i, v := range raw {
+			raw[i] = v << h.pt
+		}
+	}
+	return false, nil
+}
+
+// sample decodes the sample at x of row (the previous row is above, nil
+// for the first row) with the predictor rules of T.81 H.1.2.1.
+func sample(r *bitReader, h *jpegLLHeader, row, above []uint32, x int, first bool, initial int32) error {
+	s, err := r.decode(h.table)
+	if err != nil {
+		return err
+	}
+	var diff int32
+	switch {
+	case s == 0:
+	case s == 16:
+		diff = 32768
+	case s > 16:
+		return fmt.Errorf("difference category %d", s)
+	default:
+		v := int32(r.bits(uint(s)))
+		if v < 1<<(s-1) {
+			v += -1<<s + 1
+		}
+		diff = v
+	}
+	var pred int32
+	switch {
+	case first || (above == nil && x == 0):
+		pred = initial
+	case above == nil:
+		pred = int32(row[x-1])
+	case x == 0:
+		pred = int32(above[0])
+	default:
+		ra, rb, rc := int32(row[x-1]), int32(above[x]), int32(above[x-1])
+		switch h.predictor {
+		case 1:
+			pred = ra
+		case 2:
+			pred = rb
+		case 3:
+			pred = rc
+		case 4:
+			pred = ra + rb - rc
+		case 5:
+			pred = ra + ((rb - rc) >> 1)
+		case 6:
+			pred = rb + ((ra - rc) >> 1)
+		default: // 7
+			pred = (ra + rb) >> 1
+		}
+	}
+	row[x] = uint32(pred+diff) & 0xFFFF
+	return nil
+}
+
+// parseJPEGLossless reads the markers up to the first scan and returns the
+// headers and the bytes after the scan header, having checked that the
+// frame is greyscale, process 14 and the size the DICOM header declares.
+func parseJPEGLossless(data []byte, fs frameSpec) (*jpegLLHeader, []byte, error) {
+	if len(data) < 4 || data[0] != 0xFF || data[1] != mSOI {
+		return nil, nil, errors.New("JPEG lossless: no SOI marker")
+	}
+	var tables [4]huffTable
+	h := &jpegLLHeader{}
+	sof := false
+	p := 2
+	for {
+		for p < len(data) && data[p] != 0xFF {
+			p++ // tolerate garbage between segments
+		}
+		for p+1 < len(data) && data[p+1] == 0xFF {
+			p++ // fill bytes
+		}
+		if p+4 > len(data) {
+			return nil, nil, errors.New("JPEG lossless: no scan before the end of the data")
+		}
+		m := data[p+1]
+		if m == mEOI {
+			return nil, nil, errors.New("JPEG lossless: EOI before any scan")
+		}
+		n := int(binary.BigEndian.Uint16(data[p+2:]))
+		if n < 2 || p+2+n > len(data) {
+			return nil, nil, fmt.Errorf("JPEG lossless: marker 0x%02X: length %d past the end of the data", m, n)
+		}
+		seg := data[p+4 : p+2+n]
+		p += 2 + n
+		switch {
+		case m == mSOF3:
+			if len(seg) < 6 {
+				return nil, nil, errors.New("JPEG lossless: short SOF3")
+			}
+			h.precision = int(seg[0])
+			h.rows = int(binary.BigEndian.Uint16(seg[1:]))
+			h.cols = int(binary.BigEndian.Uint16(seg[3:]))
+			nc := int(seg[5])
+			if nc != 1 {
+				return nil, nil, fmt.Errorf("JPEG lossless: %d components; only greyscale is supported", nc)
+			}
+			if h.precision < 2 || h.precision > 16 {
+				return nil, nil, fmt.Errorf("JPEG lossless: precision %d (2 to 16)", h.precision)
+			}
+			if h.precision > fs.bitsAllocated {
+				return nil, nil, fmt.Errorf("JPEG lossless: precision %d exceeds BitsAllocated %d", h.precision, fs.bitsAllocated)
+			}
+			if h.rows != fs.rows || h.cols != fs.cols {
+				return nil, nil, fmt.Errorf("JPEG lossless: frame is %d×%d, header says %d×%d", h.cols, h.rows, fs.cols, fs.rows)
+			}
+			sof = true
+		case m >= mSOF0 && m <= 0xCF && m != mDHT && m != 0xC8 && m != 0xCC:
+			return nil, nil, fmt.Errorf("JPEG lossless: SOF%d frame; only process 14 (SOF3) is lossless", m-mSOF0)
+		case m == mDHT:
+			for len(seg) > 0 {
+				if len(seg) < 17 {
+					return nil, nil, errors.New("JPEG lossless: short DHT")
+				}
+				class, id := seg[0]>>4, seg[0]&15
+				var counts [16]int
+				total := 0
+				for i := range counts {
+					counts[i] = int(seg[1+i])
+					total += counts[i]
+				}
+				if class != 0 || id > 3 || total > 256 || len(seg) < 17+total {
+					return nil, nil, fmt.Errorf("JPEG lossless: bad DHT (class %d, id %d, %d values)", class, id, total)
+				}
+				if err := tables[id].build(counts, seg[17:17+total]); err != nil {
+					return nil, nil, fmt.Errorf("JPEG lossless: %w", err)
+				}
+				seg = seg[17+total:]
+			}
+		case m == mDRI:
+			if len(seg) < 2 {
+				return nil, nil, errors.New("JPEG lossless: short DRI")
+			}
+			h.restart = int(binary.BigEndian.Uint16(seg))
+		case m == mSOS:
+			if !sof {
+				return nil, nil, errors.New("JPEG lossless: scan before the SOF3 frame header")
+			}
+			if len(seg) < 6 || seg[0] != 1 {
+				return nil, nil, errors.New("JPEG lossless: the scan must hold one component")
+			}
+			td := seg[2] >> 4
+			h.predictor = int(seg[3])
+			h.pt = int(seg[5] & 15)
+			if td > 3 || !tables[td].defined {
+				return nil, nil, fmt.Errorf("JPEG lossless: Huffman table %d is not defined", td)
+			}
+			if h.predictor < 1 || h.predictor > 7 {
+				return nil, nil, fmt.Errorf("JPEG lossless: predictor %d (1 to 7)", h.predictor)
+			}
+			if h.pt >= h.precision {
+				return nil, nil, fmt.Errorf("JPEG lossless: point transform %d for precision %d", h.pt, h.precision)
+			}
+			h.table = &tables[td]
+			return h, data[p:], nil
+		}
+	}
+}
