@@ -165,6 +165,14 @@ type SEGConfig struct {
 	Manufacturer string `toml:"manufacturer"`
 	// Preview writes a PNG preview beside each SEG in a filesystem archive.
 	Preview bool `toml:"preview"`
+	// SR writes a measurement report (Comprehensive SR, TID 1500) with each
+	// SEG: per segment its finding, site, algorithm and area (mm²,
+	// radiographs) or volume (mL, cross-sectional series).
+	SR bool `toml:"sr"`
+	// Overlay writes a Secondary Capture series with each SEG: the source
+	// images with the segmentation outline burned in, marked NOT FOR
+	// DIAGNOSIS, for viewers that do not show SEGs.
+	Overlay bool `toml:"overlay"`
 }
 
 // ArchiveConfig describes where SEG objects go.

@@ -50,6 +50,8 @@ func Default() *Config {
 			ContentLabel:       "TMCA",
 			ContentCreatorName: "TMCAD^Daemon",
 			Manufacturer:       "tmcad",
+			SR:                 false,
+			Overlay:            false,
 		},
 		Archive: ArchiveConfig{
 			Kind:       "filesystem",

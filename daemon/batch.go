@@ -62,12 +62,25 @@ type BatchRow struct {
 	VolumeML        float64 `json:"volume_ml,omitempty"`
 	// Output is the SEG's path or archive name; empty when none.
 	Output string `json:"output,omitempty"`
+	// Objects lists every object stored for the series: the SEG, then the
+	// measurement report and the overlay when configured (seg.sr,
+	// seg.overlay).
+	Objects []BatchObject `json:"objects,omitempty"`
 	// Masks lists the PNG mask files written (with MasksDir).
 	Masks []BatchMask `json:"masks,omitempty"`
 	// Skipped is true for a series the selection rules left out (not a
 	// failure); Error is the reason a selected series failed.
 	Skipped bool   `json:"skipped,omitempty"`
 	Error   string `json:"error,omitempty"`
+}
+
+// BatchObject is one object stored for a series.
+type BatchObject struct {
+	// Kind is "SEG", CompanionSR or CompanionOverlay.
+	Kind           string `json:"kind"`
+	SOPInstanceUID string `json:"sop_instance_uid"`
+	// Output is the object's path, or the archive's name.
+	Output string `json:"output"`
 }
 
 // BatchMask names one frame's PNG mask.
@@ -212,17 +225,25 @@ func RunBatch(ctx context.Context, p *Pipeline, sel dicomio.Selector, opts Batch
 			finishRow(row, out)
 			row.Guide, row.NoTarget = out.Summary.Guide, out.Summary.NoTarget
 			if out.SEG != nil {
-				if err := opts.Sink.Put(ctx, out.StudyUID, out.SeriesUID, out.SOPInstanceUID, out.SEG); err != nil {
-					row.Error = fmt.Sprintf("storing SEG: %v", err)
-					slog.Error().Err(err).Msg("storing SEG failed")
+				objs := append([]Companion{{Kind: "SEG", StudyUID: out.StudyUID, SeriesUID: out.SeriesUID, SOPInstanceUID: out.SOPInstanceUID, Data: out.SEG}}, out.Companions...)
+				for _, o := range objs {
+					if err := opts.Sink.Put(ctx, o.StudyUID, o.SeriesUID, o.SOPInstanceUID, o.Data); err != nil {
+						row.Error = fmt.Sprintf("storing %s: %v", o.Kind, err)
+						slog.Error().Err(err).Str("kind", o.Kind).Msg("storing an object failed")
+						break
+					}
+					where := opts.Sink.Name()
+					if opts.Archive != nil {
+						if p, err := opts.Archive.Path(o.StudyUID, o.SeriesUID, o.SOPInstanceUID); err == nil {
+							where = p
+						}
+					}
+					row.Objects = append(row.Objects, BatchObject{Kind: o.Kind, SOPInstanceUID: o.SOPInstanceUID, Output: where})
+				}
+				if row.Error != "" {
 					continue
 				}
-				row.Output = opts.Sink.Name()
-				if opts.Archive != nil {
-					if p, err := opts.Archive.Path(out.StudyUID, out.SeriesUID, out.SOPInstanceUID); err == nil {
-						row.Output = p
-					}
-				}
+				row.Output = row.Objects[0].Output
 			} else if out.Summary.NoTarget {
 				row.Output = "(no target described; model not run: reports.no_target = record)"
 			} else {
@@ -281,21 +302,12 @@ func finishRow(row *BatchRow, out Outcome) {
 	s := out.Series
 	row.SegmentedPixels = out.SegmentedPixels
 	row.Frames = len(s.Frames)
-	px := s.PixelSpacing[0] * s.PixelSpacing[1]
-	if px <= 0 {
-		return
+	switch q, v, ok := Measure(s, out.SegmentedPixels); {
+	case ok && q == writer.Volume:
+		row.VolumeML = v
+	case ok:
+		row.AreaMM2 = v
 	}
-	if s.HasGeometry && len(s.Frames) > 1 {
-		dz := s.SpacingBetweenSlices
-		if dz <= 0 {
-			dz = s.SliceThickness
-		}
-		if dz > 0 {
-			row.VolumeML = float64(out.SegmentedPixels) * px * dz / 1000
-		}
-		return
-	}
-	row.AreaMM2 = float64(out.SegmentedPixels) * px
 }
 
 // writeMaskPNGs writes one 8-bit PNG (0/255) per frame.

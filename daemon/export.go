@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/robfig/cron/v3"
+	"github.com/rs/zerolog"
 
 	"tmcad/config"
 	"tmcad/dicomio"
@@ -125,11 +126,12 @@ func (d *Daemon) writeOutbox(sop string, data []byte) (string, error) {
 }
 
 // sweepOutbox removes what a crash left in the outbox: temporary files of
-// an interrupted write, SEGs written by a job that died before it
-// recorded them (the job runs again and makes its SEG anew), and SEGs
-// already confirmed stored whose removal was cut short. It runs at start,
-// before any job, while this daemon alone holds the state_dir. Every SEG
-// the catalog still waits to export stays.
+// an interrupted write, SEGs (and the objects made with them) written by
+// a job that died before it recorded its SEG (the job runs again and makes
+// them anew), and objects already confirmed stored whose removal was cut
+// short. It runs at start, before any job, while this daemon alone holds
+// the state_dir. Every SEG the catalog still waits to export stays, with
+// its objects.
 func (d *Daemon) sweepOutbox(ctx context.Context) (int, error) {
 	dir := d.outboxDir()
 	ents, err := os.ReadDir(dir)
@@ -144,8 +146,13 @@ func (d *Daemon) sweepOutbox(ctx context.Context) (int, error) {
 		name := e.Name()
 		if filepath.Ext(name) == ".dcm" && !IgnoredName(name) {
 			var n int
-			if err := d.store.queryRow(ctx, `SELECT COUNT(*) FROM tmcad_seg WHERE (outbox_path = ? OR sop_uid = ?) AND stored_at = 0`,
-				filepath.Join(dir, name), strings.TrimSuffix(name, ".dcm")).Scan(&n); err != nil {
+			// A SEG waiting for export, or an object made with one.
+			p, sop := filepath.Join(dir, name), strings.TrimSuffix(name, ".dcm")
+			if err := d.store.queryRow(ctx, `SELECT
+				(SELECT COUNT(*) FROM tmcad_seg WHERE (outbox_path = ? OR sop_uid = ?) AND stored_at = 0) +
+				(SELECT COUNT(*) FROM tmcad_companion c JOIN tmcad_seg s ON s.sop_uid = c.seg_sop_uid
+					WHERE (c.outbox_path = ? OR c.sop_uid = ?) AND c.stored_at = 0)`,
+				p, sop, p, sop).Scan(&n); err != nil {
 				return removed, fmt.Errorf("outbox: looking up %s: %w", name, err)
 			}
 			if n > 0 {
@@ -216,25 +223,26 @@ func (w *exportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 	if !seg.StoredAt.IsZero() {
 		return nil
 	}
-	data, err := os.ReadFile(seg.OutboxPath)
+	// The SEG's companions first: the SEG stored marks the series done.
+	comps, err := d.cat.unstoredCompanions(ctx, seg.SOPUID)
 	if err != nil {
-		d.metrics.errors.WithLabelValues("outbox").Inc()
-		return fmt.Errorf("outbox: %w", err)
+		return err
 	}
-	if err := d.sink.Put(ctx, seg.StudyUID, seg.SegSeriesUID, seg.SOPUID, data); err != nil {
-		d.metrics.errors.WithLabelValues("archive").Inc()
-		if errors.Is(err, writer.ErrArchiveMissing) {
-			// An unmounted share: the SEG waits in the outbox for as long
-			// as it takes (a snooze uses up no attempt), and /readyz says so.
-			wait := backoff(2*time.Second, time.Minute, snoozes(job.JobRow)+1)
-			d.setFault(faultArchive, fmt.Sprintf("the archive folder is missing (%s, archive.dir); SEGs wait in the outbox", d.sink.Name()))
-			log.Warn().Err(err).Dur("retry_in", wait).Str("archive", d.sink.Name()).Msg("archive folder missing; the SEG stays in the outbox")
-			return river.JobSnooze(wait)
+	for _, c := range comps {
+		if err := w.put(ctx, job, log, c.Kind, c.StudyUID, c.SeriesUID, c.SOPUID, c.OutboxPath); err != nil {
+			return err
 		}
-		log.Warn().Err(err).Int("attempt", job.Attempt).Str("archive", d.sink.Name()).Msg("storing SEG failed; retrying")
-		return fmt.Errorf("archive %s: %w", d.sink.Name(), err)
+		if err := d.cat.markCompanionStored(ctx, c.SOPUID); err != nil {
+			return err
+		}
+		log.Info().Str("sop_uid", c.SOPUID).Str("kind", c.Kind).Str("archive", d.sink.Name()).Msg("object made with the SEG stored")
+		if err := os.Remove(c.OutboxPath); err != nil && !os.IsNotExist(err) {
+			log.Warn().Err(err).Str("kind", c.Kind).Msg("removing an object from the outbox")
+		}
 	}
-	d.setFault(faultArchive, "")
+	if err := w.put(ctx, job, log, "SEG", seg.StudyUID, seg.SegSeriesUID, seg.SOPUID, seg.OutboxPath); err != nil {
+		return err
+	}
 	if err := d.cat.markStored(ctx, seg.SOPUID, seg.SourceSeriesUID, d.sink.Name()); err != nil {
 		return err
 	}
@@ -246,6 +254,36 @@ func (w *exportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 	if err := d.applyRetention(ctx, seg); err != nil {
 		log.Error().Err(err).Msg("retention of inputs failed; they are kept")
 	}
+	return nil
+}
+
+// put stores one object of the outbox in the archive. A missing archive
+// folder snoozes the job (no attempt used up, /readyz says why); other
+// errors are retried.
+func (w *exportWorker) put(ctx context.Context, job *river.Job[ExportArgs], log zerolog.Logger, kind, study, series, sop, path string) error {
+	d := w.d
+	data, err := os.ReadFile(path)
+	if err != nil {
+		d.metrics.errors.WithLabelValues("outbox").Inc()
+		return fmt.Errorf("outbox: %w", err)
+	}
+	if err := d.sink.Put(ctx, study, series, sop, data); err != nil {
+		d.metrics.errors.WithLabelValues("archive").Inc()
+		if errors.Is(err, writer.ErrArchiveMissing) {
+			// An unmounted share: the SEG waits in the outbox for as long
+			// as it takes (a snooze uses up no attempt), and /readyz says so.
+			wait := backoff(2*time.Second, time.Minute, snoozes(job.JobRow)+1)
+			d.setFault(faultArchive, fmt.Sprintf("the archive folder is missing (%s, archive.dir); SEGs wait in the outbox", d.sink.Name()))
+			log.Warn().Err(err).Dur("retry_in", wait).Str("archive", d.sink.Name()).Str("kind", kind).Msg("archive folder missing; the SEG stays in the outbox")
+			return river.JobSnooze(wait)
+		}
+		log.Warn().Err(err).Int("attempt", job.Attempt).Str("archive", d.sink.Name()).Str("kind", kind).Msg("storing SEG failed; retrying")
+		if kind != "SEG" {
+			return fmt.Errorf("archive %s: storing the %s %s: %w", d.sink.Name(), kind, sop, err)
+		}
+		return fmt.Errorf("archive %s: %w", d.sink.Name(), err)
+	}
+	d.setFault(faultArchive, "")
 	return nil
 }
 

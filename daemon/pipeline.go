@@ -119,10 +119,19 @@ func segDescription(cfg *config.Config, m *segment.Manifest) writer.Description 
 			Label:    s.Label,
 			Category: writer.Code{Value: s.Category.Code, Scheme: s.Category.Scheme, Meaning: s.Category.Meaning},
 			Type:     writer.Code{Value: s.Type.Code, Scheme: s.Type.Scheme, Meaning: s.Type.Meaning},
+			Site:     siteCode(s.Site),
 			Color:    (*writer.RGB)(s.RGB()),
 		})
 	}
 	return d
+}
+
+// siteCode maps a manifest segment's optional finding site.
+func siteCode(c *segment.Code) *writer.Code {
+	if c == nil {
+		return nil
+	}
+	return &writer.Code{Value: c.Code, Scheme: c.Scheme, Meaning: c.Meaning}
 }
 
 // Manifest returns the loaded model's manifest.
@@ -401,11 +410,83 @@ func (p *Pipeline) encode(job SeriesJob, s *dicomio.Series, pred *segment.Predic
 	if err != nil {
 		return Result{}, Permanent("encode", fmt.Errorf("series %s: %w", s.SeriesInstanceUID, err))
 	}
+	comps, err := p.companions(s, seg, pred, desc, &sum)
+	if err != nil {
+		return Result{}, Permanent("encode", fmt.Errorf("series %s: %w", s.SeriesInstanceUID, err))
+	}
 	return Result{
 		SEG: seg.Data, StudyUID: seg.StudyInstanceUID,
 		SeriesUID: seg.SeriesInstanceUID, SOPInstanceUID: seg.SOPInstanceUID,
-		Summary: sum,
+		Companions: comps, Summary: sum,
 	}, nil
+}
+
+// companions makes the objects configured to go with a SEG: the
+// measurement report (seg.sr), with the amount the batch summary shows,
+// and the overlay (seg.overlay) of the predicted masks. A series whose
+// geometry gives no amount gets no report, and one the model did not run
+// on (no masks, no decoded pixels) no overlay; sum.Warnings says so.
+func (p *Pipeline) companions(s *dicomio.Series, seg *writer.SEG, pred *segment.Prediction, desc writer.Description, sum *Summary) ([]Companion, error) {
+	var out []Companion
+	if p.cfg.SEG.SR {
+		if q, v, ok := Measure(s, pred.SegmentedPixels); ok {
+			ms := make([]writer.Measurement, len(desc.Segments))
+			for i := range ms {
+				// The model has one output: every segment is its mask.
+				ms[i] = writer.Measurement{Segment: i + 1, Quantity: q, Value: v}
+			}
+			sr, err := writer.EncodeSR(s, seg, ms, desc)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, companionOf(CompanionSR, sr))
+		} else {
+			sum.Warnings = append(sum.Warnings, "no pixel spacing (or slice spacing) to measure with: no measurement report written")
+		}
+	}
+	if p.cfg.SEG.Overlay {
+		if pred.Masks != nil {
+			masks := make(writer.Masks, len(desc.Segments))
+			for i := range masks {
+				masks[i] = pred.Masks
+			}
+			ov, err := writer.EncodeOverlay(s, masks, desc)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, companionOf(CompanionOverlay, ov))
+		} else {
+			sum.Warnings = append(sum.Warnings, "the model did not run: no overlay written")
+		}
+	}
+	return out, nil
+}
+
+func companionOf(kind string, o *writer.Object) Companion {
+	return Companion{Kind: kind, StudyUID: o.StudyInstanceUID, SeriesUID: o.SeriesInstanceUID, SOPInstanceUID: o.SOPInstanceUID, Data: o.Data}
+}
+
+// Measure is the segmented amount of a series of which pixels pixels are
+// segmented: an area in mm² for a projection image (or a single slice), a
+// volume in mL for a cross-sectional series; ok is false when the geometry
+// gives no pixel spacing (or no slice spacing). The batch summary and the
+// measurement report both show this number.
+func Measure(s *dicomio.Series, pixels int64) (q writer.Quantity, value float64, ok bool) {
+	px := s.PixelSpacing[0] * s.PixelSpacing[1]
+	if px <= 0 {
+		return "", 0, false
+	}
+	if s.HasGeometry && len(s.Frames) > 1 {
+		dz := s.SpacingBetweenSlices
+		if dz <= 0 {
+			dz = s.SliceThickness
+		}
+		if dz <= 0 {
+			return "", 0, false
+		}
+		return writer.Volume, float64(pixels) * px * dz / 1000, true
+	}
+	return writer.Area, float64(pixels) * px, true
 }
 
 // NewSink builds the archive sink the configuration names. For a

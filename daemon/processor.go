@@ -78,9 +78,34 @@ type Result struct {
 	// SeriesUID and SOPInstanceUID of the SEG itself.
 	SeriesUID      string
 	SOPInstanceUID string
+	// Companions are the objects made with the SEG and stored with it
+	// (seg.sr, seg.overlay); empty when there is no SEG.
+	Companions []Companion
 	// Summary of the run, for logs, metrics and `tmcad status`.
 	Summary Summary
 }
+
+// Companion is an object made with a SEG, in the same job, and stored with
+// it before the series is done: the measurement report or the overlay.
+type Companion struct {
+	// Kind is CompanionSR or CompanionOverlay.
+	Kind string
+	// StudyUID (the source study), SeriesUID and SOPInstanceUID of the
+	// object.
+	StudyUID       string
+	SeriesUID      string
+	SOPInstanceUID string
+	// Data is the Part 10 file.
+	Data []byte
+}
+
+// Kinds of Companion.
+const (
+	// CompanionSR is the measurement report (Comprehensive SR, TID 1500).
+	CompanionSR = "SR"
+	// CompanionOverlay is the Secondary Capture overlay.
+	CompanionOverlay = "overlay"
+)
 
 // Summary describes one run of the model on a series. It carries no PHI.
 type Summary struct {

@@ -116,13 +116,27 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	if err != nil {
 		return d.fail(ctx, job, Transient("outbox", err))
 	}
+	// The SEG's companions are recorded before the SEG: once its row
+	// exists, everything its export job has to store is known.
+	for _, c := range res.Companions {
+		cpath, err := d.writeOutbox(c.SOPInstanceUID, c.Data)
+		if err != nil {
+			return d.fail(ctx, job, Transient("outbox", err))
+		}
+		if err := d.cat.addCompanion(ctx, companionRow{
+			SOPUID: c.SOPInstanceUID, SEGSOPUID: res.SOPInstanceUID, Kind: c.Kind,
+			StudyUID: c.StudyUID, SeriesUID: c.SeriesUID, OutboxPath: cpath,
+		}); err != nil {
+			return err
+		}
+	}
 	if err := d.cat.addSEG(ctx, segRow{
 		SOPUID: res.SOPInstanceUID, StudyUID: a.StudyUID, SegSeriesUID: res.SeriesUID, SourceSeriesUID: a.SeriesUID,
 		ModelVersion: a.ModelVersion, Rerun: a.Rerun, OutboxPath: path, CreatedAt: listed, Note: note,
 	}); err != nil {
 		return err
 	}
-	log.Info().Str("seg_sop_uid", res.SOPInstanceUID).Int("frames", res.Summary.Frames).Int("non_empty_frames", res.Summary.NonEmptyFrames).
+	log.Info().Str("seg_sop_uid", res.SOPInstanceUID).Int("companions", len(res.Companions)).Int("frames", res.Summary.Frames).Int("non_empty_frames", res.Summary.NonEmptyFrames).
 		Float64("inference_s", inf.Seconds()).Str("execution_provider", res.Summary.ExecutionProvider).Msg("SEG made; waiting in the outbox for export")
 	return d.queueExport(ctx, res.SOPInstanceUID)
 }

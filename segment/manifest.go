@@ -112,6 +112,9 @@ type SegmentSpec struct {
 	Label    string `json:"label"`
 	Category Code   `json:"category"`
 	Type     Code   `json:"type"`
+	// Site is the optional anatomic location of the finding (SNOMED CT),
+	// the Finding Site of the segment in the measurement report.
+	Site *Code `json:"site,omitempty"`
 	// Color is the optional display colour [R, G, B] in sRGB, 0..255 each;
 	// absent, the SEG writer's default colour for the segment number.
 	Color []int `json:"color,omitempty"`
@@ -291,7 +294,11 @@ func (m *Manifest) validate() error {
 				}
 			}
 		}
-		for name, c := range map[string]Code{"category": s.Category, "type": s.Type} {
+		codes := map[string]Code{"category": s.Category, "type": s.Type}
+		if s.Site != nil {
+			codes["site"] = *s.Site
+		}
+		for name, c := range codes {
 			if c.Code == "" || c.Meaning == "" || c.Scheme == "" {
 				bad(key+"."+name, "code, scheme and meaning must be set")
 			}

@@ -35,11 +35,13 @@ OUTPUT = "prob"
 # SNOMED CT codes for the one segment. 49755003 is the DICOM-standard category for lesions; the type
 # 52988006 "Lesion" is the SCT concept DICOM uses for a lesion segment (CID 7151 family). There is no
 # SCT "lung opacity" concept in DICOM's code lists (its "Ground glass opacity" is DCM 112120), so the
-# segment is typed as a lesion and labelled "Lung opacity".
+# segment is typed as a lesion and labelled "Lung opacity". Its site, 39607008 "Lung structure", is the
+# Finding Site of the measurement report tmcad writes beside the SEG.
 SEGMENTS = [{
     "number": 1, "label": "Lung opacity",
     "category": {"code": "49755003", "scheme": "SCT", "meaning": "Morphologically Abnormal Structure"},
     "type": {"code": "52988006", "scheme": "SCT", "meaning": "Lesion"},
+    "site": {"code": "39607008", "scheme": "SCT", "meaning": "Lung structure"},
 }]
 
 

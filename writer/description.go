@@ -50,6 +50,10 @@ type Segment struct {
 	// Description.ModelVersion. The algorithm type is always AUTOMATIC.
 	AlgorithmName    string
 	AlgorithmVersion string
+	// Site, when set, is the anatomic location of what was segmented
+	// (SNOMED CT), the Finding Site of the segment's measurement group in
+	// the measurement report (EncodeSR).
+	Site *Code
 	// Color is the colour viewers show the segment in, written as
 	// Recommended Display CIELab Value; nil means DefaultColor(Number).
 	Color *RGB
@@ -211,6 +215,11 @@ func (d Description) Validate() error {
 		}
 		if err := s.Type.validate(p + ".Type"); err != nil {
 			return err
+		}
+		if s.Site != nil {
+			if err := s.Site.validate(p + ".Site"); err != nil {
+				return err
+			}
 		}
 		if utf8.RuneCountInString(s.AlgorithmName) > 64 || strings.ContainsAny(s.AlgorithmName, "\\\r\n\x00") {
 			return fieldError(p+".AlgorithmName", "longer than 64 characters or contains a backslash/control character")

@@ -14,6 +14,12 @@
 // suyashkumar/dicom, and the Pixel Data element is appended by this package
 // with the packed frames streamed to the io.Writer as they are.
 //
+// Beside a SEG, EncodeSR writes its measurement report (Comprehensive SR,
+// TID 1500: one TID 1411 group per segment with its Measurement) and
+// EncodeOverlay an outline overlay (Secondary Capture, NOT FOR DIAGNOSIS)
+// rendered as the previews are; both return an Object and take their UIDs
+// from the SEG's inputs.
+//
 // Archives are reached through the small Sink interface: FilesystemSink
 // (<study>/<series>/<sop>.dcm, atomic and idempotent) and DICOMwebSink
 // (STOW-RS). PreviewPNG and WritePreviewFile render a PNG of the most

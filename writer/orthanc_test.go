@@ -67,3 +67,61 @@ func TestOrthancSTOW(t *testing.T) {
 		}
 	}
 }
+
+// TestOrthancSTOWCompanions: the SEG, its measurement report and its
+// overlay of a radiograph and of a CT series go to Orthanc through the
+// DICOMweb sink, and QIDO-RS lists all three series in the source's study
+// with their modalities (SEG, SR, OT).
+func TestOrthancSTOWCompanions(t *testing.T) {
+	o := testpeers.StartOrthanc(t)
+	sink, err := NewDICOMwebSink(DICOMwebConfig{
+		BaseURL: o.Base + "/dicom-web", Username: o.User, Password: o.Pass,
+		Timeout: 20 * time.Second, MaxAttempts: 2, InitialBackoff: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, cc := range companionCases(t) {
+		seg, err := EncodeSEG(cc.c.src, cc.c.input(), cc.c.desc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sr, err := EncodeSR(cc.c.src, seg, cc.ms, cc.c.desc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ov, err := EncodeOverlay(cc.c.src, cc.c.masks, cc.c.desc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := PutSEG(ctx, sink, seg); err != nil {
+			t.Fatalf("%s: STOW SEG: %v", cc.name, err)
+		}
+		want := map[string]string{seg.SeriesInstanceUID: "SEG", sr.SeriesInstanceUID: "SR", ov.SeriesInstanceUID: "OT"}
+		for _, obj := range []*Object{sr, ov} {
+			if err := sink.Put(ctx, obj.StudyInstanceUID, obj.SeriesInstanceUID, obj.SOPInstanceUID, obj.Data); err != nil {
+				t.Fatalf("%s: STOW %s: %v", cc.name, obj.SOPClassUID, err)
+			}
+		}
+		var series []map[string]struct {
+			VR    string `json:"vr"`
+			Value []any  `json:"Value"`
+		}
+		if code := o.Get("/dicom-web/studies/"+cc.c.src.StudyInstanceUID+"/series", &series); code != http.StatusOK {
+			t.Fatalf("%s: QIDO-RS series: HTTP %d", cc.name, code)
+		}
+		got := map[string]string{}
+		for _, s := range series {
+			uid, mod := s["0020000E"], s["00080060"]
+			if len(uid.Value) == 1 && len(mod.Value) == 1 {
+				got[fmt.Sprint(uid.Value[0])] = fmt.Sprint(mod.Value[0])
+			}
+		}
+		for uid, mod := range want {
+			if got[uid] != mod {
+				t.Errorf("%s: QIDO-RS lists series %s with modality %q, want %q (listed: %v)", cc.name, uid, got[uid], mod, got)
+			}
+		}
+	}
+}

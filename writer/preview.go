@@ -73,38 +73,56 @@ func RenderPreview(src *dicomio.Series, seg *DecodedSEG) (*image.RGBA, error) {
 	if len(f.Pixels) != rows*cols {
 		return nil, fmt.Errorf("writer: preview: source frame %d of series %s has no decoded pixels", best, src.SeriesInstanceUID)
 	}
-	lo, hi := percentiles(f.Pixels)
+	grey := windowFrame(f.Pixels, src.Monochrome1)
 	img := image.NewRGBA(image.Rect(0, 0, cols, rows))
-	for i, v := range f.Pixels {
-		g := float32(0)
-		if hi > lo {
-			g = (v - lo) / (hi - lo)
-		}
-		g = max(0, min(1, g))
-		if src.Monochrome1 {
-			g = 1 - g
-		}
-		b := uint8(g*255 + 0.5)
+	for i, b := range grey {
 		img.Pix[i*4], img.Pix[i*4+1], img.Pix[i*4+2], img.Pix[i*4+3] = b, b, b, 255
 	}
 	for _, sf := range bySource[best] {
 		fr := seg.Frames[sf]
 		c := segmentColors[(max(fr.Segment, 1)-1)%len(segmentColors)]
-		for y := 0; y < rows; y++ {
-			for x := 0; x < cols; x++ {
-				if !on(fr.Pixels[y*cols+x]) {
-					continue
-				}
-				edge := x == 0 || y == 0 || x == cols-1 || y == rows-1 ||
-					!on(fr.Pixels[y*cols+x-1]) || !on(fr.Pixels[y*cols+x+1]) ||
-					!on(fr.Pixels[(y-1)*cols+x]) || !on(fr.Pixels[(y+1)*cols+x])
-				if edge {
-					img.SetRGBA(x, y, c)
-				}
+		outline(fr.Pixels, rows, cols, on, func(i int) { img.SetRGBA(i%cols, i/cols, c) })
+	}
+	return img, nil
+}
+
+// windowFrame renders one frame of decoded values as 8-bit greyscale, the
+// way every picture tmcad makes shows its source: windowed to the frame's
+// 1st–99th percentile, inverted for MONOCHROME1 so that it looks as its
+// modality displays it.
+func windowFrame(px []float32, monochrome1 bool) []uint8 {
+	lo, hi := percentiles(px)
+	out := make([]uint8, len(px))
+	for i, v := range px {
+		g := float32(0)
+		if hi > lo {
+			g = (v - lo) / (hi - lo)
+		}
+		g = max(0, min(1, g))
+		if monochrome1 {
+			g = 1 - g
+		}
+		out[i] = uint8(g*255 + 0.5)
+	}
+	return out
+}
+
+// outline calls mark with the index of every pixel of a rows × cols mask
+// that is on its boundary: on itself, and on the image's edge or beside
+// (4-neighbourhood) a pixel that is off.
+func outline(mask []byte, rows, cols int, on func(byte) bool, mark func(i int)) {
+	for y := 0; y < rows; y++ {
+		for x := 0; x < cols; x++ {
+			i := y*cols + x
+			if !on(mask[i]) {
+				continue
+			}
+			if x == 0 || y == 0 || x == cols-1 || y == rows-1 ||
+				!on(mask[i-1]) || !on(mask[i+1]) || !on(mask[i-cols]) || !on(mask[i+cols]) {
+				mark(i)
 			}
 		}
 	}
-	return img, nil
 }
 
 // percentiles returns the 1st and 99th percentile of a frame.

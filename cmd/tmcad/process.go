@@ -33,6 +33,8 @@ func runProcess(args []string, stdout, stderr io.Writer) error {
 	provider := fs.String("provider", "", "execution provider cpu or cuda (overrides model.execution_provider)")
 	threads := fs.Int("threads", -1, "ONNX Runtime intra-op threads (overrides model.intra_op_threads)")
 	segType := fs.String("seg-type", "", "binary or fractional (overrides seg.type)")
+	sr := fs.Bool("sr", false, "also write a measurement report (DICOM SR) with each SEG (sets seg.sr)")
+	overlay := fs.Bool("overlay", false, "also write an outline overlay (Secondary Capture, NOT FOR DIAGNOSIS) with each SEG (sets seg.overlay)")
 	logLevel := fs.String("log-level", "", "trace, debug, info, warn or error (overrides log.level)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -64,6 +66,8 @@ func runProcess(args []string, stdout, stderr io.Writer) error {
 	if *logLevel != "" {
 		cfg.Log.Level = *logLevel
 	}
+	cfg.SEG.SR = cfg.SEG.SR || *sr
+	cfg.SEG.Overlay = cfg.SEG.Overlay || *overlay
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -161,6 +165,12 @@ func printSummary(w io.Writer, rows []daemon.BatchRow, model, provider string, t
 		}
 		rule, _, _ := strings.Cut(r.Guide, " ")
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", shortUID(r.SeriesUID), orDash(r.Modality), orDash(r.Report), orDash(strings.TrimSuffix(rule, ";")), r.Frames, amount, out)
+		if r.Error == "" && len(r.Objects) > 1 {
+			// The objects written with the SEG, one line each.
+			for _, o := range r.Objects[1:] {
+				fmt.Fprintf(tw, "\t\t\t\t\t\t+ %s %s\n", o.Kind, relPath(o.Output))
+			}
+		}
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\n%d series segmented, %d without a target in their report, %d failed, %d skipped in %.1fs (model %s on %s)\n", ok, noTarget, failed, skipped, took.Seconds(), model, provider)
