@@ -27,6 +27,20 @@ func newElem(t tag.Tag, vr string, data any) *dicom.Element {
 	return &dicom.Element{Tag: t, ValueRepresentation: tag.GetVRKind(t, vr), RawValueRepresentation: vr, Value: v}
 }
 
+// addMetaAndSOP adds the File Meta Information (set explicitly: the library
+// skips what is missing) and the SOP Common identifiers of an object of
+// SOP class class and instance sop, written in explicit VR little endian.
+func (it *item) addMetaAndSOP(class, sop string) {
+	*it = append(*it, newElem(tag.FileMetaInformationVersion, "OB", []byte{0, 1}))
+	it.str(tag.MediaStorageSOPClassUID, "UI", class)
+	it.str(tag.MediaStorageSOPInstanceUID, "UI", sop)
+	it.str(tag.TransferSyntaxUID, "UI", explicitVRLittleEndian)
+	it.str(tag.ImplementationClassUID, "UI", ImplementationClassUID)
+	it.str(tag.ImplementationVersionName, "SH", ImplementationVersionName)
+	it.str(tag.SOPClassUID, "UI", class)
+	it.str(tag.SOPInstanceUID, "UI", sop)
+}
+
 func (it *item) str(t tag.Tag, vr string, values ...string) {
 	*it = append(*it, newElem(t, vr, values))
 }

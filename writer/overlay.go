@@ -125,14 +125,7 @@ func EncodeOverlay(src *dicomio.Series, masks Masks, desc Description) (*Object,
 // SC) dataset, everything but Pixel Data.
 func overlayDataset(src *dicomio.Series, d Description, uids overlayUIDs, class string) dicom.Dataset {
 	var ds item
-	ds = append(ds, newElem(tag.FileMetaInformationVersion, "OB", []byte{0, 1}))
-	ds.str(tag.MediaStorageSOPClassUID, "UI", class)
-	ds.str(tag.MediaStorageSOPInstanceUID, "UI", uids.sop)
-	ds.str(tag.TransferSyntaxUID, "UI", explicitVRLittleEndian)
-	ds.str(tag.ImplementationClassUID, "UI", ImplementationClassUID)
-	ds.str(tag.ImplementationVersionName, "SH", ImplementationVersionName)
-	ds.str(tag.SOPClassUID, "UI", class)
-	ds.str(tag.SOPInstanceUID, "UI", uids.sop)
+	ds.addMetaAndSOP(class, uids.sop)
 	texts := addPatientStudy(&ds, src)
 
 	// General Series.

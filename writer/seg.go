@@ -172,17 +172,7 @@ func selectFrames(masks MaskSet, keepEmpty bool, pixels int) (out []segFrame, em
 func buildDataset(src *dicomio.Series, d Description, uids segUIDs, frames []segFrame) dicom.Dataset {
 	var ds item
 
-	// File Meta Information, set explicitly (the library skips what is missing).
-	ds = append(ds, newElem(tag.FileMetaInformationVersion, "OB", []byte{0, 1}))
-	ds.str(tag.MediaStorageSOPClassUID, "UI", SegmentationStorage)
-	ds.str(tag.MediaStorageSOPInstanceUID, "UI", uids.sop)
-	ds.str(tag.TransferSyntaxUID, "UI", explicitVRLittleEndian)
-	ds.str(tag.ImplementationClassUID, "UI", ImplementationClassUID)
-	ds.str(tag.ImplementationVersionName, "SH", ImplementationVersionName)
-
-	// SOP Common.
-	ds.str(tag.SOPClassUID, "UI", SegmentationStorage)
-	ds.str(tag.SOPInstanceUID, "UI", uids.sop)
+	ds.addMetaAndSOP(SegmentationStorage, uids.sop)
 
 	// Patient, General Study, Patient Study: copied, VR-checked.
 	texts := addPatientStudy(&ds, src)

@@ -171,14 +171,7 @@ func EncodeSR(src *dicomio.Series, seg *SEG, ms []Measurement, desc Description)
 	}
 
 	var ds item
-	ds = append(ds, newElem(tag.FileMetaInformationVersion, "OB", []byte{0, 1}))
-	ds.str(tag.MediaStorageSOPClassUID, "UI", ComprehensiveSRStorage)
-	ds.str(tag.MediaStorageSOPInstanceUID, "UI", uids.sop)
-	ds.str(tag.TransferSyntaxUID, "UI", explicitVRLittleEndian)
-	ds.str(tag.ImplementationClassUID, "UI", ImplementationClassUID)
-	ds.str(tag.ImplementationVersionName, "SH", ImplementationVersionName)
-	ds.str(tag.SOPClassUID, "UI", ComprehensiveSRStorage)
-	ds.str(tag.SOPInstanceUID, "UI", uids.sop)
+	ds.addMetaAndSOP(ComprehensiveSRStorage, uids.sop)
 	texts := addPatientStudy(&ds, src)
 
 	// SR Document Series.
