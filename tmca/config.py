@@ -24,6 +24,10 @@ class TMCAConfig:
     text_width: int = 128
     text_layers: int = 2
     text_heads: int = 4
+    # True: pre-norm layers (trained from scratch). False: BERT's post-norm layers, no final norm;
+    # what --init-text sets, so that loaded BERT weights compute what BERT computes
+    text_norm_first: bool = True
+    text_layer_norm_eps: float = 1e-5  # BERT: 1e-12
     # decoder (GuideDecoder-style) and shared alignment space
     decoder_widths: Tuple[int, int, int, int] = (32, 48, 64, 96)  # at F1..F4
     head_width: int = 16

@@ -19,10 +19,16 @@ runs the exact pre/post-processing of `tmca.preprocess` (the one the Go engine i
 frame is windowed, resized and normalised, the report tokenized, the prob map resized back to the
 frame's rows x cols, then thresholded; Dice per frame against truth/<SOPInstanceUID>.png.
 Prints JSON.
+
+`--data qata|mosmed --data-root DIR` evaluates a split (default test) of a public data set folder
+(`tmca.datasets` layout) with the checkpoint's own vocab and tokenizer flags, on `--device`, and
+reports both conventions above at the model's input size (masks resized like predictions,
+bilinear then >= 0.5).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -88,12 +94,36 @@ def evaluate_split(model: TMCA, cfg: TMCAConfig, split: str, n: int, family: str
 
 
 def load_checkpoint(path: str) -> TMCA:
+    return load_run(path)[0]
+
+
+def load_run(path: str):
+    """(model in eval mode, the checkpoint dict) of a tmca.train checkpoint."""
     ck = torch.load(path, map_location="cpu")
     cfg = TMCAConfig.from_dict(ck["config"])
     model = TMCA(cfg)
     model.load_state_dict(ck["state_dict"])
     model.eval()
-    return model
+    return model, ck
+
+
+@torch.no_grad()
+def evaluate_dataset(model: TMCA, ds, device="cpu", batch: int = 32, amp: bool = False,
+                     workers: int = 0, threshold: float = 0.5) -> Dict[str, float]:
+    """Both Dice conventions over a `datasets.TextSegDataset`, accumulated batch by batch."""
+    from .real_data import eval_loader
+    device = torch.device(device)
+    model.eval()
+    dices, ious = [], []
+    TP = PS = GS = 0.0
+    amp = amp and device.type == "cuda"  # float16 autocast on the GPU only (see tmca.train --amp)
+    for b in eval_loader(ds, batch, workers, pin=device.type == "cuda"):
+        with (torch.autocast(device_type="cuda", dtype=torch.float16) if amp else contextlib.nullcontext()):
+            prob = model(b["image"].to(device), b["input_ids"].to(device), b["attention_mask"].to(device))
+        d, i, tp, ps, gs = dice_iou(prob.float().cpu().numpy() >= threshold, b["mask"].numpy() >= 0.5)
+        dices.append(d); ious.append(i)
+        TP += tp; PS += ps; GS += gs
+    return summarize(np.concatenate(dices), np.concatenate(ious), TP, PS, GS)
 
 
 def canonical_text_of(phantom: dict) -> str:
@@ -153,10 +183,26 @@ def main(argv=None) -> int:
     p.add_argument("--vocab", default="models/tmca-cxr-compact/vocab.txt")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--per-frame", action="store_true", help="include each frame's Dice in the JSON (dicom-folder)")
+    p.add_argument("--data", default="phantom", choices=["phantom", "qata", "mosmed"])
+    p.add_argument("--data-root", default=None, help="QaTa-COV19 / MosMedData+ folder (--data qata|mosmed)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--amp", action="store_true")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--out", default=None, help="also write the JSON here")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    model = load_checkpoint(a.checkpoint)
-    if a.dicom_folder:
+    model, ck = load_run(a.checkpoint)
+    if a.data != "phantom":
+        from .real_data import read_vocab_tokens, split_dataset, tokenizer_of
+        if not a.data_root:
+            p.error("--data qata|mosmed needs --data-root")
+        tokens = ck.get("vocab") or read_vocab_tokens(a.vocab)
+        tok = tokenizer_of(tokens, **ck.get("tokenizer", {}))
+        ds = split_dataset(a.data_root, a.split, model.cfg.image_size, model.cfg.max_length, tok, a.data)
+        res = evaluate_dataset(model.to(a.device), ds, a.device, a.batch, a.amp, a.workers)
+        res.update({"split": a.split, "data": a.data, "checkpoint": str(a.checkpoint), "step": ck.get("step")})
+    elif a.dicom_folder:
         mpath = Path(a.manifest)
         if mpath.exists():
             manifest = json.loads(mpath.read_text())
@@ -173,6 +219,8 @@ def main(argv=None) -> int:
             fam = "cxr" if fam == "mix" else fam
         res = evaluate_split(model, model.cfg, a.split, a.n, fam, a.vocab, a.text)
     print(json.dumps(res, indent=1))
+    if a.out:
+        Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
     return 0
 
 

@@ -11,6 +11,14 @@ the batch to 1), checked with onnx.checker, and its shapes are re-inferred with 
 
 The paper-size preset on random weights (no checkpoint) exports with
     /usr/bin/python3 -m tmca.export --preset paper --random-init --out /tmp/tmca-paper --no-reference
+
+A run of `tmca.train --data qata|mosmed` exports the same way, and the folder is complete for tmcad:
+OUT/vocab.txt is the run's vocab (the --init-text checkpoint's, stored in the training checkpoint),
+the manifest's tokenizer flags are that tokenizer's, its modalities and `guide` forms are the data
+set's (QaTa-COV19: CR, DX in the `qata-cov19` form; MosMedData+: CT in the `mosmeddata` form), the
+reference cases are the first test cases of --data-root (else phantoms), and OUT/MODEL_CARD.md and
+OUT/metrics.json are written from the run (test_metrics.json beside the checkpoint, or --metrics)
+with the data licence and intended use given by --data-licence and --intended-use.
 """
 from __future__ import annotations
 
@@ -150,8 +158,16 @@ def infer_at_batch(m, b: int):
     return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in out], inf
 
 
-def manifest_for(cfg: TMCAConfig, name: str, version: str, description: str) -> dict:
+def manifest_for(cfg: TMCAConfig, name: str, version: str, description: str,
+                 tokenizer: Optional[dict] = None, modalities: Optional[list] = None,
+                 guide_forms: Optional[dict] = None) -> dict:
+    """The manifest (docs/CONTRACTS.md). `tokenizer` ({"lower_case", "strip_accents"}), `modalities`
+    and `guide_forms` default to the phantom model's (lower-cased, accents stripped; CR, DX, CT)."""
     s, L = cfg.image_size, cfg.max_length
+    tok = {"lower_case": True, "strip_accents": True, **(tokenizer or {})}
+    guide = copy.deepcopy(GUIDE)
+    if guide_forms is not None:
+        guide["forms"] = dict(guide_forms)
     return {
         "name": name,
         "version": version,
@@ -171,12 +187,13 @@ def manifest_for(cfg: TMCAConfig, name: str, version: str, description: str) -> 
             "default": {"mode": "minmax"},
         },
         "normalize": {"mean": 0.5, "std": 0.25},
-        "tokenizer": {"vocab": "vocab.txt", "max_length": L, "lower_case": True, "strip_accents": True},
+        "tokenizer": {"vocab": "vocab.txt", "max_length": L, "lower_case": bool(tok["lower_case"]),
+                      "strip_accents": bool(tok["strip_accents"])},
         "threshold": 0.5,
         "text_required": bool(cfg.use_text),
-        "modalities": ["CR", "DX", "CT"],
+        "modalities": list(modalities) if modalities else ["CR", "DX", "CT"],
         "segments": SEGMENTS,
-        "guide": copy.deepcopy(GUIDE),
+        "guide": guide,
         "reference": "reference/reference.json",
     }
 
@@ -205,36 +222,130 @@ def write_reference(model: TMCA, out_dir: Path, data: Dict[str, np.ndarray], bat
     return meta
 
 
+DATA_NAMES = {"qata": "QaTa-COV19", "mosmed": "MosMedData+", "phantom": "the synthetic phantom benchmark"}
+NOT_STATED = "NOT STATED: pass {flag} to tmca.export"
+
+
+def reference_from_dataset(root: str, kind: str, cfg: TMCAConfig, tokens: list, tok_flags: dict,
+                           n: int = 8) -> Dict[str, np.ndarray]:
+    """The first `n` test cases of a data set folder (at least 2: the trace batch) as reference arrays."""
+    from .real_data import split_dataset, tokenizer_of
+    ds = split_dataset(root, "test", cfg.image_size, cfg.max_length, tokenizer_of(tokens, **tok_flags), kind)
+    items = [ds[i % len(ds)] for i in range(max(2, min(n, len(ds))))]
+    return {"image": np.stack([it["image"] for it in items]), "input_ids": np.stack([it["input_ids"] for it in items]),
+            "attention_mask": np.stack([it["attention_mask"] for it in items]),
+            "report": np.array([it["text"] for it in items])}
+
+
+def model_card(name: str, version: str, cfg: TMCAConfig, ck: dict, params: int, licence: Optional[str],
+               intended_use: Optional[str], metrics: Optional[dict], modalities: list) -> str:
+    """MODEL_CARD.md of an exported run: what it is, how it was trained, on what, and its metrics."""
+    args = ck.get("args", {})
+    data = (ck.get("data") or {}).get("kind") or args.get("data", "phantom")
+    init = ck.get("init", {})
+    img = init.get("image")
+    txt = init.get("text")
+    lines = [
+        f"# {name} — model card (version {version})", "",
+        "TMCA (language-guided segmentation with Target-informed Multi-level Contrastive Alignments, "
+        "arXiv 2412.13533, as read in `tmca/README.md`), exported by `tmca.export` from a `tmca.train` run.", "",
+        f"**Intended use:** {intended_use or NOT_STATED.format(flag='--intended-use')}", "",
+        "## Training", "",
+        "| | |", "|---|---|",
+        f"| data | {DATA_NAMES.get(data, data)} (`--data {data}`), train split; licence: "
+        f"{licence or NOT_STATED.format(flag='--data-licence')} |",
+        f"| config | preset `{args.get('preset', '?')}`: image {cfg.image_size}x{cfg.image_size}, ConvNeXt widths "
+        f"{'/'.join(map(str, cfg.widths))}, depths {'/'.join(map(str, cfg.depths))}; text width {cfg.text_width}, "
+        f"{cfg.text_layers} layers, {cfg.text_heads} heads, {'pre' if cfg.text_norm_first else 'post (BERT)'}-norm, "
+        f"vocab {cfg.vocab_size}, {cfg.max_length} tokens; {params / 1e6:.1f} M parameters in the exported graph |",
+        f"| image encoder init | " + (f"ImageNet ConvNeXt weights ({img['layout']} layout, {img['loaded']} tensors; "
+                                      f"unused: {', '.join(img['unused']) or 'none'})" if img else "random") + " |",
+        f"| text encoder init | " + (f"BERT checkpoint ({txt['layout']}, {txt['loaded']} tensors; its vocab.txt)"
+                                     if txt else "random") + " |",
+        f"| optimisation | AdamW lr {args.get('lr')}, weight decay {args.get('weight_decay')}, warm-up {args.get('warmup')} "
+        f"then cosine; batch {args.get('batch_size')}; {ck.get('step')} steps; AMP {bool(args.get('amp'))}; "
+        f"device {args.get('device', 'cpu')}; seed {args.get('seed')}; {float(ck.get('train_seconds', 0)):.0f} s |",
+        "", "## Input and output", "",
+        f"Modalities: {', '.join(modalities)}. Pre-processing as in `docs/CONTRACTS.md` (window, MONOCHROME1 "
+        f"inversion, bilinear resize to {cfg.image_size}x{cfg.image_size}, normalise with mean 0.5 / std 0.25); "
+        "the guide text tokenized with `vocab.txt`. Output: `prob`, thresholded at 0.5 by tmcad.", "",
+        "## Test metrics", "",
+    ]
+    if metrics:
+        lines += ["| split | n | Dice (per image, LViT) | mIoU | Dice (dataset, GuideDecoder) |", "|---|---|---|---|---|",
+                  f"| {metrics.get('split', 'test')} | {metrics.get('n')} | {metrics['dice_mean']:.4f} | "
+                  f"{metrics['miou_mean']:.4f} | {metrics['dataset_dice']:.4f} |", ""]
+    else:
+        lines += ["No test metrics were given (run `tmca.eval`, pass `--metrics`).", ""]
+    lines += ["## Limitations", "",
+              "Trained and measured on one public data set; not validated on this institution's images "
+              "or for clinical use. The guide-text form tmcad renders must match the training "
+              "annotations' form (`guide` in manifest.json).", ""]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="tmca.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", help="a tmca.train checkpoint")
     p.add_argument("--preset", default="compact", help="with --random-init: the preset to build")
     p.add_argument("--random-init", action="store_true", help="export an untrained model of --preset (size check)")
     p.add_argument("--out", required=True, help="model folder, e.g. models/tmca-cxr-compact")
-    p.add_argument("--name", default="tmca-cxr-compact")
+    p.add_argument("--name", default=None, help="manifest name (default tmca-cxr-compact, or tmca-<data>-<preset>)")
     p.add_argument("--version", default=VERSION)
-    p.add_argument("--description", default="TMCA compact, trained on synthetic phantoms; not for clinical use")
-    p.add_argument("--vocab", default="models/tmca-cxr-compact/vocab.txt")
+    p.add_argument("--description", default=None)
+    p.add_argument("--vocab", default="models/tmca-cxr-compact/vocab.txt",
+                   help="the vocab of a checkpoint that does not carry its own")
+    p.add_argument("--data-root", default=None, help="reference cases from this folder's test split "
+                   "(default: the run's --data-root)")
+    p.add_argument("--data-licence", default=None, help="the training data's licence, for MODEL_CARD.md")
+    p.add_argument("--intended-use", default=None, help="intended use statement, for MODEL_CARD.md")
+    p.add_argument("--metrics", default=None, help="tmca.eval JSON (default: test_metrics.json beside the checkpoint)")
+    p.add_argument("--model-card", action="store_true", help="write MODEL_CARD.md for a phantom run too")
     p.add_argument("--no-reference", action="store_true", help="skip reference/ (and manifest.json)")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    ck: dict = {}
     if a.random_init:
         torch.manual_seed(0)
         model = TMCA(build_config(a.preset))
     else:
         if not a.checkpoint:
             p.error("--checkpoint is required (or --random-init)")
-        from .eval import load_checkpoint
-        model = load_checkpoint(a.checkpoint)
+        from .eval import load_run
+        model, ck = load_run(a.checkpoint)
     model.eval()
     cfg = model.cfg
+    args = ck.get("args", {})
+    kind = (ck.get("data") or {}).get("kind") or args.get("data", "phantom")
+    real = kind in ("qata", "mosmed")
+    tok_flags = ck.get("tokenizer", {"lower_case": True, "strip_accents": True})
+    vocab_path = Path(a.vocab)
+    if ck.get("vocab"):
+        # the run's own vocab (e.g. CXR-BERT's) is the folder's vocab
+        vocab_path = out / "vocab.txt"
+        vocab_path.write_text("\n".join(ck["vocab"]) + "\n", encoding="utf-8")
+    elif real:
+        p.error("this checkpoint carries no vocab")
+    modalities, forms = None, None
+    if real:
+        from .real_data import FORMS
+        forms = FORMS[kind]
+        modalities = list(forms)
+    name = a.name or ("tmca-cxr-compact" if not real else f"tmca-{kind}-{args.get('preset', 'paper')}")
+    description = a.description or ("TMCA compact, trained on synthetic phantoms; not for clinical use" if not real else
+                                    f"TMCA {args.get('preset', '')}, trained on {DATA_NAMES[kind]}; see MODEL_CARD.md")
     data = None
     if not a.no_reference:
-        from .data_source import load_split
-        data = load_split("test", 8, "cxr", cfg.image_size, a.vocab, cfg.max_length)
+        root = a.data_root or (ck.get("data") or {}).get("root")
+        if real and root and Path(root).is_dir():
+            data = reference_from_dataset(root, kind, cfg, ck["vocab"], tok_flags)
+        else:
+            from .data_source import load_split
+            data = load_split("test", 8, "cxr", cfg.image_size, str(vocab_path), cfg.max_length)
         ex = (torch.from_numpy(data["image"][:2]), torch.from_numpy(data["input_ids"][:2]),
               torch.from_numpy(data["attention_mask"][:2]))
     else:
@@ -242,8 +353,9 @@ def main(argv=None) -> int:
     onnx_path = out / "model.onnx"
     export_onnx(model, onnx_path, ex)
     shapes = verify_onnx(onnx_path, cfg)
+    params = count_parameters(model, inference_only=True)
     info = {"onnx": str(onnx_path), "bytes": onnx_path.stat().st_size,
-            "params": count_parameters(model, inference_only=True), "seconds": round(time.time() - t0, 1),
+            "params": params, "seconds": round(time.time() - t0, 1),
             "verified_batches": shapes, "io": graph_io(onnx_path)}
     if data is not None:
         write_reference(model, out, data)
@@ -252,7 +364,17 @@ def main(argv=None) -> int:
             # compares its Dice with the engine's), and the graph can be re-exported from them
             import shutil
             shutil.copyfile(a.checkpoint, out / "checkpoint.pt")
-        (out / "manifest.json").write_text(json.dumps(manifest_for(cfg, a.name, a.version, a.description), indent=2) + "\n")
+        man = manifest_for(cfg, name, a.version, description, tok_flags, modalities, forms)
+        (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+        if real or a.model_card:
+            metrics = None
+            mpath = Path(a.metrics) if a.metrics else (Path(a.checkpoint).parent / "test_metrics.json" if a.checkpoint else None)
+            if mpath is not None and mpath.is_file():
+                metrics = json.loads(mpath.read_text())
+                (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+            (out / "MODEL_CARD.md").write_text(model_card(name, a.version, cfg, ck, params, a.data_licence,
+                                                          a.intended_use, metrics, man["modalities"]))
+            info["model_card"] = str(out / "MODEL_CARD.md")
     print(json.dumps(info, indent=1))
     return 0
 

@@ -4,7 +4,7 @@ The ONNX graph is traced; a size read from a tensor (`x.shape`, `size()`) become
 Unsqueeze / Concat nodes that ONNX Runtime runs on every call. Here every reshape is written as
 `(-1, <ints>)` with the ints known from the config, so the only dynamic dimension (the batch) is the
 `-1` and the graph carries no shape arithmetic. The functions compute what PyTorch's own modules
-compute (`nn.MultiheadAttention`, `nn.TransformerEncoderLayer(norm_first=True)`, `F.normalize`,
+compute (`nn.MultiheadAttention`, `nn.TransformerEncoderLayer` (pre- or post-norm), `F.normalize`,
 `F.interpolate`) in the same order of operations, using those modules' parameters, so checkpoints
 and state_dict keys are unchanged.
 """
@@ -51,8 +51,11 @@ def multi_head_attention(attn: nn.MultiheadAttention, query: torch.Tensor, key_v
 
 
 def encoder_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor, n: int, key_bias: torch.Tensor) -> torch.Tensor:
-    """nn.TransformerEncoderLayer(batch_first=True, norm_first=True)(x, src_key_padding_mask=...)."""
-    assert layer.norm_first, "only the pre-norm layer is written out"
+    """nn.TransformerEncoderLayer(batch_first=True)(x, src_key_padding_mask=...), pre-norm
+    (norm_first=True) or post-norm (norm_first=False, BERT's layer)."""
+    if not layer.norm_first:
+        x = layer.norm1(x + layer.dropout1(multi_head_attention(layer.self_attn, x, x, n, n, key_bias)))
+        return layer.norm2(x + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(x))))))
     h = layer.norm1(x)
     x = x + layer.dropout1(multi_head_attention(layer.self_attn, h, h, n, n, key_bias))
     x = x + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm2(x))))))

@@ -1,6 +1,9 @@
 """BERT-style text encoder over WordPiece ids and an attention mask.
 
 Gives token features [B, L, D] and a sentence embedding [B, D] (masked mean of the tokens).
+Two layer forms: pre-norm (`text_norm_first`, the default, trained from scratch; a final LayerNorm)
+and BERT's post-norm (`text_norm_first=False`, no final norm), used when the weights come from a
+BERT checkpoint (`tmca.pretrained_text`) so that the loaded encoder computes what BERT computes.
 The layers live in an `nn.TransformerEncoder` (its parameter names are the checkpoint's), built with
 `enable_nested_tensor=False`, but `forward` runs them one by one through `static_ops.encoder_layer`.
 """
@@ -21,12 +24,14 @@ class TextEncoder(nn.Module):
         d = cfg.text_width
         self.tok = nn.Embedding(cfg.vocab_size, d, padding_idx=0)
         self.pos = nn.Parameter(torch.zeros(1, cfg.max_length, d))
-        self.emb_norm = nn.LayerNorm(d)
+        eps = cfg.text_layer_norm_eps
+        self.emb_norm = nn.LayerNorm(d, eps=eps)
         layer = nn.TransformerEncoderLayer(
             d_model=d, nhead=cfg.text_heads, dim_feedforward=4 * d, dropout=0.0,
-            activation="gelu", batch_first=True, norm_first=True)
+            activation="gelu", batch_first=True, norm_first=cfg.text_norm_first, layer_norm_eps=eps)
         self.encoder = nn.TransformerEncoder(layer, cfg.text_layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(d)
+        # a post-norm stack already ends in a LayerNorm (BERT has no final norm)
+        self.norm = nn.LayerNorm(d, eps=eps) if cfg.text_norm_first else nn.Identity()
         self.max_length = cfg.max_length
         nn.init.normal_(self.tok.weight, std=0.02)
         nn.init.normal_(self.pos, std=0.02)
