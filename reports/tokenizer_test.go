@@ -170,13 +170,25 @@ type tokenizerVector struct {
 }
 
 // TestSharedTokenizerVectors reproduces every vector written by the Python
-// side (tmca) with the shipped vocabulary.
+// side (tmca): with the shipped vocabulary, and with a vocabulary of
+// BERT-base's size (30522 entries), the size a paper-preset model's text
+// checkpoint brings.
 func TestSharedTokenizerVectors(t *testing.T) {
-	vecPath := filepath.Join("..", "testdata", "vectors", "tokenizer.jsonl")
+	vectors := filepath.Join("..", "testdata", "vectors")
+	shipped := filepath.Join("..", "models", "tmca-cxr-compact", "vocab.txt")
 	if p := os.Getenv("TMCAD_TOKENIZER_VECTORS"); p != "" {
-		vecPath = p // extra vectors, e.g. generated with tmca.tokenizer for a differential run
+		// extra vectors, e.g. generated with tmca.tokenizer for a differential run
+		checkTokenizerVectors(t, p, shipped)
+		return
 	}
-	vocabPath := filepath.Join("..", "models", "tmca-cxr-compact", "vocab.txt")
+	checkTokenizerVectors(t, filepath.Join(vectors, "tokenizer.jsonl"), shipped)
+	checkTokenizerVectors(t, filepath.Join(vectors, "tokenizer_30522.jsonl"), filepath.Join(vectors, "vocab_30522.txt"))
+}
+
+// checkTokenizerVectors encodes every text of the vectors file with the
+// vocabulary and compares ids, mask and tokens.
+func checkTokenizerVectors(t *testing.T, vecPath, vocabPath string) {
+	t.Helper()
 	f, err := os.Open(vecPath)
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +239,7 @@ func TestSharedTokenizerVectors(t *testing.T) {
 	if n == 0 {
 		t.Fatalf("%s has no vectors", vecPath)
 	}
-	t.Logf("%d shared vectors reproduced", n)
+	t.Logf("%s: %d shared vectors reproduced with a vocabulary of %d", filepath.Base(vecPath), n, vocab.Size())
 }
 
 // BenchmarkEncodeInto measures the hot path with the shipped vocabulary

@@ -4,6 +4,11 @@
   edge cases (punctuation, digits, accents, CJK, emoji, controls, whitespace,
   truncation, empty input, 100/101-character words), encoded with
   ``models/tmca-cxr-compact/vocab.txt``; mostly ``max_length`` 24, a few others.
+* ``testdata/vectors/tokenizer_30522.jsonl`` — the same texts encoded with
+  ``testdata/vectors/vocab_30522.txt``, a vocabulary of BERT-base's size (30522
+  entries: the compact vocab, then every two- and three-letter piece as a word
+  start and as a ``##`` continuation), the size a paper-preset model's text
+  checkpoint brings.
 * ``testdata/vectors/preprocess.json`` — ``prepare_frame`` cases (fixed/minmax
   windows, MONOCHROME1, slope/intercept, constant frames, non-square, up/down
   sampling, a long axis that exposes float32 source-index rounding).
@@ -153,6 +158,30 @@ def tokenizer_vectors(vocab_path: Path = VOCAB_PATH) -> list[dict[str, Any]]:
     return out
 
 
+BERT_BASE_VOCAB_SIZE = 30522
+
+
+def bert_sized_vocab() -> list[str]:
+    """A deterministic vocabulary of BERT-base's size: the compact vocab, then letter pieces.
+
+    Two- and three-letter pieces, each as a word start and as a ``##`` continuation, in
+    alphabetical order, up to 30522 entries: WordPiece's greedy longest match then works
+    over a table as large as a real BERT checkpoint's, with many competing pieces.
+    """
+    tokens = VOCAB_PATH.read_text(encoding="utf-8").splitlines()
+    seen = set(tokens)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    pieces = [a + b for a in letters for b in letters] + [a + b + c for a in letters for b in letters for c in letters]
+    for p in pieces:
+        for t in (p, "##" + p):
+            if len(tokens) == BERT_BASE_VOCAB_SIZE:
+                return tokens
+            if t not in seen:
+                seen.add(t)
+                tokens.append(t)
+    raise AssertionError("not enough pieces for a BERT-base-sized vocabulary")
+
+
 def _floats(a: np.ndarray) -> list[float]:
     """float32 values as the shortest decimals that parse back to the same float32."""
     return [float(str(v)) for v in np.asarray(a, np.float32).ravel()]
@@ -275,10 +304,15 @@ def _json_line(rec: dict[str, Any]) -> str:
 
 
 def write_all(out_dir: Path = OUT_DIR) -> None:
-    """Write all four vector files under ``out_dir``."""
+    """Write every vector file under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "tokenizer.jsonl", "w", encoding="utf-8") as f:
         for rec in tokenizer_vectors():
+            f.write(_json_line(rec) + "\n")
+    big = out_dir / "vocab_30522.txt"
+    big.write_text("\n".join(bert_sized_vocab()) + "\n", encoding="utf-8")
+    with open(out_dir / "tokenizer_30522.jsonl", "w", encoding="utf-8") as f:
+        for rec in tokenizer_vectors(big):
             f.write(_json_line(rec) + "\n")
     (out_dir / "preprocess.json").write_text(json.dumps(preprocess_vectors()) + "\n", encoding="utf-8")
     (out_dir / "postprocess.json").write_text(json.dumps(postprocess_vectors()) + "\n", encoding="utf-8")
@@ -292,7 +326,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT_DIR)
     args = ap.parse_args()
     write_all(args.out)
-    print(f"wrote tokenizer.jsonl, preprocess.json, postprocess.json, guide_text.jsonl to {args.out}")
+    print(f"wrote tokenizer.jsonl, tokenizer_30522.jsonl (vocab_30522.txt), preprocess.json, postprocess.json, "
+          f"guide_text.jsonl to {args.out}")
 
 
 if __name__ == "__main__":

@@ -96,3 +96,17 @@ def test_vectors_file_is_reproducible():
         pytest.fail(f"{path} is missing: regenerate with /usr/bin/python3 -m tmca.vectors")
     want = [json.loads(line) for line in path.read_text(encoding="utf-8").rstrip("\n").split("\n")]
     assert want == vectors.tokenizer_vectors(VOCAB)
+
+
+def test_bert_sized_vocab_vectors_reproducible():
+    """vocab_30522.txt and its vectors are what tmca.vectors writes (the Go side checks them too)."""
+    import json
+
+    from tmca import vectors
+
+    vocab = ROOT / "testdata/vectors/vocab_30522.txt"
+    assert vocab.read_text(encoding="utf-8").splitlines() == vectors.bert_sized_vocab()
+    assert len(vectors.bert_sized_vocab()) == 30522
+    want = [json.loads(l) for l in (ROOT / "testdata/vectors/tokenizer_30522.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert want == vectors.tokenizer_vectors(vocab)
+    assert want != vectors.tokenizer_vectors(VOCAB)  # the larger table changes some encodings
