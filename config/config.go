@@ -33,6 +33,7 @@ type Config struct {
 	Schedule  ScheduleConfig  `toml:"schedule"`
 	Retention RetentionConfig `toml:"retention"`
 	HTTP      HTTPConfig      `toml:"http"`
+	HL7       HL7Config       `toml:"hl7"`
 
 	// path is the file the config was loaded from ("" for defaults).
 	path string
@@ -163,8 +164,6 @@ type SEGConfig struct {
 	ContentCreatorName string `toml:"content_creator_name"`
 	// Manufacturer written into Enhanced General Equipment.
 	Manufacturer string `toml:"manufacturer"`
-	// Preview writes a PNG preview beside each SEG in a filesystem archive.
-	Preview bool `toml:"preview"`
 	// SR writes a measurement report (Comprehensive SR, TID 1500) with each
 	// SEG: per segment its finding, site, algorithm and area (mm²,
 	// radiographs) or volume (mL, cross-sectional series).
@@ -177,7 +176,7 @@ type SEGConfig struct {
 
 // ArchiveConfig describes where SEG objects go.
 type ArchiveConfig struct {
-	// Kind is filesystem or dicomweb.
+	// Kind is filesystem, dicomweb or dimse (C-STORE to a PACS).
 	Kind string `toml:"kind"`
 	// Dir is the filesystem archive's root.
 	Dir string `toml:"dir"`
@@ -191,10 +190,25 @@ type ArchiveConfig struct {
 	Token Secret `toml:"token"`
 	// CAFile is a PEM bundle of CAs trusted for the DICOMweb server.
 	CAFile string `toml:"ca_file"`
-	// Timeout of one STOW-RS request.
+	// Timeout of one STOW-RS request, or of one C-STORE association (dimse).
 	Timeout Duration `toml:"timeout"`
-	// MaxRetries on connection errors and 5xx responses.
+	// MaxRetries on connection errors and 5xx responses, within one export
+	// attempt.
 	MaxRetries int `toml:"max_retries"`
+	// CalledAE is the PACS's AE title for kind = "dimse".
+	CalledAE string `toml:"called_ae"`
+	// CallingAE is tmcad's own AE title for kind = "dimse"; the PACS must
+	// know it (and allow it to store).
+	CallingAE string `toml:"calling_ae"`
+	// Host and Port are the PACS's DICOM address for kind = "dimse".
+	Host string `toml:"host"`
+	Port int    `toml:"port"`
+	// RetryMaxInterval caps the wait between export attempts of a SEG the
+	// archive did not take for a reason that may go away (down, busy,
+	// unmounted, full): the wait doubles from 2 seconds up to this, and
+	// the SEG is tried again without end. Only an archive refusing the
+	// object itself fails the export.
+	RetryMaxInterval Duration `toml:"retry_max_interval"`
 }
 
 // QueueConfig describes the job queue.
@@ -204,7 +218,8 @@ type QueueConfig struct {
 	DatabaseURL Secret `toml:"database_url"`
 	// Workers is the number of concurrent jobs.
 	Workers int `toml:"workers"`
-	// MaxAttempts before a job ends failed and its inputs are quarantined.
+	// MaxAttempts before a process job ends failed and its inputs are
+	// quarantined. Exports are not bounded by it (archive.retry_max_interval).
 	MaxAttempts int `toml:"max_attempts"`
 	// DrainTimeout is how long running jobs may take to finish on SIGTERM
 	// before they are handed back to the queue; keep it below the unit's
@@ -242,6 +257,28 @@ type HTTPConfig struct {
 	Listen string `toml:"listen"`
 }
 
+// HL7Config describes the HL7 v2 listener: radiology reports (ORU^R01)
+// sent over MLLP are stored in watch.reports_dir, where they are read like
+// report files.
+type HL7Config struct {
+	// Listen is the MLLP address (host:port); empty disables the listener.
+	Listen string `toml:"listen"`
+	// Allow lists the address ranges (CIDR, or single addresses) that may
+	// connect; others are disconnected at once.
+	Allow []string `toml:"allow"`
+	// TLSCert and TLSKey are PEM files; both set turns on TLS.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// IdleTimeout closes a connection on which nothing arrived for this
+	// long (and bounds the wait for a message's rest).
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxConnections is the most connections served at once.
+	MaxConnections int `toml:"max_connections"`
+	// MaxMessageBytes is the largest message accepted; longer ones are
+	// answered AR.
+	MaxMessageBytes int `toml:"max_message_bytes"`
+}
+
 // Path returns the file the configuration was loaded from, or "" for defaults.
 func (c *Config) Path() string { return c.path }
 
@@ -268,13 +305,21 @@ func Parse(data []byte, name string) (*Config, error) {
 	if err != nil {
 		return nil, decodeError(label, err)
 	}
+	if err := removedKeys(label, data, md); err != nil {
+		return nil, err
+	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, 0, len(und))
 		for _, k := range und {
+			if k.String() == "seg.preview" {
+				continue // checked by removedKeys
+			}
 			keys = append(keys, k.String())
 		}
 		sort.Strings(keys)
-		return nil, fmt.Errorf("%s: %s: unknown key (check the spelling against systemd/tmcad.example.toml)", label, strings.Join(keys, ", "))
+		if len(keys) > 0 {
+			return nil, fmt.Errorf("%s: %s: unknown key (check the spelling against systemd/tmcad.example.toml)", label, strings.Join(keys, ", "))
+		}
 	}
 	if err := c.resolveSecrets(label); err != nil {
 		return nil, err
@@ -283,6 +328,28 @@ func Parse(data []byte, name string) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// removedKeys fails for keys tmcad no longer has, set to what it no
+// longer does, saying what to use instead. seg.preview = false, which asks
+// for what tmcad does anyway, is accepted so that a configuration copied
+// from an older example file still loads.
+func removedKeys(label string, data []byte, md toml.MetaData) error {
+	if !md.IsDefined("seg", "preview") {
+		return nil
+	}
+	var old struct {
+		SEG struct {
+			Preview any `toml:"preview"`
+		} `toml:"seg"`
+	}
+	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&old); err != nil {
+		return decodeError(label, err)
+	}
+	if v, ok := old.SEG.Preview.(bool); ok && !v {
+		return nil
+	}
+	return fmt.Errorf("%s: seg.preview: removed: tmcad writes only DICOM objects into the archive; remove the key, and use seg.overlay = true for a picture of the outline in the study, or `tmcad preview SEG.dcm --source DIR -o OUT.png` for a PNG", label)
 }
 
 // decodeError turns a TOML decoding error into one that names the key.

@@ -151,3 +151,26 @@ func TestDurationsParse(t *testing.T) {
 		t.Fatalf("got %v", c.Watch.StableAfter)
 	}
 }
+
+// seg.preview is gone: asking for a PNG in the archive is an error that
+// names the key and what to use instead; "false" still loads.
+func TestSEGPreviewRemoved(t *testing.T) {
+	_, err := Parse([]byte("[seg]\npreview = true\n"), "/etc/tmcad/tmcad.toml")
+	if err == nil {
+		t.Fatal("seg.preview = true accepted")
+	}
+	for _, want := range []string{"tmcad.toml: seg.preview: removed", "seg.overlay", "tmcad preview"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "unknown key") {
+		t.Errorf("error %q calls a removed key unknown", err)
+	}
+	if _, err := Parse([]byte("[seg]\npreview = false\n"), "tmcad.toml"); err != nil {
+		t.Errorf("seg.preview = false: %v", err)
+	}
+	if _, err := Parse([]byte("[seg]\npreview = false\npreveiw = 1\n"), "tmcad.toml"); err == nil || !strings.Contains(err.Error(), "seg.preveiw: unknown key") {
+		t.Errorf("a misspelt key beside seg.preview = false: %v", err)
+	}
+}

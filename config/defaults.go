@@ -54,14 +54,23 @@ func Default() *Config {
 			Overlay:            false,
 		},
 		Archive: ArchiveConfig{
-			Kind:       "filesystem",
-			Dir:        "/var/lib/tmcad/archive",
-			Timeout:    D(60 * time.Second),
-			MaxRetries: 5,
+			Kind:             "filesystem",
+			Dir:              "/var/lib/tmcad/archive",
+			Timeout:          D(60 * time.Second),
+			MaxRetries:       5,
+			RetryMaxInterval: D(2 * time.Minute),
+			CallingAE:        "TMCAD",
+			Port:             104,
 		},
 		Queue:     QueueConfig{Workers: 1, MaxAttempts: 5, DrainTimeout: D(60 * time.Second)},
 		Schedule:  ScheduleConfig{Export: "immediate", ExportWindow: D(6 * time.Hour), Reprocess: "0 2 * * *"},
 		Retention: RetentionConfig{Inputs: "keep"},
 		HTTP:      HTTPConfig{Listen: "127.0.0.1:9464"},
+		HL7: HL7Config{
+			Allow:           []string{"127.0.0.1/32", "::1/128"},
+			IdleTimeout:     D(5 * time.Minute),
+			MaxConnections:  32,
+			MaxMessageBytes: 8 << 20,
+		},
 	}
 }

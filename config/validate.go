@@ -109,8 +109,20 @@ func (c *Config) Validate() error {
 		bad("seg.content_label", "must be 1-16 characters of A-Z, 0-9, _ or space (a DICOM CS value)", c.SEG.ContentLabel)
 	}
 
-	oneOf("archive.kind", c.Archive.Kind, "filesystem", "dicomweb")
+	oneOf("archive.kind", c.Archive.Kind, "filesystem", "dicomweb", "dimse")
 	switch c.Archive.Kind {
+	case "dimse":
+		for _, k := range []struct{ key, v string }{{"archive.called_ae", c.Archive.CalledAE}, {"archive.calling_ae", c.Archive.CallingAE}} {
+			if !validAETitle(k.v) {
+				bad(k.key, "must be a DICOM AE title (1-16 characters, no backslash or control characters, not only spaces) when archive.kind = \"dimse\"", k.v)
+			}
+		}
+		if c.Archive.Host == "" || strings.ContainsAny(c.Archive.Host, " /:@") && net.ParseIP(c.Archive.Host) == nil {
+			bad("archive.host", "must be the PACS's host name or IP address when archive.kind = \"dimse\"", c.Archive.Host)
+		}
+		if c.Archive.Port < 1 || c.Archive.Port > 65535 {
+			bad("archive.port", "must be between 1 and 65535 when archive.kind = \"dimse\"", c.Archive.Port)
+		}
 	case "filesystem":
 		if c.Archive.Dir == "" {
 			bad("archive.dir", "must be set when archive.kind = \"filesystem\"", c.Archive.Dir)
@@ -133,6 +145,7 @@ func (c *Config) Validate() error {
 		bad("archive.url", "must not hold credentials (user:password@); use archive.username with archive.password, or archive.token", withoutUserInfo(c.Archive.URL))
 	}
 	add(c.Archive.Timeout.check("archive.timeout", false))
+	add(c.Archive.RetryMaxInterval.check("archive.retry_max_interval", false))
 	if c.Archive.MaxRetries < 0 {
 		bad("archive.max_retries", "must be >= 0", c.Archive.MaxRetries)
 	}
@@ -169,6 +182,8 @@ func (c *Config) Validate() error {
 	if c.Retention.Inputs == "move" && c.Retention.DoneDir == "" {
 		bad("retention.done_dir", "must be set when retention.inputs = \"move\"", c.Retention.DoneDir)
 	}
+
+	c.validateHL7(bad, add)
 
 	if c.HTTP.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {

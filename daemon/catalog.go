@@ -512,6 +512,10 @@ func (c *catalog) addSEG(ctx context.Context, r segRow) error {
 	if err != nil {
 		return fmt.Errorf("catalog: recording SEG: %w", err)
 	}
+	// A SEG made anew starts its exports afresh.
+	if err := c.clearExportError(ctx, r.SOPUID); err != nil {
+		return err
+	}
 	_, err = c.s.exec(ctx, `UPDATE tmcad_series SET state = ?, reason = ?, updated_at = ? WHERE series_uid = ?`,
 		StateExporting, r.Note, c.now().UnixNano(), r.SourceSeriesUID)
 	if err != nil {
@@ -543,9 +547,11 @@ func (c *catalog) seg(ctx context.Context, sop string) (segRow, error) {
 	return r, nil
 }
 
-// unstoredSEGs lists SEGs still in the outbox.
+// unstoredSEGs lists SEGs still in the outbox, less those the archive
+// refused (they wait for a reprocess).
 func (c *catalog) unstoredSEGs(ctx context.Context) ([]segRow, error) {
-	rows, err := c.s.query(ctx, `SELECT `+segCols+` FROM tmcad_seg WHERE stored_at = 0 ORDER BY created_at`)
+	rows, err := c.s.query(ctx, `SELECT `+segCols+` FROM tmcad_seg WHERE stored_at = 0
+		AND sop_uid NOT IN (SELECT sop_uid FROM tmcad_export_error WHERE class = ?) ORDER BY created_at`, ClassPermanent.String())
 	if err != nil {
 		return nil, fmt.Errorf("catalog: listing outbox: %w", err)
 	}

@@ -159,6 +159,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.metrics.jobs.s = st
+	d.metrics.retrying.s = st
 
 	roots := []string{cfg.Watch.DICOMDir}
 	if cfg.Watch.ReportsDir != "" && cfg.Watch.ReportsDir != cfg.Watch.DICOMDir {
@@ -277,6 +278,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		_ = d.client.StopAndCancel(context.Background())
 		return err
 	}
+	hl7, err := d.startHL7()
+	if err != nil {
+		if srv != nil {
+			srv.close()
+		}
+		stopLoops()
+		_ = g.Wait()
+		_ = d.client.StopAndCancel(context.Background())
+		return err
+	}
 
 	d.ready.Store(true)
 	notify(d.log, "READY=1\nSTATUS=watching "+cfg.Watch.DICOMDir)
@@ -290,6 +301,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		loopErr = nil
 	}
 	d.ready.Store(false)
+	if hl7 != nil {
+		hl7.close()
+	}
 	notify(d.log, "STOPPING=1\nSTATUS=draining jobs")
 	d.log.Info().Dur("drain_timeout", d.opts.DrainTimeout).Msg("stopping: no new jobs; running jobs finish or are handed back")
 	stopLoops()

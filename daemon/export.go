@@ -193,8 +193,9 @@ type exportWorker struct {
 	d *Daemon
 }
 
-// NextRetry retries every 2s, 4s, ... up to every 2 minutes: an archive
-// that comes back gets its SEGs soon.
+// NextRetry retries every 2s, 4s, ... up to every 2 minutes. It applies
+// only to errors of tmcad's own (the catalogue); the archive's errors are
+// handled by failed.
 func (w *exportWorker) NextRetry(job *river.Job[ExportArgs]) time.Time {
 	return time.Now().Add(backoff(2*time.Second, 2*time.Minute, job.Attempt))
 }
@@ -229,8 +230,8 @@ func (w *exportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 		return err
 	}
 	for _, c := range comps {
-		if err := w.put(ctx, job, log, c.Kind, c.StudyUID, c.SeriesUID, c.SOPUID, c.OutboxPath); err != nil {
-			return err
+		if err := w.put(ctx, c.Kind, c.StudyUID, c.SeriesUID, c.SOPUID, c.OutboxPath); err != nil {
+			return w.failed(ctx, job, log, seg, c.Kind, err)
 		}
 		if err := d.cat.markCompanionStored(ctx, c.SOPUID); err != nil {
 			return err
@@ -240,14 +241,18 @@ func (w *exportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 			log.Warn().Err(err).Str("kind", c.Kind).Msg("removing an object from the outbox")
 		}
 	}
-	if err := w.put(ctx, job, log, "SEG", seg.StudyUID, seg.SegSeriesUID, seg.SOPUID, seg.OutboxPath); err != nil {
-		return err
+	if err := w.put(ctx, "SEG", seg.StudyUID, seg.SegSeriesUID, seg.SOPUID, seg.OutboxPath); err != nil {
+		return w.failed(ctx, job, log, seg, "SEG", err)
 	}
 	if err := d.cat.markStored(ctx, seg.SOPUID, seg.SourceSeriesUID, d.sink.Name()); err != nil {
 		return err
 	}
 	d.metrics.segsStored.Inc()
 	log.Info().Str("seg_sop_uid", seg.SOPUID).Str("archive", d.sink.Name()).Msg("SEG stored")
+	if err := d.cat.clearExportError(ctx, seg.SOPUID); err != nil {
+		// Harmless: status and the retrying gauge list only SEGs not stored.
+		log.Warn().Err(err).Msg("forgetting the SEG's export errors")
+	}
 	if err := os.Remove(seg.OutboxPath); err != nil && !os.IsNotExist(err) {
 		log.Warn().Err(err).Msg("removing SEG from the outbox")
 	}
@@ -257,34 +262,72 @@ func (w *exportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 	return nil
 }
 
-// put stores one object of the outbox in the archive. A missing archive
-// folder snoozes the job (no attempt used up, /readyz says why); other
-// errors are retried.
-func (w *exportWorker) put(ctx context.Context, job *river.Job[ExportArgs], log zerolog.Logger, kind, study, series, sop, path string) error {
+// put stores one object of the outbox in the archive.
+func (w *exportWorker) put(ctx context.Context, kind, study, series, sop, path string) error {
 	d := w.d
 	data, err := os.ReadFile(path)
 	if err != nil {
 		d.metrics.errors.WithLabelValues("outbox").Inc()
-		return fmt.Errorf("outbox: %w", err)
+		return fmt.Errorf("outbox: reading the %s %s: %w", kind, sop, err)
 	}
 	if err := d.sink.Put(ctx, study, series, sop, data); err != nil {
 		d.metrics.errors.WithLabelValues("archive").Inc()
-		if errors.Is(err, writer.ErrArchiveMissing) {
-			// An unmounted share: the SEG waits in the outbox for as long
-			// as it takes (a snooze uses up no attempt), and /readyz says so.
-			wait := backoff(2*time.Second, time.Minute, snoozes(job.JobRow)+1)
-			d.setFault(faultArchive, fmt.Sprintf("the archive folder is missing (%s, archive.dir); SEGs wait in the outbox", d.sink.Name()))
-			log.Warn().Err(err).Dur("retry_in", wait).Str("archive", d.sink.Name()).Str("kind", kind).Msg("archive folder missing; the SEG stays in the outbox")
-			return river.JobSnooze(wait)
-		}
-		log.Warn().Err(err).Int("attempt", job.Attempt).Str("archive", d.sink.Name()).Str("kind", kind).Msg("storing SEG failed; retrying")
-		if kind != "SEG" {
-			return fmt.Errorf("archive %s: storing the %s %s: %w", d.sink.Name(), kind, sop, err)
-		}
-		return fmt.Errorf("archive %s: %w", d.sink.Name(), err)
+		return fmt.Errorf("archive %s: storing the %s %s: %w", d.sink.Name(), kind, sop, err)
 	}
 	d.setFault(faultArchive, "")
 	return nil
+}
+
+// failed records a failed export attempt of seg (while storing the object
+// of kind kind) and returns what River should see. An archive refusing the
+// object fails the export: the series is failed, the SEG stays in the
+// outbox (`tmcad reprocess --failed` sends it again). Any other error,
+// however often it comes, snoozes the job for a wait doubling from 2
+// seconds up to archive.retry_max_interval: a snooze uses up no attempt,
+// so the SEG is tried again without end, and /metrics
+// (tmcad_export_retrying) and `tmcad status` show it meanwhile.
+func (w *exportWorker) failed(ctx context.Context, job *river.Job[ExportArgs], log zerolog.Logger, seg segRow, kind string, err error) error {
+	d := w.d
+	if errors.Is(ctx.Err(), context.Canceled) {
+		// Shutting down: hand the job back without counting a failure.
+		return river.JobSnooze(0)
+	}
+	class := ClassTransient
+	if writer.IsPermanent(err) {
+		class = ClassPermanent
+	}
+	d.metrics.exportFailures.WithLabelValues(class.String()).Inc()
+	msg := oneLine(err.Error())
+	// The context may have run out (the attempt's timeout): the record
+	// must still be written.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	n, cerr := d.cat.exportFailed(rctx, seg.SOPUID, class.String(), msg)
+	if cerr != nil {
+		log.Error().Err(cerr).Msg("recording the export error")
+		n = snoozes(job.JobRow) + 1
+	}
+	ev := log.With().Str("seg_sop_uid", seg.SOPUID).Str("kind", kind).Str("archive", d.sink.Name()).Int("attempts", n).Logger()
+	if class == ClassPermanent {
+		ev.Error().Err(err).Msg("the archive refused the object; the export failed and the SEG stays in the outbox")
+		if serr := d.cat.setFailed(rctx, seg.SourceSeriesUID, class.String(), reasonExportRejected, msg); serr != nil {
+			ev.Error().Err(serr).Msg("marking the series failed")
+		}
+		return river.JobCancel(err)
+	}
+	limit := d.config().Archive.RetryMaxInterval.Duration
+	if limit <= 0 {
+		limit = 2 * time.Minute
+	}
+	wait := backoff(min(2*time.Second, limit), limit, n)
+	if errors.Is(err, writer.ErrArchiveMissing) {
+		// An unmounted share: /readyz says so until a store succeeds.
+		d.setFault(faultArchive, fmt.Sprintf("the archive folder is missing (%s, archive.dir); SEGs wait in the outbox", d.sink.Name()))
+		ev.Warn().Err(err).Dur("retry_in", wait).Msg("archive folder missing; the SEG stays in the outbox")
+	} else {
+		ev.Warn().Err(err).Dur("retry_in", wait).Msg("storing in the archive failed; the SEG stays in the outbox and is tried again")
+	}
+	return river.JobSnooze(wait)
 }
 
 // snoozes returns how many times a job was snoozed (River keeps the count

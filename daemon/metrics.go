@@ -20,6 +20,10 @@ type metrics struct {
 	errors       *prometheus.CounterVec
 	provider     *prometheus.GaugeVec
 	jobs         *jobsCollector
+	// exportFailures counts failed export attempts by class (transient:
+	// tried again; permanent: the archive refused the object).
+	exportFailures *prometheus.CounterVec
+	retrying       *retryingCollector
 }
 
 // newMetrics registers every metric on a registry of its own.
@@ -56,11 +60,20 @@ func newMetrics() *metrics {
 			Help: "1 for the ONNX Runtime execution provider in use, with the model's name and version.",
 		}, []string{"provider", "model", "version"}),
 		jobs: &jobsCollector{desc: prometheus.NewDesc("tmcad_jobs", "Process jobs in the queue by state.", []string{"state"}, nil)},
+		exportFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tmcad_export_failures_total",
+			Help: "Failed attempts to store an object in the archive, by class: transient (tried again without end) or permanent (the archive refused the object; the export failed).",
+		}, []string{"class"}),
+		retrying: &retryingCollector{desc: prometheus.NewDesc("tmcad_export_retrying",
+			"SEGs in the outbox whose last export attempt failed for a reason that may pass (archive down, busy, unmounted, full); they are tried again. Alert when it stays above 0.", nil, nil)},
+	}
+	for _, c := range []ErrorClass{ClassTransient, ClassPermanent} {
+		m.exportFailures.WithLabelValues(c.String())
 	}
 	for _, k := range []string{"dicom", "report", "duplicate", "conflict", "unreadable", "ignored"} {
 		m.filesSeen.WithLabelValues(k)
 	}
-	m.reg.MustRegister(m.filesSeen, m.seriesReady, m.seriesParked, m.inference, m.segsStored, m.errors, m.provider, m.jobs,
+	m.reg.MustRegister(m.filesSeen, m.seriesReady, m.seriesParked, m.inference, m.segsStored, m.errors, m.provider, m.jobs, m.exportFailures, m.retrying,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

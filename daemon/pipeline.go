@@ -530,8 +530,24 @@ func NewSink(cfg *config.Config, log zerolog.Logger) (writer.Sink, *writer.Files
 			return nil, nil, err
 		}
 		return s, nil, nil
+	case "dimse":
+		s, err := writer.NewDIMSESink(writer.DIMSEConfig{
+			CalledAE:    cfg.Archive.CalledAE,
+			CallingAE:   cfg.Archive.CallingAE,
+			Host:        cfg.Archive.Host,
+			Port:        cfg.Archive.Port,
+			Timeout:     cfg.Archive.Timeout.Duration,
+			MaxAttempts: cfg.Archive.MaxRetries + 1,
+			OnRetry: func(attempt int, wait time.Duration, err error) {
+				log.Warn().Int("attempt", attempt).Dur("wait", wait).Err(err).Msg("C-STORE failed; retrying")
+			},
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("archive.kind dimse: %w", err)
+		}
+		return s, nil, nil
 	}
-	return nil, nil, fmt.Errorf("archive.kind %q: want filesystem or dicomweb", cfg.Archive.Kind)
+	return nil, nil, fmt.Errorf("archive.kind %q: want filesystem, dicomweb or dimse", cfg.Archive.Kind)
 }
 
 // Selector maps the configuration's selection rules onto dicomio's.

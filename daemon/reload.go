@@ -14,14 +14,15 @@ import (
 // needs a restart. A key is a "section.key" TOML name; "section.*" covers a
 // whole section.
 var reloadable = map[string]bool{
-	"watch.stable_after":    true,
-	"watch.rescan_every":    true,
-	"watch.size_stable_for": true,
-	"watch.incomplete_wait": true,
-	"reports.wait":          true,
-	"reports.required":      true,
-	"select.*":              true,
-	"retention.*":           true,
+	"watch.stable_after":         true,
+	"watch.rescan_every":         true,
+	"watch.size_stable_for":      true,
+	"watch.incomplete_wait":      true,
+	"reports.wait":               true,
+	"reports.required":           true,
+	"archive.retry_max_interval": true,
+	"select.*":                   true,
+	"retention.*":                true,
 }
 
 // Reload applies a new configuration: the reloadable keys take effect at

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -116,6 +118,21 @@ func Reprocess(ctx context.Context, cat *catalog, client queueClient, modelVersi
 			}
 			continue // still no report
 		}
+		if s.State == StateFailed && s.Reason == reasonExportRejected {
+			// The SEG was made and the archive refused it: send it again
+			// (the job that made it is complete and would not run again).
+			ok, err := requeueRejectedExport(ctx, cat, client, s)
+			if err != nil {
+				return res, err
+			}
+			if ok {
+				res.Queued++
+			}
+			if progress != nil {
+				progress(i+1, len(rows))
+			}
+			continue
+		}
 		rerun := ""
 		switch s.State {
 		case StateCollecting, StateWaitingReport, StateQueued:
@@ -154,4 +171,32 @@ func Reprocess(ctx context.Context, cat *catalog, client queueClient, modelVersi
 		}
 	}
 	return res, nil
+}
+
+// reasonExportRejected is the reason of a series whose SEG the archive
+// refused.
+const reasonExportRejected = "export_rejected"
+
+// requeueRejectedExport queues the export of the SEG the archive refused
+// for series s again, and marks the series exporting; false when the
+// series has no SEG waiting in the outbox.
+func requeueRejectedExport(ctx context.Context, cat *catalog, client queueClient, s seriesRow) (bool, error) {
+	var sop string
+	err := cat.s.queryRow(ctx, `SELECT sop_uid FROM tmcad_seg WHERE source_series_uid = ? AND stored_at = 0 ORDER BY created_at DESC LIMIT 1`, s.SeriesUID).Scan(&sop)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("catalog: looking up the refused SEG of series %s: %w", s.SeriesUID, err)
+	}
+	if err := cat.clearExportError(ctx, sop); err != nil {
+		return false, err
+	}
+	if err := cat.setState(ctx, s.SeriesUID, StateExporting, "export queued again after the archive refused it"); err != nil {
+		return false, err
+	}
+	if _, err := client.Insert(ctx, ExportArgs{SOPUID: sop}, nil); err != nil {
+		return false, fmt.Errorf("queue: inserting export job for SEG %s: %w", sop, err)
+	}
+	return true, nil
 }

@@ -26,6 +26,17 @@ type SEGBrief struct {
 	Stored                            time.Time
 }
 
+// ExportErrorBrief is one SEG in `tmcad status` whose last export attempt
+// failed: its UIDs, how many attempts failed in a row, whether it is tried
+// again (transient) or the archive refused it (permanent), and the error,
+// which names UIDs and the archive, never PHI.
+type ExportErrorBrief struct {
+	SOPUID, StudyUID, SourceSeriesUID string
+	Attempts                          int
+	Class, Error                      string
+	Since, Last                       time.Time
+}
+
 // StatusReport is what `tmcad status` prints, read from the queue database.
 type StatusReport struct {
 	// Queue is "sqlite" or "postgres".
@@ -47,6 +58,9 @@ type StatusReport struct {
 	// their report guided the model (the rule, never the text) or that it
 	// described no target.
 	LastDone []SeriesBrief
+	// ExportErrors are the SEGs in the outbox whose last export attempt
+	// failed, latest first.
+	ExportErrors []ExportErrorBrief
 }
 
 // ReadStatus reads the queue and catalog named by cfg; n bounds each list.
@@ -108,6 +122,14 @@ func ReadStatus(ctx context.Context, cfg *config.Config, n int) (*StatusReport, 
 		return nil, err
 	}
 	r.LastDone = brief(done)
+	expErrs, err := cat.exportErrors(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range expErrs {
+		r.ExportErrors = append(r.ExportErrors, ExportErrorBrief{SOPUID: e.SOPUID, StudyUID: e.StudyUID, SourceSeriesUID: e.SourceSeriesUID,
+			Attempts: e.Attempts, Class: e.Class, Error: e.Error, Since: e.First, Last: e.Last})
+	}
 	segs, err := cat.lastSEGs(ctx, n)
 	if err != nil {
 		return nil, err

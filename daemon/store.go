@@ -114,7 +114,7 @@ func (s *store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("queue migrations (%s): %w", s.kind, err)
 	}
-	for i, stmt := range append(append([]string(nil), catalogSchema...), companionSchema...) {
+	for i, stmt := range append(append(append([]string(nil), catalogSchema...), companionSchema...), exportErrorSchema...) {
 		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("catalog migration %d (%s): %w", i+1, s.kind, err)
 		}

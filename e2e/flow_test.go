@@ -21,7 +21,7 @@ const (
 	msgParked   = "no report within reports.wait; series parked as awaiting_report"
 	msgSweep    = "scheduled reprocessing done"
 	msgRescued  = "jobs left running by an earlier crash are queued again"
-	msgExportKO = "storing SEG failed; retrying"
+	msgExportKO = "storing in the archive failed; the SEG stays in the outbox and is tried again"
 	msgReport   = "report catalogued"
 	msgWindow   = "export window open"
 )

@@ -60,6 +60,9 @@ type conf struct {
 	// NoEmptySEG sets seg.write_when_empty = false.
 	NoTarget   string
 	NoEmptySEG bool
+	// ArchiveExtra is more keys of [archive] (TOML lines); Extra is more
+	// tables, appended at the end.
+	ArchiveExtra, Extra string
 }
 
 // render returns the configuration as TOML.
@@ -99,7 +102,7 @@ func (c conf) render() string {
 	if c.ArchiveKind == "dicomweb" {
 		fmt.Fprintf(&b, "url = %s\nusername = %s\npassword = %s\ntimeout = \"5s\"\nmax_retries = 0\n\n", q(c.ArchiveURL), q(c.ArchiveUser), q(c.ArchivePassword))
 	} else {
-		fmt.Fprintf(&b, "dir = %s\n\n", q(c.ArchiveDir))
+		fmt.Fprintf(&b, "dir = %s\n%s\n", q(c.ArchiveDir), c.ArchiveExtra)
 	}
 	fmt.Fprintf(&b, "[queue]\nworkers = %d\nmax_attempts = 3\ndrain_timeout = \"10s\"\n", c.Workers)
 	if c.DatabaseURL != "" {
@@ -115,6 +118,7 @@ func (c conf) render() string {
 		fmt.Fprintf(&b, "done_dir = %s\n", q(c.DoneDir))
 	}
 	fmt.Fprintf(&b, "\n[http]\nlisten = %s\n", q(c.HTTPListen))
+	b.WriteString(c.Extra)
 	return b.String()
 }
 

@@ -36,8 +36,8 @@ type DICOMwebConfig struct {
 	CAFile string
 	// Timeout bounds each request (default 60 s).
 	Timeout time.Duration
-	// MaxAttempts is the number of tries for connection errors and 5xx
-	// answers (default 5); 4xx answers are never retried.
+	// MaxAttempts is the number of tries for connection errors, 5xx, 408
+	// and 429 answers (default 5); other 4xx answers are never retried.
 	MaxAttempts int
 	// InitialBackoff is the wait before the first retry (default 1 s); it
 	// doubles each retry up to MaxBackoff (default 30 s).
@@ -135,7 +135,8 @@ func (e *stowError) Error() string { return e.msg }
 func (e *stowError) Unwrap() error { return e.err }
 
 // Put stores one DICOM file with STOW-RS, retrying connection errors and
-// 5xx answers with exponential backoff.
+// 5xx, 408 and 429 answers with exponential backoff. An error that wraps
+// ErrRejected is the archive refusing the object.
 func (s *DICOMwebSink) Put(ctx context.Context, study, series, sop string, data []byte) error {
 	boundary, err := newBoundary()
 	if err != nil {
@@ -218,8 +219,11 @@ func (s *DICOMwebSink) post(ctx context.Context, boundary string, body []byte, s
 		return &stowError{msg: fmt.Sprintf("HTTP %s: the archive refused the credentials; check username/password or bearer_token", resp.Status)}
 	case resp.StatusCode >= 500:
 		return &stowError{msg: fmt.Sprintf("HTTP %s from the archive", resp.Status), retry: true}
+	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests:
+		// The archive is busy, not refusing the object.
+		return &stowError{msg: fmt.Sprintf("HTTP %s from the archive", resp.Status), retry: true}
 	case resp.StatusCode >= 400 && resp.StatusCode != http.StatusConflict:
-		return &stowError{msg: fmt.Sprintf("HTTP %s: the archive rejected the request (not retried)", resp.Status)}
+		return &stowError{msg: fmt.Sprintf("HTTP %s: the archive rejected the request (not retried)", resp.Status), err: ErrRejected}
 	case resp.StatusCode < 200 || (resp.StatusCode >= 300 && resp.StatusCode != http.StatusConflict):
 		return &stowError{msg: fmt.Sprintf("unexpected HTTP %s", resp.Status)}
 	}
@@ -229,10 +233,12 @@ func (s *DICOMwebSink) post(ctx context.Context, boundary string, body []byte, s
 	// 200, 202 (warnings or partial failure) and 409 (failure) carry a DICOM
 	// JSON Store Instances Response.
 	if err := checkStoreResponse(respBody, sop); err != nil {
-		return &stowError{msg: fmt.Sprintf("HTTP %s: %v", resp.Status, err)}
+		// Only a response listing the object as failed is a refusal; one
+		// that cannot be read may come from a proxy and is retried later.
+		return &stowError{msg: fmt.Sprintf("HTTP %s: %v", resp.Status, err), err: err}
 	}
 	if resp.StatusCode == http.StatusConflict {
-		return &stowError{msg: fmt.Sprintf("HTTP %s: the archive did not store the instance", resp.Status)}
+		return &stowError{msg: fmt.Sprintf("HTTP %s: the archive did not store the instance", resp.Status), err: ErrRejected}
 	}
 	return nil
 }
@@ -263,6 +269,13 @@ const (
 	tagReferencedSOPInstance = "00081155"
 )
 
+// rejectedError is a store response refusing the object; it wraps
+// ErrRejected without adding its text to the message.
+type rejectedError struct{ msg string }
+
+func (e rejectedError) Error() string { return e.msg }
+func (e rejectedError) Unwrap() error { return ErrRejected }
+
 // checkStoreResponse fails when the response lists failed SOP instances, or
 // lists stored instances without ours.
 func checkStoreResponse(body []byte, sop string) error {
@@ -280,6 +293,7 @@ func checkStoreResponse(body []byte, sop string) error {
 	}
 	if failed, ok := ds[tagFailedSOPSequence]; ok && len(failed.Value) > 0 {
 		var reasons []string
+		outOfResources := false
 		for _, raw := range failed.Value {
 			var item dicomJSON
 			if json.Unmarshal(raw, &item) != nil {
@@ -288,10 +302,20 @@ func checkStoreResponse(body []byte, sop string) error {
 			reason := "unknown"
 			if r, ok := item[tagFailureReason]; ok && len(r.Value) > 0 {
 				reason = strings.Trim(string(r.Value[0]), `"`)
+				var code int
+				if json.Unmarshal(r.Value[0], &code) == nil && code >= 0xA700 && code <= 0xA7FF {
+					outOfResources = true
+				}
 			}
 			reasons = append(reasons, fmt.Sprintf("FailureReason %s", reason))
 		}
-		return fmt.Errorf("FailedSOPSequence (0008,1198) lists %d instance(s): %s", len(failed.Value), strings.Join(reasons, ", "))
+		msg := fmt.Sprintf("FailedSOPSequence (0008,1198) lists %d instance(s): %s", len(failed.Value), strings.Join(reasons, ", "))
+		if outOfResources {
+			// A7xx: the archive is out of resources (full), not refusing
+			// the object; it may take it later.
+			return errors.New(msg)
+		}
+		return rejectedError{msg: msg}
 	}
 	if ref, ok := ds[tagReferencedSOPSequence]; ok && len(ref.Value) > 0 {
 		for _, raw := range ref.Value {

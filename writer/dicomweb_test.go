@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -278,5 +279,48 @@ func TestDICOMwebConfigValidation(t *testing.T) {
 		} else if strings.Contains(err.Error(), "u:p") {
 			t.Errorf("%s: error leaks credentials: %v", name, err)
 		}
+	}
+}
+
+// TestSTOWErrorClasses: a refusal of the object wraps ErrRejected; busy
+// answers (408, 429) are retried, and like wrong credentials and a full
+// archive they are not refusals (the daemon tries the object again).
+func TestSTOWErrorClasses(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		status   int
+		body     string
+		calls    int32
+		rejected bool
+	}{
+		{"400", http.StatusBadRequest, "", 1, true},
+		{"415", http.StatusUnsupportedMediaType, "", 1, true},
+		{"401", http.StatusUnauthorized, "", 1, false},
+		{"408", http.StatusRequestTimeout, "", 3, false},
+		{"429", http.StatusTooManyRequests, "", 3, false},
+		{"503", http.StatusServiceUnavailable, "", 3, false},
+		{"failed SOP", http.StatusAccepted, fmt.Sprintf(`{"00081198":{"vr":"SQ","Value":[{"00081155":{"vr":"UI","Value":["%s"]},"00081197":{"vr":"US","Value":[272]}}]}}`, testSOP), 1, true},
+		{"out of resources", http.StatusConflict, fmt.Sprintf(`{"00081198":{"vr":"SQ","Value":[{"00081155":{"vr":"UI","Value":["%s"]},"00081197":{"vr":"US","Value":[42752]}}]}}`, testSOP), 1, false},
+		{"not DICOM JSON", http.StatusOK, "<html>proxy</html>", 1, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var calls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				w.WriteHeader(c.status)
+				io.WriteString(w, c.body)
+			}))
+			defer srv.Close()
+			err := newTestSink(t, srv.URL, nil).Put(context.Background(), "1", "2", testSOP, []byte("x"))
+			if err == nil {
+				t.Fatal("Put succeeded")
+			}
+			if got := errors.Is(err, ErrRejected); got != c.rejected {
+				t.Errorf("errors.Is(%v, ErrRejected) = %v, want %v", err, got, c.rejected)
+			}
+			if calls.Load() != c.calls {
+				t.Errorf("%d calls, want %d", calls.Load(), c.calls)
+			}
+		})
 	}
 }

@@ -21,6 +21,19 @@ type Sink interface {
 // different object under the same SOP Instance UID.
 var ErrConflict = errors.New("archive already holds different content for this SOP Instance UID")
 
+// ErrRejected is returned (wrapped) when the archive refused the object
+// itself (a 4xx answer other than 401, 403, 408 and 429, or a store
+// response that lists it as failed): sending the same bytes again will
+// not help. Every other error of a sink may go away on its own.
+var ErrRejected = errors.New("the archive refused the object")
+
+// IsPermanent reports whether a sink's error will not go away by sending
+// the same object again: the archive refused it, or holds different
+// content under its SOP Instance UID.
+func IsPermanent(err error) bool {
+	return errors.Is(err, ErrRejected) || errors.Is(err, ErrConflict)
+}
+
 // PutSEG stores an encoded SEG in sink.
 func PutSEG(ctx context.Context, sink Sink, seg *SEG) error {
 	if seg == nil || seg.Data == nil {

@@ -18,7 +18,7 @@ import (
 
 func runStatus(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", "[--config FILE] [--json]",
-		"Prints queue counts by state, series awaiting reports, skipped series and why,\nthe last errors and the last SEGs, read from the queue database (the daemon need not run).", stderr)
+		"Prints queue counts by state, series awaiting reports, skipped series and why,\nthe last errors, SEGs whose export failed, and the last SEGs, read from the queue database (the daemon need not run).", stderr)
 	cfgPath := fs.String("config", "/etc/tmcad/tmcad.toml", "configuration file")
 	asJSON := fs.Bool("json", false, "print JSON")
 	n := fs.Int("n", 10, "entries per list")
@@ -76,6 +76,10 @@ func printStatus(stdout io.Writer, r *daemon.StatusReport) error {
 	fmt.Fprintf(tw, "\nlast errors (%d):\n", len(r.LastErrors))
 	for _, s := range r.LastErrors {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", printable(s.SeriesUID), s.Updated.Format(time.DateTime), printable(s.Reason), printable(s.Error))
+	}
+	fmt.Fprintf(tw, "\nexport errors (%d):\n", len(r.ExportErrors))
+	for _, e := range r.ExportErrors {
+		fmt.Fprintf(tw, "  %s\t%s\t%d attempt(s)\t%s\t%s\n", printable(e.SOPUID), e.Last.Format(time.DateTime), e.Attempts, printable(e.Class), printable(e.Error))
 	}
 	fmt.Fprintf(tw, "\nlast done (%d):\n", len(r.LastDone))
 	for _, s := range r.LastDone {

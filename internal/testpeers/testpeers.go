@@ -140,11 +140,15 @@ type Orthanc struct {
 	Base string
 	// User and Pass are the test user's credentials.
 	User, Pass string
-	t          testing.TB
-	bin        string
-	cfgPath    string
-	logPath    string
-	proc       *Child
+	// DICOMPort is Orthanc's DICOM (C-STORE SCP) port on 127.0.0.1 and AET
+	// its AE title; it stores from any calling AE title.
+	DICOMPort int
+	AET       string
+	t         testing.TB
+	bin       string
+	cfgPath   string
+	logPath   string
+	proc      *Child
 }
 
 // StartOrthanc writes an Orthanc configuration (free ports, temporary
@@ -159,7 +163,8 @@ func StartOrthanc(t testing.TB) *Orthanc {
 	dir := t.TempDir()
 	httpPort, dicomPort := FreePort(t), FreePort(t)
 	o := &Orthanc{t: t, bin: bin, cfgPath: filepath.Join(dir, "orthanc.json"), logPath: filepath.Join(dir, "orthanc.log"),
-		Base: fmt.Sprintf("http://127.0.0.1:%d", httpPort), User: "tmcad", Pass: "test-only-pw"}
+		Base: fmt.Sprintf("http://127.0.0.1:%d", httpPort), User: "tmcad", Pass: "test-only-pw",
+		DICOMPort: dicomPort, AET: "ORTHANC"}
 	cfg := map[string]any{
 		"Name":                  "tmcad-test",
 		"HttpPort":              httpPort,
@@ -175,6 +180,9 @@ func StartOrthanc(t testing.TB) *Orthanc {
 		"StableAge":             1,
 		"OverwriteInstances":    false,
 		"DicomServerEnabled":    true,
+		"DicomAet":              "ORTHANC",
+		"DicomCheckCalledAet":   true,
+		"DicomAlwaysAllowStore": true,
 		"HttpDescribeErrors":    true,
 		"SaveJobs":              false,
 		"ConcurrentJobs":        1,
