@@ -174,7 +174,7 @@ func RunBatch(ctx context.Context, p *Pipeline, sel dicomio.Selector, opts Batch
 		h := g.Headers[0]
 		row := BatchRow{SeriesUID: g.SeriesInstanceUID, StudyUID: g.StudyInstanceUID, Modality: g.Modality, Frames: g.Frames()}
 		m := cat.Match(reports.Study{StudyInstanceUID: h.StudyInstanceUID, AccessionNumber: h.AccessionNumber, PatientID: h.PatientID, StudyDate: h.StudyDate})
-		job := SeriesJob{StudyUID: g.StudyInstanceUID, SeriesUID: g.SeriesInstanceUID, Paths: g.Paths(), ModelVersion: p.manifest.Version}
+		job := SeriesJob{StudyUID: g.StudyInstanceUID, SeriesUID: g.SeriesInstanceUID, Paths: g.Paths(), ModelVersion: p.manifest.Version, Select: &sel}
 		if m.Matched() {
 			job.Report = m.Report
 			row.Report = "matched by " + string(m.By)
@@ -217,6 +217,11 @@ func RunBatch(ctx context.Context, p *Pipeline, sel dicomio.Selector, opts Batch
 			row := &rows[c.row]
 			out := outs[i]
 			slog := logging.Series{StudyUID: c.job.StudyUID, SeriesUID: c.job.SeriesUID}.Logger(log)
+			var notSelected *dicomio.SkippedError
+			if errors.As(out.Err, &notSelected) {
+				row.Skipped, row.Error = true, notSelected.Reason
+				continue
+			}
 			if out.Err != nil {
 				row.Error = out.Err.Error()
 				slog.Error().Err(out.Err).Str("reason", ErrorReason(out.Err)).Msg("series failed")

@@ -53,6 +53,9 @@ func (s *pickySink) Put(ctx context.Context, study, series, sop string, data []b
 // outbox is empty.
 func TestCompanionsExportedWithSEG(t *testing.T) {
 	cfg := testConfig(t)
+	// Retries stay frequent however many refusals a loaded machine lets
+	// pass before the archive recovers.
+	cfg.Archive.RetryMaxInterval.Duration = 2 * time.Second
 	proc := companionProcessor{newFakeProcessor()}
 	sink := &pickySink{fakeSink: fakeSink{puts: map[string]int{}}, refuse: "1.2.7.1.97.1"}
 	d, _ := runDaemon(t, cfg, proc, sink)

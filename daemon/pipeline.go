@@ -283,9 +283,21 @@ func (pm *packedMasks) add(frame int, mask []uint8) {
 // target and reports.no_target = "record", the request is not for the
 // model: noTarget is true.
 func (p *Pipeline) prepare(job SeriesJob) (l *dicomio.Loading, req segment.Request, g guide.Result, noTarget bool, err error) {
-	l, err = dicomio.StartLoadSeries(job.Paths, p.limits)
+	var skipped []dicomio.Skipped
+	if job.Select != nil {
+		l, skipped, err = dicomio.StartLoadSelected(job.Paths, p.limits, *job.Select)
+	} else {
+		l, err = dicomio.StartLoadSeries(job.Paths, p.limits)
+	}
+	var notSelected *dicomio.SkippedError
+	if errors.As(err, &notSelected) {
+		return nil, req, g, false, notSelected
+	}
 	if err != nil {
 		return nil, req, g, false, classifyLoad(err)
+	}
+	for _, sk := range skipped {
+		p.log.Debug().Str("series_uid", sk.SeriesInstanceUID).Str("sop_uid", sk.SOPInstanceUID).Str("reason", sk.Reason).Msg("instance left out of its series")
 	}
 	s := l.Series()
 	if !p.manifest.Supports(s.Modality) {
@@ -550,10 +562,16 @@ func NewSink(cfg *config.Config, log zerolog.Logger) (writer.Sink, *writer.Files
 	return nil, nil, fmt.Errorf("archive.kind %q: want filesystem, dicomweb or dimse", cfg.Archive.Kind)
 }
 
-// Selector maps the configuration's selection rules onto dicomio's.
-func Selector(cfg *config.Config) dicomio.Selector {
+// Selector maps the configuration's selection rules onto dicomio's; with
+// no select.modalities, the model's modalities are the ones selected. Both
+// `tmcad run` and `tmcad process` decide with it.
+func Selector(cfg *config.Config, modelModalities []string) dicomio.Selector {
+	mods := cfg.Select.Modalities
+	if len(mods) == 0 {
+		mods = modelModalities
+	}
 	return dicomio.Selector{
-		Modalities:     cfg.Select.Modalities,
+		Modalities:     mods,
 		BodyParts:      cfg.Select.BodyParts,
 		SkipImageTypes: cfg.Select.SkipImageTypes,
 		MinSlices:      cfg.Select.MinSlices,

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"tmcad/dicomio"
 	"tmcad/reports"
 )
 
@@ -65,6 +66,10 @@ type SeriesJob struct {
 	Report *reports.Report
 	// ModelVersion the job was queued for; equal to Processor.Model().Version.
 	ModelVersion string
+	// Select, when set, are the selection rules applied to the files as
+	// they load (dicomio.Select's): instances it drops are left out, and a
+	// series it skips whole ends with a *dicomio.SkippedError.
+	Select *dicomio.Selector
 }
 
 // Result is what Process produced for one series.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tmcad/config"
+	"tmcad/dicomio"
 	"tmcad/logging"
 )
 
@@ -101,29 +102,21 @@ func (d *Daemon) advance(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
-// skipReason says why a stable series is not selected ("" if it is).
+// skipReason says why a stable series is not selected ("" if it is): the
+// series rules of dicomio.Select, and select.min_slices over every frame
+// catalogued. The instance rules (a localizer in a CT series) apply when
+// the job loads the files, with dicomio.Select's own function, as in
+// `tmcad process`.
 func (d *Daemon) skipReason(ctx context.Context, cfg *config.Config, s seriesRow) (string, error) {
-	mods := cfg.Select.Modalities
-	if len(mods) == 0 {
-		mods = d.model.Modalities
-	}
-	if len(mods) > 0 && !containsFold(mods, s.Modality) {
-		return fmt.Sprintf("modality %s is not selected", s.Modality), nil
-	}
-	if len(cfg.Select.BodyParts) > 0 && !containsFold(cfg.Select.BodyParts, s.BodyPart) {
-		return fmt.Sprintf("body part %q is not selected", s.BodyPart), nil
-	}
-	for _, t := range strings.Split(s.ImageType, `\`) {
-		if t != "" && containsFold(cfg.Select.SkipImageTypes, t) {
-			return fmt.Sprintf("image type %s is skipped (select.skip_image_types)", t), nil
-		}
+	if r := dicomio.SeriesRuleReason(s.Modality, s.BodyPart, Selector(cfg, d.model.Modalities)); r != "" {
+		return r, nil
 	}
 	n, err := d.cat.frameCount(ctx, s.SeriesUID)
 	if err != nil {
 		return "", err
 	}
 	if n < cfg.Select.MinSlices {
-		return fmt.Sprintf("%d frames, fewer than select.min_slices = %d", n, cfg.Select.MinSlices), nil
+		return fmt.Sprintf("%d frame(s), fewer than the minimum %d", n, cfg.Select.MinSlices), nil
 	}
 	return "", nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"tmcad/dicomio"
 	"tmcad/logging"
 	"tmcad/reports"
 )
@@ -73,7 +74,8 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	if slices.Contains(paths, "") {
 		return d.fail(ctx, job, Permanent("inputs_deleted", errInputsDeleted))
 	}
-	sj := SeriesJob{JobID: job.ID, Attempt: job.Attempt, StudyUID: a.StudyUID, SeriesUID: a.SeriesUID, Paths: paths, ModelVersion: a.ModelVersion}
+	sel := Selector(d.config(), d.model.Modalities)
+	sj := SeriesJob{JobID: job.ID, Attempt: job.Attempt, StudyUID: a.StudyUID, SeriesUID: a.SeriesUID, Paths: paths, ModelVersion: a.ModelVersion, Select: &sel}
 	rep, err := d.loadReport(ctx, s)
 	if err != nil {
 		return d.fail(ctx, job, err)
@@ -90,6 +92,14 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 			// Shutting down: hand the job back without using up an attempt.
 			log.Info().Msg("job interrupted by shutdown; handed back to the queue")
 			return river.JobSnooze(0)
+		}
+		var notSelected *dicomio.SkippedError
+		if errors.As(err, &notSelected) {
+			// The files themselves decide it (every instance a localizer,
+			// say), under the rules `tmcad process` applies: a decision,
+			// not a failure.
+			log.Debug().Str("reason", notSelected.Reason).Msg("series not selected")
+			return d.cat.setState(ctx, a.SeriesUID, StateSkipped, notSelected.Reason)
 		}
 		return d.fail(ctx, job, err)
 	}

@@ -50,8 +50,24 @@ func LoadSeries(paths []string, lim Limits) (*Series, error) {
 // Errors of the first pass are returned here; errors of the second through
 // the Loading. Every Loading must be waited for (Wait) or cancelled.
 func StartLoadSeries(paths []string, lim Limits) (*Loading, error) {
+	l, _, err := startLoad(paths, lim, nil)
+	return l, err
+}
+
+// StartLoadSelected is StartLoadSeries under sel's rules, Select's: the
+// instances Select drops (a localizer in a CT series, a secondary capture)
+// are left out and returned with their reasons, and a series Select skips
+// as a whole gives a *SkippedError. `tmcad run` loads a series' files this
+// way, so that it keeps exactly the instances `tmcad process` keeps.
+func StartLoadSelected(paths []string, lim Limits, sel Selector) (*Loading, []Skipped, error) {
+	return startLoad(paths, lim, &sel)
+}
+
+// startLoad reads every header (the first pass), applies sel when set, and
+// starts the pixel pass.
+func startLoad(paths []string, lim Limits, sel *Selector) (*Loading, []Skipped, error) {
 	if len(paths) == 0 {
-		return nil, errors.New("load series: no files")
+		return nil, nil, errors.New("load series: no files")
 	}
 	lim = lim.withDefaults()
 	insts := make([]*instance, 0, len(paths))
@@ -69,42 +85,57 @@ func StartLoadSeries(paths []string, lim Limits) (*Loading, error) {
 		read[i] = in
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("load series: %w", err)
+		return nil, nil, fmt.Errorf("load series: %w", err)
+	}
+	var skipped []Skipped
+	if sel != nil {
+		read, paths, skipped = selectRead(read, paths, *sel)
+		if len(read) == 0 {
+			reason := "no instance selected"
+			if len(skipped) > 0 {
+				reason = skipped[len(skipped)-1].Reason
+			}
+			uid := ""
+			if len(skipped) > 0 {
+				uid = skipped[0].SeriesInstanceUID
+			}
+			return nil, skipped, &SkippedError{SeriesInstanceUID: uid, Reason: reason}
+		}
 	}
 	for i, p := range paths {
 		in := read[i]
 		read[i] = nil
 		if err := checkDecodable(in); err != nil {
-			return nil, fmt.Errorf("load series: %w", err)
+			return nil, nil, fmt.Errorf("load series: %w", err)
 		}
 		if err := lim.checkImage(in.Header); err != nil {
-			return nil, fmt.Errorf("load series: %w", err)
+			return nil, nil, fmt.Errorf("load series: %w", err)
 		}
 		if first := insts; len(first) > 0 && in.SeriesInstanceUID != first[0].SeriesInstanceUID {
-			return nil, fmt.Errorf("load series: %s is in series %s, %s in series %s", first[0].Path, first[0].SeriesInstanceUID, p, in.SeriesInstanceUID)
+			return nil, nil, fmt.Errorf("load series: %s is in series %s, %s in series %s", first[0].Path, first[0].SeriesInstanceUID, p, in.SeriesInstanceUID)
 		}
 		if other, dup := seen[in.SOPInstanceUID]; dup {
-			return nil, fmt.Errorf("load series: duplicate instance %s in %s and %s", in.SOPInstanceUID, other, p)
+			return nil, nil, fmt.Errorf("load series: duplicate instance %s in %s and %s", in.SOPInstanceUID, other, p)
 		}
 		seen[in.SOPInstanceUID] = p
 		total += in.Frames()
 		if total > lim.MaxFrames {
-			return nil, fmt.Errorf("load series: %w", &LimitError{p, "frames", int64(total), int64(lim.MaxFrames)})
+			return nil, nil, fmt.Errorf("load series: %w", &LimitError{p, "frames", int64(total), int64(lim.MaxFrames)})
 		}
 		insts = append(insts, in)
 	}
 	first := insts[0]
 	for _, in := range insts[1:] {
 		if in.Rows != first.Rows || in.Columns != first.Columns {
-			return nil, fmt.Errorf("load series: mixed image sizes: %d×%d in %s, %d×%d in %s", first.Rows, first.Columns, first.Path, in.Rows, in.Columns, in.Path)
+			return nil, nil, fmt.Errorf("load series: mixed image sizes: %d×%d in %s, %d×%d in %s", first.Rows, first.Columns, first.Path, in.Rows, in.Columns, in.Path)
 		}
 		if (in.PhotometricInterpretation == "MONOCHROME1") != (first.PhotometricInterpretation == "MONOCHROME1") {
-			return nil, fmt.Errorf("load series: mixed photometric interpretation: %s in %s, %s in %s", first.PhotometricInterpretation, first.Path, in.PhotometricInterpretation, in.Path)
+			return nil, nil, fmt.Errorf("load series: mixed photometric interpretation: %s in %s, %s in %s", first.PhotometricInterpretation, first.Path, in.PhotometricInterpretation, in.Path)
 		}
 	}
 	size := int64(first.Rows) * int64(first.Columns) * int64(total) * 4
 	if size > lim.MaxBytes {
-		return nil, fmt.Errorf("load series: %w", &LimitError{first.Path, "bytes", size, lim.MaxBytes})
+		return nil, nil, fmt.Errorf("load series: %w", &LimitError{first.Path, "bytes", size, lim.MaxBytes})
 	}
 
 	refs := make([]frameRef, 0, total)
@@ -133,7 +164,7 @@ func StartLoadSeries(paths []string, lim Limits) (*Loading, error) {
 	case geometric == len(refs):
 		spacing, warns, err := orderGeometric(refs)
 		if err != nil {
-			return nil, fmt.Errorf("load series %s: %w", first.SeriesInstanceUID, err)
+			return nil, nil, fmt.Errorf("load series %s: %w", first.SeriesInstanceUID, err)
 		}
 		s.HasGeometry = true
 		s.SpacingBetweenSlices = spacing
@@ -190,7 +221,37 @@ func StartLoadSeries(paths []string, lim Limits) (*Loading, error) {
 		l.order[k].frames[r.index-l.order[k].k0] = i
 	}
 	l.start(min(runtime.GOMAXPROCS(0), len(l.order)))
-	return l, nil
+	return l, skipped, nil
+}
+
+// selectRead keeps the instances of the one series in read that sel
+// selects, with their paths; a series that sel skips keeps none. Files of
+// several series are left as they are, for the first pass to refuse.
+func selectRead(read []*instance, paths []string, sel Selector) ([]*instance, []string, []Skipped) {
+	hs := make([]Header, len(read))
+	for i, in := range read {
+		hs[i] = in.Header
+	}
+	groups := GroupSeries(hs)
+	if len(groups) != 1 {
+		return read, paths, nil
+	}
+	kept, skipped := selectGroup(groups[0], sel)
+	if kept == nil {
+		return nil, nil, skipped
+	}
+	keep := make(map[string]bool, len(kept.Headers))
+	for _, h := range kept.Headers {
+		keep[h.Path] = true
+	}
+	var outR []*instance
+	var outP []string
+	for i, in := range read {
+		if keep[in.Path] {
+			outR, outP = append(outR, in), append(outP, paths[i])
+		}
+	}
+	return outR, outP, skipped
 }
 
 // Loading is a series whose pixel data is being decoded in the background

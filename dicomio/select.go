@@ -89,49 +89,74 @@ func GroupSeries(headers []Header) []SeriesGroup {
 // skipped ImageType, without pixel data, or in a transfer syntax LoadSeries
 // cannot decode are dropped (each reported); then whole series are skipped
 // for their Modality, BodyPartExamined or too few frames. Every skip has a
-// reason, for the debug log and `status`.
+// reason, for the debug log and `status`. `tmcad process` calls it on every
+// file it finds, and StartLoadSelected on a series' files when `tmcad run`
+// loads them: one rule for both.
 func Select(headers []Header, sel Selector) (kept []SeriesGroup, skipped []Skipped) {
+	for _, g := range GroupSeries(headers) {
+		k, sk := selectGroup(g, sel)
+		skipped = append(skipped, sk...)
+		if k != nil {
+			kept = append(kept, *k)
+		}
+	}
+	return kept, skipped
+}
+
+// selectGroup applies sel to one series: nil when it is skipped as a whole.
+func selectGroup(g SeriesGroup, sel Selector) (*SeriesGroup, []Skipped) {
+	if g.SeriesInstanceUID == "" {
+		return nil, []Skipped{{Reason: fmt.Sprintf("%d file(s) without SeriesInstanceUID", len(g.Headers))}}
+	}
+	if r := SeriesRuleReason(g.Modality, g.Headers[0].BodyPartExamined, sel); r != "" {
+		return nil, []Skipped{{SeriesInstanceUID: g.SeriesInstanceUID, Reason: r}}
+	}
 	skipTypes := sel.SkipImageTypes
 	if skipTypes == nil {
 		skipTypes = DefaultSkipImageTypes
 	}
-	for _, g := range GroupSeries(headers) {
-		if g.SeriesInstanceUID == "" {
-			skipped = append(skipped, Skipped{Reason: fmt.Sprintf("%d file(s) without SeriesInstanceUID", len(g.Headers))})
+	var skipped []Skipped
+	var keep []Header
+	for _, h := range g.Headers {
+		if r := instanceSkipReason(h, skipTypes); r != "" {
+			skipped = append(skipped, Skipped{SeriesInstanceUID: g.SeriesInstanceUID, SOPInstanceUID: h.SOPInstanceUID, Path: h.Path, Reason: r})
 			continue
 		}
-		if !admits(sel.Modalities, g.Modality) {
-			skipped = append(skipped, Skipped{SeriesInstanceUID: g.SeriesInstanceUID,
-				Reason: fmt.Sprintf("modality %q not in %v", g.Modality, sel.Modalities)})
-			continue
-		}
-		body := g.Headers[0].BodyPartExamined
-		if !admits(sel.BodyParts, body) {
-			skipped = append(skipped, Skipped{SeriesInstanceUID: g.SeriesInstanceUID,
-				Reason: fmt.Sprintf("body part %q not in %v", body, sel.BodyParts)})
-			continue
-		}
-		var keep []Header
-		for _, h := range g.Headers {
-			if r := instanceSkipReason(h, skipTypes); r != "" {
-				skipped = append(skipped, Skipped{SeriesInstanceUID: g.SeriesInstanceUID, SOPInstanceUID: h.SOPInstanceUID, Path: h.Path, Reason: r})
-				continue
-			}
-			keep = append(keep, h)
-		}
-		g.Headers = keep
-		if len(keep) == 0 {
-			skipped = append(skipped, Skipped{SeriesInstanceUID: g.SeriesInstanceUID, Reason: "no instance left after the instance rules"})
-			continue
-		}
-		if n := g.Frames(); n < sel.MinSlices {
-			skipped = append(skipped, Skipped{SeriesInstanceUID: g.SeriesInstanceUID,
-				Reason: fmt.Sprintf("%d frame(s), fewer than the minimum %d", n, sel.MinSlices)})
-			continue
-		}
-		kept = append(kept, g)
+		keep = append(keep, h)
 	}
-	return kept, skipped
+	g.Headers = keep
+	if len(keep) == 0 {
+		return nil, append(skipped, Skipped{SeriesInstanceUID: g.SeriesInstanceUID, Reason: "no instance left after the instance rules"})
+	}
+	if n := g.Frames(); n < sel.MinSlices {
+		return nil, append(skipped, Skipped{SeriesInstanceUID: g.SeriesInstanceUID,
+			Reason: fmt.Sprintf("%d frame(s), fewer than the minimum %d", n, sel.MinSlices)})
+	}
+	return &g, skipped
+}
+
+// SeriesRuleReason says why the series-level rules (modality, body part)
+// skip a series, "" when they admit it. The daemon's ready loop uses it
+// before a series is queued; Select applies the same rules.
+func SeriesRuleReason(modality, bodyPart string, sel Selector) string {
+	if !admits(sel.Modalities, modality) {
+		return fmt.Sprintf("modality %q not in %v", modality, sel.Modalities)
+	}
+	if !admits(sel.BodyParts, bodyPart) {
+		return fmt.Sprintf("body part %q not in %v", bodyPart, sel.BodyParts)
+	}
+	return ""
+}
+
+// SkippedError is returned by StartLoadSelected when the selection rules
+// skip a whole series: not a failure, a decision.
+type SkippedError struct {
+	SeriesInstanceUID string
+	Reason            string
+}
+
+func (e *SkippedError) Error() string {
+	return fmt.Sprintf("series %s not selected: %s", e.SeriesInstanceUID, e.Reason)
 }
 
 // instanceSkipReason says why one instance is dropped, "" when it is kept.

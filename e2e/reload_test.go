@@ -77,15 +77,15 @@ func TestReloadSIGHUP(t *testing.T) {
 	e.dropSeries(ctOld, 0, 0)
 	e.dropSeries(crWait, 0, 0)
 	skip := p.waitLog(60*time.Second, "CT series skipped", seriesMsg(msgSkipped, ctOld.SeriesUID))
-	if !strings.Contains(skip.str("reason"), "modality CT") {
+	if !strings.Contains(skip.str("reason"), `modality "CT"`) {
 		t.Errorf("skip reason %q does not name the modality", skip.str("reason"))
 	}
 	p.waitLog(60*time.Second, "CR series stable", seriesMsg(msgStable, crWait.SeriesUID))
 	st := e.status()
-	if len(st.Skipped) != 1 || st.Skipped[0].SeriesUID != ctOld.SeriesUID || !strings.Contains(st.Skipped[0].Reason, "modality CT is not selected") {
+	if len(st.Skipped) != 1 || st.Skipped[0].SeriesUID != ctOld.SeriesUID || !strings.Contains(st.Skipped[0].Reason, `modality "CT" not in [CR]`) {
 		t.Errorf("tmcad status --json skipped = %+v, want the CT series with its reason", st.Skipped)
 	}
-	if txt := e.statusText(); !strings.Contains(txt, "skipped (1)") || !strings.Contains(txt, ctOld.SeriesUID) || !strings.Contains(txt, "modality CT is not selected") {
+	if txt := e.statusText(); !strings.Contains(txt, "skipped (1)") || !strings.Contains(txt, ctOld.SeriesUID) || !strings.Contains(txt, `modality "CT" not in [CR]`) {
 		t.Errorf("tmcad status does not list the skipped series and why:\n%s", txt)
 	}
 

@@ -98,7 +98,7 @@ func runProcess(args []string, stdout, stderr io.Writer) error {
 	bar := newProgress(stderr)
 	opts.Progress = bar.update
 	start := time.Now()
-	rows, err := daemon.RunBatch(ctx, p, daemon.Selector(cfg), opts, log)
+	rows, err := daemon.RunBatch(ctx, p, daemon.Selector(cfg, p.Manifest().Modalities), opts, log)
 	bar.finish()
 	if err != nil {
 		return err
