@@ -32,17 +32,11 @@ def _source_hash() -> str:
     return h.hexdigest()[:12]
 
 
-def _manifest_like(image_size: int) -> dict:
-    from .preprocess import DEFAULT_MANIFEST
-    m = dict(DEFAULT_MANIFEST)
-    m["image"] = dict(m["image"], height=image_size, width=image_size)
-    return m
-
-
 def _generate(split: str, n: int, family: str, image_size: int, vocab: str, max_length: int) -> Dict[str, np.ndarray]:
     from .phantoms import prepared_split
+    from .preprocess import manifest_at
     from .tokenizer import WordPieceTokenizer
-    ml = _manifest_like(image_size)
+    ml = manifest_at(image_size)
     if family == "mix":
         n_ct = int(round(n * CT_FRACTION))
         parts = [prepared_split(split, n - n_ct, "cxr", ml), prepared_split(split, n_ct, "ct", ml)]

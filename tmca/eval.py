@@ -207,8 +207,8 @@ def main(argv=None) -> int:
         if mpath.exists():
             manifest = json.loads(mpath.read_text())
         else:
-            from .preprocess import DEFAULT_MANIFEST
-            manifest = dict(DEFAULT_MANIFEST, tokenizer={"max_length": model.cfg.max_length})
+            from .preprocess import manifest_at
+            manifest = dict(manifest_at(model.cfg.image_size), tokenizer={"max_length": model.cfg.max_length})
         res = evaluate_dicom_folder(model, a.dicom_folder, manifest, a.vocab, a.text)
         if not a.per_frame:
             res.pop("frames")

@@ -35,6 +35,7 @@ import torch
 
 from .config import TMCAConfig, build_config
 from .model import TMCA, count_parameters
+from .preprocess import DEFAULT_MANIFEST, manifest_at
 from .report_text import MAX_GUIDE_ZONES
 
 INPUTS = ("image", "input_ids", "attention_mask")
@@ -161,9 +162,12 @@ def infer_at_batch(m, b: int):
 def manifest_for(cfg: TMCAConfig, name: str, version: str, description: str,
                  tokenizer: Optional[dict] = None, modalities: Optional[list] = None,
                  guide_forms: Optional[dict] = None) -> dict:
-    """The manifest (docs/CONTRACTS.md). `tokenizer` ({"lower_case", "strip_accents"}), `modalities`
-    and `guide_forms` default to the phantom model's (lower-cased, accents stripped; CR, DX, CT)."""
+    """The manifest (docs/CONTRACTS.md). Its pre-processing part (image, windows, normalize,
+    threshold) is `tmca.preprocess`'s, at the model's input size, so the graph is fed as in training.
+    `tokenizer` ({"lower_case", "strip_accents"}), `modalities` and `guide_forms` default to the
+    phantom model's (lower-cased, accents stripped; CR, DX, CT)."""
     s, L = cfg.image_size, cfg.max_length
+    pre = manifest_at(s)
     tok = {"lower_case": True, "strip_accents": True, **(tokenizer or {})}
     guide = copy.deepcopy(GUIDE)
     if guide_forms is not None:
@@ -179,17 +183,12 @@ def manifest_for(cfg: TMCAConfig, name: str, version: str, description: str,
             {"name": "attention_mask", "dtype": "int64", "shape": [-1, L]},
         ],
         "outputs": [{"name": "prob", "dtype": "float32", "shape": [-1, 1, s, s]}],
-        "image": {"height": s, "width": s, "channels": 1, "resize": "bilinear"},
-        "windows": {
-            "CR": {"mode": "minmax"},
-            "DX": {"mode": "minmax"},
-            "CT": {"mode": "fixed", "center": -600, "width": 1500},
-            "default": {"mode": "minmax"},
-        },
-        "normalize": {"mean": 0.5, "std": 0.25},
+        "image": pre["image"],
+        "windows": pre["windows"],
+        "normalize": pre["normalize"],
         "tokenizer": {"vocab": "vocab.txt", "max_length": L, "lower_case": bool(tok["lower_case"]),
                       "strip_accents": bool(tok["strip_accents"])},
-        "threshold": 0.5,
+        "threshold": pre["threshold"],
         "text_required": bool(cfg.use_text),
         "modalities": list(modalities) if modalities else ["CR", "DX", "CT"],
         "segments": SEGMENTS,
@@ -267,8 +266,10 @@ def model_card(name: str, version: str, cfg: TMCAConfig, ck: dict, params: int, 
         f"device {args.get('device', 'cpu')}; seed {args.get('seed')}; {float(ck.get('train_seconds', 0)):.0f} s |",
         "", "## Input and output", "",
         f"Modalities: {', '.join(modalities)}. Pre-processing as in `docs/CONTRACTS.md` (window, MONOCHROME1 "
-        f"inversion, bilinear resize to {cfg.image_size}x{cfg.image_size}, normalise with mean 0.5 / std 0.25); "
-        "the guide text tokenized with `vocab.txt`. Output: `prob`, thresholded at 0.5 by tmcad.", "",
+        f"inversion, bilinear resize to {cfg.image_size}x{cfg.image_size}, normalise with mean "
+        f"{DEFAULT_MANIFEST['normalize']['mean']} / std {DEFAULT_MANIFEST['normalize']['std']}); "
+        f"the guide text tokenized with `vocab.txt`. Output: `prob`, thresholded at "
+        f"{DEFAULT_MANIFEST['threshold']} by tmcad.", "",
         "## Test metrics", "",
     ]
     if metrics:

@@ -27,17 +27,20 @@ Post-processing: ``prob`` (H × W) is resized back to rows × cols with the same
 bilinear rule and ``mask = prob >= threshold``.
 
 ``manifest_like`` is any dict with the manifest's ``windows``, ``image`` and
-``normalize`` keys (``DEFAULT_MANIFEST`` below mirrors the compact model).
+``normalize`` keys. ``DEFAULT_MANIFEST`` below is the one definition of these
+(``tmca.export`` writes it into every manifest.json, at the model's input size:
+``manifest_at``).
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: The preprocessing part of the compact model's manifest.json.
+#: The pre-processing part of every exported manifest.json (here at the compact model's input size).
 DEFAULT_MANIFEST: dict[str, Any] = {
     "image": {"height": 96, "width": 96, "channels": 1, "resize": "bilinear"},
     "windows": {
@@ -49,6 +52,14 @@ DEFAULT_MANIFEST: dict[str, Any] = {
     "normalize": {"mean": 0.5, "std": 0.25},
     "threshold": 0.5,
 }
+
+
+def manifest_at(image_size: int) -> dict[str, Any]:
+    """A copy of ``DEFAULT_MANIFEST`` at a model's square input size: what tmcad's pre-processing
+    reads from that model's manifest.json."""
+    m = copy.deepcopy(DEFAULT_MANIFEST)
+    m["image"].update(height=int(image_size), width=int(image_size))
+    return m
 
 
 def rescale(raw: np.ndarray, slope: float = 1.0, intercept: float = 0.0) -> np.ndarray:

@@ -34,8 +34,7 @@ def tokenizer_of(tokens: Sequence[str], lower_case: bool = True, strip_accents: 
 
 def manifest_like(image_size: int) -> Dict[str, object]:
     """The pre-processing part of the manifest at the model's input size (what tmcad will do)."""
-    return {**preprocess.DEFAULT_MANIFEST, "image": {"height": image_size, "width": image_size, "channels": 1,
-                                                     "resize": "bilinear"}}
+    return preprocess.manifest_at(image_size)
 
 
 def has_split(root: str | Path, split: str) -> bool:

@@ -19,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANT_ORDER = ["full", "no-tsd", "align-levels-4", "no-lte", "no-text", "no-align"]
+from .config import VARIANTS
+
+#: the variants of the model card's table, in its order (the config's table order)
+VARIANT_ORDER = list(VARIANTS)
 
 
 def run_all(a) -> None:

@@ -2,7 +2,9 @@
 
     /usr/bin/python3 -m tmca.train --preset compact --variant full --seed 0 --steps 600 --family mix --out runs/full-s0
 
-Switches for the ablations (equivalent to --variant): --no-tsd, --align-levels 4, --no-lte, --no-text.
+Switches for the ablations (equivalent to --variant; the table is tmca.config.ABLATIONS): --no-tsd,
+--align-levels 4, --no-lte, --no-text, --no-align. --variant also takes names joined by '+'
+(no-tsd+no-lte); the switches win over --variant where both set one field.
 Writes DIR/checkpoint.pt (config, weights, args), DIR/train_log.jsonl (one line per logged step)
 and, unless --no-eval, DIR/test_metrics.json (the test split, see tmca.eval; with --family mix also
 test_metrics_ct.json; each also as *_canonical.json, fed the canonical guide texts).
@@ -38,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import VARIANTS, build_config
+from .config import ABLATIONS, VARIANTS, build_config, merge_ablations, variant_name, variant_overrides
 from .losses import tmca_loss
 from .model import TMCA, count_parameters
 
@@ -49,11 +51,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="tmca.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="compact", choices=["compact", "paper"])
-    p.add_argument("--variant", default="full", choices=sorted(VARIANTS))
-    p.add_argument("--no-tsd", action="store_true", help="global average pooling instead of target pooling")
-    p.add_argument("--align-levels", type=int, nargs="+", default=None, help="levels to align, e.g. 4 (default 1 2 3 4)")
-    p.add_argument("--no-lte", action="store_true")
-    p.add_argument("--no-text", action="store_true", help="image-only: no text to the decoder")
+    add_ablation_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch-size", type=int, default=16)
@@ -89,6 +87,43 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def _variant_arg(name: str) -> str:
+    """argparse type of --variant: a name `variant_overrides` accepts."""
+    try:
+        variant_overrides(name)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name
+
+
+def _switch_dest(name: str) -> str:
+    """The args attribute of a variant's switch: "no-tsd" -> "no_tsd"."""
+    return name.replace("-", "_")
+
+
+def add_ablation_arguments(p: argparse.ArgumentParser) -> None:
+    """--variant, one switch per table row that has one, and --align-levels (the valued form)."""
+    p.add_argument("--variant", default="full", type=_variant_arg, metavar="|".join(VARIANTS),
+                   help="an ablation variant, or several joined by '+' (e.g. no-tsd+no-lte)")
+    for ab in ABLATIONS:
+        if ab.switch:
+            p.add_argument("--" + ab.name, dest=_switch_dest(ab.name), action="store_true", help=ab.help)
+    p.add_argument("--align-levels", type=int, nargs="+", default=None,
+                   help="levels to align, e.g. 4 (default 1 2 3 4)")
+
+
+def ablation_flag_overrides(a: argparse.Namespace) -> dict:
+    """The config overrides the ablation switches and --align-levels ask for, validated against
+    the table (two switches that set one field differently are an error)."""
+    parts = [("--" + ab.name, ab.overrides) for ab in ABLATIONS if ab.switch and getattr(a, _switch_dest(ab.name), False)]
+    if getattr(a, "align_levels", None):
+        parts.append(("--align-levels", {"align_levels": tuple(a.align_levels)}))
+    try:
+        return merge_ablations(parts)
+    except ValueError as e:
+        raise SystemExit(f"tmca.train: {e}") from None
+
+
 def parse_overrides(items) -> dict:
     """["widths=8,16,16,32", "text_layers=1", "use_lte=false"] -> typed config overrides."""
     import dataclasses
@@ -110,35 +145,14 @@ def parse_overrides(items) -> dict:
 
 
 def config_from_args(a, vocab_size: int, extra=None):
+    """The run's config: the preset, then --variant, then `extra` and --set, then the image size,
+    then the ablation switches (each later step wins where two set one field)."""
     over = {"vocab_size": vocab_size, **(extra or {})}
     over.update(parse_overrides(getattr(a, "overrides", [])))
     if a.image_size:
         over["image_size"] = a.image_size
-    cfg = build_config(a.preset, a.variant, **over)
-    if a.no_tsd:
-        cfg.use_tsd = False
-    if a.align_levels:
-        cfg.align_levels = tuple(a.align_levels)
-    if a.no_lte:
-        cfg.use_lte = False
-    if a.no_text:
-        cfg.use_text = False
-    return cfg
-
-
-def variant_name(cfg) -> str:
-    if not cfg.use_text:
-        return "no-text"
-    parts = []
-    if not cfg.use_tsd:
-        parts.append("no-tsd")
-    if not cfg.align_levels:
-        parts.append("no-align")
-    elif tuple(cfg.align_levels) != (1, 2, 3, 4):
-        parts.append("align-levels-" + "".join(str(l) for l in cfg.align_levels))
-    if not cfg.use_lte:
-        parts.append("no-lte")
-    return "+".join(parts) or "full"
+    over.update(ablation_flag_overrides(a))
+    return build_config(a.preset, a.variant, **over)
 
 
 def seed_everything(seed: int) -> None:

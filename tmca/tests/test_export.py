@@ -79,6 +79,49 @@ def test_reference_and_manifest(tmp_path):
     json.dumps(man)
 
 
+def test_manifest_preprocessing_is_what_training_uses():
+    """The exported manifest's pre-processing part is tmca.preprocess's at the model's size, so
+    tmcad feeds the graph what the phantom and data set loaders fed it in training."""
+    from tmca import preprocess
+    from tmca.real_data import manifest_like
+
+    for size in (32, 96, 224):
+        man = manifest_for(_tiny() if size == 32 else build_config("compact", image_size=size), "t", "0", "t")
+        used = preprocess.manifest_at(size)
+        assert used == manifest_like(size)
+        for k in ("image", "windows", "normalize", "threshold"):
+            assert man[k] == used[k], k
+        assert man["windows"] == preprocess.DEFAULT_MANIFEST["windows"]
+        assert man["normalize"] == preprocess.DEFAULT_MANIFEST["normalize"]
+        assert man["image"]["height"] == man["image"]["width"] == size
+        # the same frames come out of either
+        rng = np.random.default_rng(size)
+        raw = rng.integers(0, 4096, (50, 61)).astype(np.uint16)
+        for modality in ("CR", "DX", "CT", "MR"):
+            a = preprocess.prepare_frame(raw, 1.0, -1024.0, modality, manifest_like=json.loads(json.dumps(man)))
+            b = preprocess.prepare_frame(raw, 1.0, -1024.0, modality, manifest_like=used)
+            assert np.array_equal(a, b), modality
+    # the manifest holds copies: editing one leaves the defaults alone
+    man["windows"]["CT"]["center"] = 0
+    man["image"]["height"] = 1
+    assert preprocess.DEFAULT_MANIFEST["windows"]["CT"]["center"] == -600
+    assert preprocess.DEFAULT_MANIFEST["image"]["height"] == 96
+
+
+def test_shipped_manifest_preprocessing_matches():
+    """The shipped manifest.json's pre-processing part is what tmca.preprocess defines."""
+    from pathlib import Path
+
+    from tmca import preprocess
+    path = Path(__file__).resolve().parents[2] / "models" / "tmca-cxr-compact" / "manifest.json"
+    if not path.is_file():
+        return
+    shipped = json.loads(path.read_text())
+    used = preprocess.manifest_at(shipped["image"]["height"])
+    for k in ("image", "windows", "normalize", "threshold"):
+        assert shipped[k] == used[k], k
+
+
 def test_batch_check_catches_a_frozen_reshape(tmp_path):
     class Frozen(torch.nn.Module):
         def forward(self, x):
