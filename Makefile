@@ -25,10 +25,11 @@ lint:
 	@$(GO) vet ./...
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod is not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 
-## demo: segment the example studies with the shipped model; SEGs and PNG masks go to out/demo/
+## demo: segment the example studies, then their compressed copies in examples/compressed, with the shipped model; SEGs and PNG masks go to out/demo/ and out/demo/compressed/
 demo: deps build
 	@rm -rf out/demo
 	bin/tmcad process --input examples/dicom --reports examples/reports --archive out/demo/archive --masks-png out/demo/masks --log-level warn
+	bin/tmcad process --input examples/compressed/dicom --reports examples/compressed/reports --archive out/demo/compressed/archive --masks-png out/demo/compressed/masks --log-level warn
 
 ## test: everything — lint, the Go suite and the Python (model) suite (both run even if one fails)
 test: deps lint build

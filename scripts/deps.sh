@@ -15,13 +15,16 @@ ORT_MEMBER="package/bin/napi-v6/linux/x64/libonnxruntime.so.1"
 # (Orthanc, dcmtk, dicom3tools, PostgreSQL, systemd-analyze, python3-hl7's
 # mllp_send), dcmtk's dcmsend for archive.kind = "dimse", the codec
 # libraries dicomio links through cgo (CharLS for JPEG-LS, OpenJPEG for
-# JPEG 2000) and the encoders that write its compressed fixtures
-# (opj_compress, gdcmconv).
+# JPEG 2000), the encoders that write its compressed fixtures,
+# examples/compressed and the compressed copies of the examples that
+# `make test` processes (dcmtk, opj_compress, gdcmconv), and GDCM's Python
+# binding, through which `make bench`'s pydicom peer decodes compressed
+# series.
 DEB_PACKAGES=(
   python3-torch python3-torchvision python3-onnx python3-numpy python3-pydicom python3-pytest
   python3-pil python3-skimage libopenblas0-pthread
   orthanc orthanc-dicomweb dcmtk dicom3tools postgresql systemd python3-hl7
-  gcc pkg-config libcharls-dev libopenjp2-7-dev libopenjp2-tools libgdcm-tools
+  gcc pkg-config libcharls-dev libopenjp2-7-dev libopenjp2-tools libgdcm-tools python3-gdcm
 )
 # npm fetches ONNX Runtime and OHIF's SEG loader; Debian's npm (which brings
 # Node.js) only where none is installed.

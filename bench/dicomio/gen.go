@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 )
@@ -32,9 +33,10 @@ func element(b *bytes.Buffer, group, elem uint16, vr string, val []byte) {
 
 func us(v uint16) []byte { return binary.LittleEndian.AppendUint16(nil, v) }
 
-// writeCT writes one slice of a synthetic CT series (explicit VR little
-// endian, 16-bit signed, rescale intercept -1024).
-func writeCT(path, series string, k, size int) error {
+// writeCT writes slice k of a synthetic CT series (explicit VR little
+// endian, 16-bit signed, rescale intercept -1024) holding the stored
+// values (size × size, row by row).
+func writeCT(path, series string, k, size int, values []int16) error {
 	var meta, ds bytes.Buffer
 	sop := fmt.Sprintf("%s.%d", series, k+1)
 	const ct = "1.2.840.10008.5.1.4.1.1.2"
@@ -78,11 +80,8 @@ func writeCT(path, series string, k, size int) error {
 	element(&ds, 0x0028, 0x1052, "DS", []byte("-1024"))
 	element(&ds, 0x0028, 0x1053, "DS", []byte("1"))
 	px := make([]byte, 2*size*size)
-	for y := 0; y < size; y++ {
-		for x := 0; x < size; x++ {
-			v := 1024 + 600*math.Sin(float64(x)/17+float64(k)/9)*math.Cos(float64(y)/23)
-			binary.LittleEndian.PutUint16(px[2*(y*size+x):], uint16(int16(v)))
-		}
+	for i, v := range values {
+		binary.LittleEndian.PutUint16(px[2*i:], uint16(v))
 	}
 	element(&ds, 0x7FE0, 0x0010, "OW", px)
 	f, err := os.Create(path)
@@ -107,9 +106,53 @@ func ensureSeries(dir string, n, size int) ([]string, error) {
 		if st, err := os.Stat(paths[k]); err == nil && st.Size() > int64(2*size*size) {
 			continue
 		}
-		if err := writeCT(paths[k], "1.2.826.0.1.3680043.10.1234.502", k, size); err != nil {
+		if err := writeCT(paths[k], "1.2.826.0.1.3680043.10.1234.502", k, size, waveSlice(k, size)); err != nil {
 			return nil, err
 		}
 	}
 	return paths, nil
+}
+
+// waveSlice is slice k of the native section's series: a smooth wave
+// pattern around 0 HU.
+func waveSlice(k, size int) []int16 {
+	v := make([]int16, size*size)
+	for y := 0; y < size; y++ {
+		for x := 0; x < size; x++ {
+			v[y*size+x] = int16(1024 + 600*math.Sin(float64(x)/17+float64(k)/9)*math.Cos(float64(y)/23))
+		}
+	}
+	return v
+}
+
+// phantomSlice is slice k of the compressed section's series: a chest-like
+// phantom (air, a body of soft tissue with two lungs and a spine) with
+// Gaussian noise of 15 HU in the body and 4 HU in the air, so that the
+// lossless codecs compress it about as much as a real CT (the wave
+// pattern would compress many times more and decode faster than any
+// scanner's image). Deterministic: the noise is seeded by k.
+func phantomSlice(k, size int) []int16 {
+	rng := rand.New(rand.NewPCG(uint64(k), 4712))
+	sq := func(a float64) float64 { return a * a }
+	s := float64(size)
+	breath := 1 + 0.1*math.Sin(float64(k)/40)
+	v := make([]int16, size*size)
+	for y := 0; y < size; y++ {
+		for x := 0; x < size; x++ {
+			fx, fy := (float64(x)-s/2)/s, (float64(y)-s/2)/s
+			hu, sigma := -1000.0, 4.0
+			if sq(fx/0.42)+sq(fy/0.30) < 1 {
+				hu, sigma = 40, 15
+				if sq((math.Abs(fx)-0.2)/(0.14*breath))+sq(fy/0.2) < 1 {
+					hu = -850 + 60*math.Sin(fx*40+float64(k)/7)*math.Cos(fy*30)
+				}
+				if sq(fx/0.05)+sq((fy-0.22)/0.05) < 1 {
+					hu = 700
+				}
+			}
+			st := math.Round(hu + 1024 + sigma*rng.NormFloat64())
+			v[y*size+x] = int16(min(max(st, 0), 4095))
+		}
+	}
+	return v
 }

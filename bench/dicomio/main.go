@@ -2,11 +2,15 @@
 // same files in the same run: header cataloguing (files/s), LoadSeries
 // throughput (MB/s of files), and peak memory (VmHWM of a child process) of
 // LoadSeries on a 300-slice 512×512 CT relative to the float32 volume it
-// returns. Run from the repository root:
+// returns. Its compressed section measures LoadSeries on a 300-slice
+// 512×512 CT phantom in JPEG Lossless SV1, JPEG-LS lossless and JPEG 2000
+// lossless against gdcmconv --raw followed by LoadSeries of the native
+// copies, and against pydicom decoding through GDCM, on the same files.
+// Run from the repository root:
 //
-//	go run ./bench/dicomio [-dir /tmp/tmcad-bench-dicomio] [-slices 300] [-size 512]
+//	go run ./bench/dicomio [-dir /tmp/tmcad-bench-dicomio] [-slices 300] [-size 512] [-section all|native|compressed]
 //
-// It prints a Markdown section for bench/RESULTS.md.
+// It prints a Markdown section per part for bench/RESULTS.md.
 package main
 
 import (
@@ -49,9 +53,27 @@ func main() {
 	slices := flag.Int("slices", 300, "slices in the generated CT")
 	size := flag.Int("size", 512, "rows and columns of the generated CT")
 	mode := flag.String("mode", "all", "all | mem-load | mem-library (child modes)")
+	section := flag.String("section", "all", "all | native | compressed: which sections to measure")
+	files := flag.String("files", "", "mem-load child: load the *.dcm files in this folder instead of the generated series")
 	reps := flag.Int("reps", 3, "repetitions (best is reported)")
 	flag.Parse()
 	log.SetFlags(0)
+	if *mode == "mem-load" && *files != "" {
+		paths, err := filepath.Glob(filepath.Join(*files, "*.dcm"))
+		if err != nil || len(paths) == 0 {
+			log.Fatalf("no DICOM files in %s (%v)", *files, err)
+		}
+		_ = json.NewEncoder(os.Stdout).Encode(memChild(*mode, paths, *size))
+		return
+	}
+	switch *section {
+	case "all", "native":
+	case "compressed":
+		benchCompressed(*dir, *slices, *size, *reps)
+		return
+	default:
+		log.Fatalf("-section %q: want all, native or compressed", *section)
+	}
 	paths, err := ensureSeries(*dir, *slices, *size)
 	if err != nil {
 		log.Fatal(err)
@@ -112,6 +134,9 @@ func main() {
 		float64(memLoad.HWMBeforeKB)*1024/1e6, float64(memLoad.HWMAfterKB)*1024/1e6, float64(memLoad.HWMAfterKB)*1024/vol)
 	fmt.Printf("For comparison, parsing each file fully with suyashkumar/dicom v1.1.0 (`ParseFile` with pixel data) and converting its frame into the same float32 volume peaks at %.0f MB = %.2f× the volume (%.1f s vs %.1f s for LoadSeries in its child). LoadSeries parses headers with the library up to (7FE0,0010) only and converts native pixel data from the file straight into the volume in 256 KiB chunks.\n\n",
 		float64(memLib.HWMAfterKB)*1024/1e6, float64(memLib.HWMAfterKB)*1024/vol, memLib.Seconds, memLoad.Seconds)
+	if *section == "all" {
+		benchCompressed(*dir, *slices, *size, *reps)
+	}
 }
 
 // spawn runs this program as a child in a memory mode and decodes its result.

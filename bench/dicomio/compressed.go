@@ -1,0 +1,344 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"tmcad/dicomio"
+)
+
+// benchCodec is one lossless transfer syntax of the compressed section and
+// the real encoder that writes it (input and output paths are appended).
+type benchCodec struct {
+	name    string
+	ts      string
+	sub     string // folder of its files under the compressed series' folder
+	encoder []string
+}
+
+// benchCodecs are the compressed syntaxes measured.
+var benchCodecs = []benchCodec{
+	{"JPEG Lossless SV1", dicomio.JPEGLosslessSV1, "sv1", []string{"dcmcjpeg", "+e1"}},
+	{"JPEG-LS lossless", dicomio.JPEGLSLossless, "jls", []string{"dcmcjpls", "+el"}},
+	{"JPEG 2000 lossless", dicomio.JPEG2000Lossless, "j2k", []string{"gdcmconv", "--j2k"}},
+}
+
+// gdcmPeer is what peer.py reports for pydicom decoding through GDCM.
+type gdcmPeer struct {
+	LoadSeconds  float64 `json:"load_seconds"`
+	LoadCPU      float64 `json:"load_cpu_seconds"`
+	LoadMaxRSSKB int64   `json:"load_maxrss_kb"`
+	VolumeSHA256 string  `json:"volume_sha256"`
+	GDCM         string  `json:"gdcm"`
+	Pydicom      string  `json:"pydicom"`
+}
+
+// codecResult is the measurement of one compressed syntax.
+type codecResult struct {
+	codec     benchCodec
+	fileBytes int64
+	// tmcad: best seconds of LoadSeries on the compressed files, and the
+	// CPU seconds of that repetition.
+	tmcad, tmcadCPU float64
+	// raw: best seconds of gdcmconv --raw of every file (on as many
+	// workers as CPUs) then LoadSeries of the native copies; rawConv and
+	// rawLoad are its two parts in that best repetition.
+	raw, rawConv, rawLoad float64
+	peer                  gdcmPeer
+	mem                   memResult
+	// same: the volume LoadSeries returns equals the native series'.
+	same bool
+}
+
+// compressedDir is the folder of the compressed section's series.
+func compressedDir(dir string, slices, size int) string {
+	return filepath.Join(dir, fmt.Sprintf("compressed-%dx%dx%d", slices, size, size))
+}
+
+// ensureCompressed writes the phantom series (native) and its copies in
+// each benchCodecs syntax unless already there, and returns the native
+// paths and those of each copy by codec folder.
+func ensureCompressed(root string, slices, size int) ([]string, map[string][]string, error) {
+	for _, c := range benchCodecs {
+		if _, err := exec.LookPath(c.encoder[0]); err != nil {
+			return nil, nil, fmt.Errorf("compressed series: %s is not installed (make deps): %w", c.encoder[0], err)
+		}
+	}
+	nat := filepath.Join(root, "native")
+	if err := os.MkdirAll(nat, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("compressed series: %w", err)
+	}
+	names := make([]string, slices)
+	native := make([]string, slices)
+	for k := range names {
+		names[k] = fmt.Sprintf("ct%04d.dcm", k)
+		native[k] = filepath.Join(nat, names[k])
+	}
+	err := parallelDo(slices, func(k int) error {
+		if st, err := os.Stat(native[k]); err == nil && st.Size() > int64(2*size*size) {
+			return nil
+		}
+		return writeCT(native[k], "1.2.826.0.1.3680043.10.1234.503", k, size, phantomSlice(k, size))
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("compressed series: %w", err)
+	}
+	out := map[string][]string{}
+	for _, c := range benchCodecs {
+		d := filepath.Join(root, c.sub)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("compressed series: %w", err)
+		}
+		paths := make([]string, slices)
+		err := parallelDo(slices, func(k int) error {
+			paths[k] = filepath.Join(d, names[k])
+			if st, err := os.Stat(paths[k]); err == nil && st.Size() > 0 {
+				return nil
+			}
+			// Written under a temporary name first, so that an interrupted
+			// run leaves no partial file that a later run would keep.
+			tmp := paths[k] + ".part"
+			args := append(append([]string{}, c.encoder[1:]...), native[k], tmp)
+			if b, err := exec.Command(c.encoder[0], args...).CombinedOutput(); err != nil {
+				return fmt.Errorf("%s %s: %w\n%s", strings.Join(c.encoder, " "), native[k], err, b)
+			}
+			return os.Rename(tmp, paths[k])
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("compressed series (%s): %w", c.name, err)
+		}
+		out[c.sub] = paths
+	}
+	return native, out, nil
+}
+
+// parallelDo runs f(0..n-1) on as many goroutines as CPUs and returns the
+// first error.
+func parallelDo(n int, f func(i int) error) error {
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.NumCPU(); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = f(i)
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadTimed runs LoadSeries and returns its seconds, the process's CPU
+// seconds meanwhile, and the SHA-256 of the volume's float32 little endian
+// bytes in frame order.
+func loadTimed(paths []string) (float64, float64, string) {
+	c0 := cpuSeconds()
+	t0 := time.Now()
+	s, err := dicomio.LoadSeries(paths, dicomio.Limits{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	sec := time.Since(t0).Seconds()
+	cpu := cpuSeconds() - c0
+	h := sha256.New()
+	buf := make([]byte, 4*s.Rows*s.Columns)
+	for _, f := range s.Frames {
+		for i, v := range f.Pixels {
+			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
+		}
+		h.Write(buf)
+	}
+	s = nil
+	runtime.GC()
+	return sec, cpu, hex.EncodeToString(h.Sum(nil))
+}
+
+// cpuSeconds is the user and system CPU time of this process so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func fileSizes(paths []string) int64 {
+	var n int64
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			log.Fatal(err)
+		}
+		n += st.Size()
+	}
+	return n
+}
+
+// benchCompressed measures LoadSeries on the phantom series in each
+// compressed syntax against gdcmconv --raw + LoadSeries and pydicom with
+// GDCM on the same files, and prints its Markdown section.
+func benchCompressed(dir string, slices, size, reps int) {
+	root := compressedDir(dir, slices, size)
+	native, byCodec, err := ensureCompressed(root, slices, size)
+	if err != nil {
+		log.Fatal(err)
+	}
+	nativeBytes := fileSizes(native)
+	pixelMB := float64(slices*size*size*2) / 1e6
+	nativeSec, nativeSum := math.Inf(1), ""
+	for r := 0; r < reps; r++ {
+		sec, _, sum := loadTimed(native)
+		nativeSec, nativeSum = min(nativeSec, sec), sum
+	}
+	var results []codecResult
+	for _, c := range benchCodecs {
+		paths := byCodec[c.sub]
+		res := codecResult{codec: c, fileBytes: fileSizes(paths), tmcad: math.Inf(1), raw: math.Inf(1), same: true}
+		rawDir := filepath.Join(root, "raw-"+c.sub)
+		rawPaths := make([]string, len(paths))
+		for i, p := range paths {
+			rawPaths[i] = filepath.Join(rawDir, filepath.Base(p))
+		}
+		for r := 0; r < reps; r++ {
+			sec, cpu, sum := loadTimed(paths)
+			if sec < res.tmcad {
+				res.tmcad, res.tmcadCPU = sec, cpu
+			}
+			res.same = res.same && sum == nativeSum
+
+			if err := os.RemoveAll(rawDir); err != nil {
+				log.Fatal(err)
+			}
+			if err := os.MkdirAll(rawDir, 0o755); err != nil {
+				log.Fatal(err)
+			}
+			t0 := time.Now()
+			err := parallelDo(len(paths), func(i int) error {
+				if b, err := exec.Command("gdcmconv", "--raw", paths[i], rawPaths[i]).CombinedOutput(); err != nil {
+					return fmt.Errorf("gdcmconv --raw %s: %w\n%s", paths[i], err, b)
+				}
+				return nil
+			})
+			if err != nil {
+				log.Fatal(err)
+			}
+			conv := time.Since(t0).Seconds()
+			load, _, sum := loadTimed(rawPaths)
+			if conv+load < res.raw {
+				res.raw, res.rawConv, res.rawLoad = conv+load, conv, load
+			}
+			if sum != nativeSum {
+				log.Fatalf("%s: the volume of gdcmconv --raw's copies differs from the native series'", c.name)
+			}
+		}
+		_ = os.RemoveAll(rawDir)
+		res.mem = spawnFiles(filepath.Dir(paths[0]))
+		res.peer = runGDCMPeer(filepath.Dir(paths[0]), reps)
+		if res.peer.VolumeSHA256 != nativeSum {
+			log.Fatalf("%s: pydicom with GDCM returns a volume that differs from the native series'", c.name)
+		}
+		results = append(results, res)
+	}
+
+	host, _ := os.Hostname()
+	mbps := func(sec float64) float64 { return pixelMB / sec }
+	p := results[0].peer
+	fmt.Printf("## dicomio: compressed series, LoadSeries throughput and memory\n\n")
+	fmt.Printf("Measured %s on %s (%s, %d CPUs visible, shared with other work; %s), `go run ./bench/dicomio -section compressed -reps %d`. "+
+		"Series: %d slices %d×%d CT, 16-bit signed, a chest-like phantom with Gaussian noise (15 HU in the body, 4 HU in the air; `phantomSlice` in `bench/dicomio/gen.go`) so that it compresses about as a scanner's CT does, "+
+		"native %.1f MB of files, encoded by dcmtk %s (`dcmcjpeg +e1`, `dcmcjpls +el`) and GDCM (`gdcmconv --j2k`); float32 volume %.1f MB. "+
+		"Peers on the same files in the same run: (a) `gdcmconv --raw` of every file (GDCM %s, one process per file on %d workers) then `LoadSeries` of the native copies; "+
+		"(b) Debian python3-pydicom %s with python3-gdcm %s as its only pixel data handler (`dcmread` + `pixel_array` + `apply_modality_lut`, stacked; `bench/dicomio/peer.py … gdcm`). "+
+		"Throughput is MB/s of decoded 16-bit pixel data (%.1f MB: slices × rows × columns × 2), best of the repetitions, with the CPU seconds per wall second of that repetition (cores busy: tmcad decodes files on GOMAXPROCS goroutines; pydicom is single-threaded, but GDCM's OpenJPEG decodes JPEG 2000 on threads of its own); every volume (tmcad's, the peers') is checked equal, float32 for float32, to LoadSeries of the native series.\n\n",
+		time.Now().UTC().Format("2006-01-02"), host, cpuModel(), runtime.NumCPU(), runtime.Version(), reps,
+		slices, size, size, float64(nativeBytes)/1e6, dcmtkVersion(), float64(results[0].mem.VolumeBytes)/1e6,
+		p.GDCM, runtime.NumCPU(), p.Pydicom, p.GDCM, pixelMB)
+	fmt.Printf("| transfer syntax | files (vs native) | tmcad `LoadSeries` | (a) `gdcmconv --raw` + `LoadSeries` | tmcad / (a) | (b) pydicom + GDCM | tmcad / (b) |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| Explicit VR Little Endian (native, for reference) | %.1f MB | %.0f MB/s | | | | |\n", float64(nativeBytes)/1e6, mbps(nativeSec))
+	for _, r := range results {
+		fmt.Printf("| %s | %.1f MB (%.2f×) | %.0f MB/s (%.1f cores) | %.0f MB/s (%.2f s = %.2f s gdcmconv + %.2f s load) | %.1f× | %.0f MB/s (%.1f cores) | %.1f× |\n",
+			r.codec.name, float64(r.fileBytes)/1e6, float64(r.fileBytes)/float64(nativeBytes),
+			mbps(r.tmcad), r.tmcadCPU/r.tmcad, mbps(r.raw), r.raw, r.rawConv, r.rawLoad, r.raw/r.tmcad,
+			mbps(r.peer.LoadSeconds), r.peer.LoadCPU/r.peer.LoadSeconds, r.peer.LoadSeconds/r.tmcad)
+	}
+	fmt.Printf("\nPeak memory (child processes: VmHWM of `LoadSeries`, whole Go process; ru_maxrss of the pydicom load):\n\n")
+	fmt.Printf("| transfer syntax | tmcad `LoadSeries` | × float32 volume | pydicom + GDCM | × float32 volume | tmcad / pydicom |\n|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		vol := float64(r.mem.VolumeBytes)
+		fmt.Printf("| %s | %.0f MB | %.2f× | %.0f MB | %.2f× | %.2f× |\n", r.codec.name,
+			float64(r.mem.HWMAfterKB)*1024/1e6, float64(r.mem.HWMAfterKB)*1024/vol,
+			float64(r.peer.LoadMaxRSSKB)*1024/1e6, float64(r.peer.LoadMaxRSSKB)*1024/vol,
+			float64(r.mem.HWMAfterKB)/float64(r.peer.LoadMaxRSSKB))
+	}
+	fmt.Println()
+}
+
+// dcmtkVersion is the version dcmcjpeg reports ("3.6.7"), or "?".
+func dcmtkVersion() string {
+	out, _ := exec.Command("dcmcjpeg", "--version").Output()
+	if m := regexp.MustCompile(`v(\d+\.\d+\.\d+)`).FindSubmatch(out); m != nil {
+		return string(m[1])
+	}
+	return "?"
+}
+
+// spawnFiles runs this program as a child that loads the series in dir
+// once and reports its peak memory.
+func spawnFiles(dir string) memResult {
+	exe, err := os.Executable()
+	if err != nil {
+		log.Fatal(err)
+	}
+	out, err := exec.Command(exe, "-mode", "mem-load", "-files", dir).Output()
+	if err != nil {
+		log.Fatalf("child mem-load %s: %v", dir, err)
+	}
+	var r memResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		log.Fatalf("child mem-load %s: %v: %s", dir, err, out)
+	}
+	return r
+}
+
+// runGDCMPeer runs peer.py's pydicom + GDCM load on the files in dir.
+func runGDCMPeer(dir string, reps int) gdcmPeer {
+	script := filepath.Join("bench", "dicomio", "peer.py")
+	cmd := exec.Command("/usr/bin/python3", script, dir, strconv.Itoa(reps), "gdcm")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		log.Fatalf("peer (pydicom + GDCM) on %s: %v", dir, err)
+	}
+	var r gdcmPeer
+	if err := json.Unmarshal(out, &r); err != nil {
+		log.Fatalf("peer (pydicom + GDCM) on %s: %v: %s", dir, err, out)
+	}
+	return r
+}
