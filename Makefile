@@ -53,6 +53,9 @@ install: build
 	install -D -m 0644 systemd/tmcad.service $(DESTDIR)/usr/lib/systemd/system/tmcad.service
 	install -D -m 0644 systemd/tmcad.sysusers $(DESTDIR)/usr/lib/sysusers.d/tmcad.conf
 	install -D -m 0644 systemd/tmcad.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/tmcad.conf
+	install -D -m 0755 scripts/tmcad-receiver $(DESTDIR)$(PREFIX)/bin/tmcad-receiver
+	install -D -m 0644 systemd/tmcad-receiver.service $(DESTDIR)/usr/lib/systemd/system/tmcad-receiver.service
+	install -D -m 0644 systemd/tmcad-receiver.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/tmcad-receiver.conf
 
 ## eval-reports: Dice per report phrasing family through `tmcad process` (runs/report-eval); updates the model card
 eval-reports: build

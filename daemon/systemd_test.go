@@ -16,6 +16,12 @@ import (
 // unitPath is the shipped unit file, relative to this package.
 var unitPath = filepath.Join("..", "systemd", "tmcad.service")
 
+// receiverUnitPath is the shipped DICOM receiver's unit file.
+var receiverUnitPath = filepath.Join("..", "systemd", "tmcad-receiver.service")
+
+// shippedUnits are the unit files verified and rated below.
+var shippedUnits = []string{unitPath, receiverUnitPath}
+
 // systemdAnalyze runs systemd-analyze; a missing systemd-analyze fails the
 // test (it is a build requirement, see scripts/deps.sh), never skips it.
 func systemdAnalyze(t *testing.T, args ...string) (string, error) {
@@ -28,33 +34,37 @@ func systemdAnalyze(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
-// TestUnitVerifies: `systemd-analyze verify systemd/tmcad.service` is clean.
+// TestUnitVerifies: `systemd-analyze verify` is clean on every shipped unit.
 func TestUnitVerifies(t *testing.T) {
-	out, err := systemdAnalyze(t, "verify", unitPath)
-	if err != nil || strings.TrimSpace(out) != "" {
-		t.Fatalf("systemd-analyze verify %s: %v\n%s", unitPath, err, out)
+	for _, unit := range shippedUnits {
+		out, err := systemdAnalyze(t, "verify", unit)
+		if err != nil || strings.TrimSpace(out) != "" {
+			t.Errorf("systemd-analyze verify %s: %v\n%s", unit, err, out)
+		}
 	}
 }
 
-// TestUnitExposure: `systemd-analyze security --offline=true` rates the
-// unit's overall exposure 2.0 or less.
+// TestUnitExposure: `systemd-analyze security --offline=true` rates each
+// shipped unit's overall exposure 2.0 or less.
 func TestUnitExposure(t *testing.T) {
-	out, err := systemdAnalyze(t, "security", "--offline=true", unitPath)
-	if err != nil {
-		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	for _, unit := range shippedUnits {
+		out, err := systemdAnalyze(t, "security", "--offline=true", unit)
+		if err != nil {
+			t.Fatalf("systemd-analyze security %s: %v\n%s", unit, err, out)
+		}
+		m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no overall exposure for %s in:\n%s", unit, out)
+		}
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v > 2.0 {
+			t.Errorf("%s: overall exposure %.1f > 2.0:\n%s", unit, v, out)
+		}
+		t.Logf("%s: overall exposure %.1f", filepath.Base(unit), v)
 	}
-	m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no overall exposure in:\n%s", out)
-	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v > 2.0 {
-		t.Fatalf("overall exposure %.1f > 2.0:\n%s", v, out)
-	}
-	t.Logf("overall exposure %.1f", v)
 }
 
 // TestUnitSettings pins the settings the daemon relies on.
@@ -68,6 +78,25 @@ func TestUnitSettings(t *testing.T) {
 		"CapabilityBoundingSet=", "SystemCallFilter=@system-service", "RestrictAddressFamilies=", "UMask=0027", "TimeoutStopSec=90s"} {
 		if !strings.Contains(b, "\n"+want) {
 			t.Errorf("%s lacks %s", unitPath, want)
+		}
+	}
+}
+
+// TestReceiverUnitSettings pins what the receiver relies on: its settings
+// file, the shipped script, the tmcad user, restarts, the sandbox and the
+// address restriction (storescp cannot restrict calling AE titles).
+func TestReceiverUnitSettings(t *testing.T) {
+	b, err := readFile(receiverUnitPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"EnvironmentFile=-/etc/tmcad/receiver.env", "Environment=TMCAD_AET=TMCAD TMCAD_PORT=11112",
+		"ExecStart=/usr/bin/env tmcad-receiver\n", "Restart=on-failure", "User=tmcad", "Group=tmcad",
+		"ProtectSystem=strict", "ReadWritePaths=/var/spool/tmcad\n", "NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectHome=yes",
+		"CapabilityBoundingSet=\n", "SystemCallFilter=@system-service", "RestrictAddressFamilies=", "UMask=0027",
+		"IPAddressDeny=any", "IPAddressAllow="} {
+		if !strings.Contains(b, "\n"+want) {
+			t.Errorf("%s lacks %s", receiverUnitPath, strings.TrimSpace(want))
 		}
 	}
 }

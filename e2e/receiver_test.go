@@ -1,0 +1,325 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"tmcad/dicomio"
+	"tmcad/internal/testpeers"
+)
+
+// receiverScript is the shipped receiver the unit runs.
+const receiverScript = "tmcad-receiver"
+
+// receiverAET is the receiver's default AE title (the unit's TMCAD_AET).
+const receiverAET = "TMCAD"
+
+// receiver is a running tmcad-receiver.
+type receiver struct {
+	port    int
+	staging string
+	child   *testpeers.Child
+}
+
+// startReceiver starts the shipped receiver (scripts/tmcad-receiver, what
+// systemd/tmcad-receiver.service's ExecStart runs) on a free loopback port,
+// with a staging folder beside drop (the same filesystem), through the
+// same environment settings the unit passes.
+func startReceiver(t *testing.T, drop string) *receiver {
+	t.Helper()
+	unit, err := os.ReadFile(filepath.Join(repoRoot, "systemd", "tmcad-receiver.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^ExecStart=(.*)$`).FindStringSubmatch(string(unit))
+	if m == nil || strings.Fields(m[1])[len(strings.Fields(m[1]))-1] != receiverScript {
+		t.Fatalf("systemd/tmcad-receiver.service: ExecStart does not run %s: %q", receiverScript, m)
+	}
+	testpeers.RequireTool(t, "storescp")
+	testpeers.RequireTool(t, "dcmdump")
+	staging := filepath.Join(filepath.Dir(drop), "incoming")
+	if err := os.MkdirAll(staging, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	port := testpeers.FreePort(t)
+	cmd := exec.Command(filepath.Join(repoRoot, "scripts", receiverScript))
+	cmd.Env = append(os.Environ(), "TMCAD_AET="+receiverAET, "TMCAD_PORT="+strconv.Itoa(port),
+		"TMCAD_DROP_DIR="+drop, "TMCAD_STAGING_DIR="+staging)
+	c := testpeers.StartChild(t, cmd, filepath.Join(t.TempDir(), "receiver.log"))
+	testpeers.WaitTCP(t, c, fmt.Sprintf("127.0.0.1:%d", port), 20*time.Second)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("receiver log:\n%s", c.LogTail())
+		}
+	})
+	return &receiver{port: port, staging: staging, child: c}
+}
+
+// dcmSend sends files to the receiver with dcmtk's dcmsend.
+func dcmSend(t *testing.T, port int, files ...string) {
+	t.Helper()
+	bin := testpeers.RequireTool(t, "dcmsend")
+	args := append([]string{"-aet", "PACS", "-aec", receiverAET, "127.0.0.1", strconv.Itoa(port)}, files...)
+	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("dcmsend: %v\n%s", err, out)
+	}
+}
+
+// dropSampler lists the drop folder every few milliseconds and records
+// each file's size when first seen: a file renamed in complete never
+// changes size afterwards, one written in place would grow.
+type dropSampler struct {
+	dir   string
+	mu    sync.Mutex
+	first map[string]int64
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func startDropSampler(dir string) *dropSampler {
+	s := &dropSampler{dir: dir, first: map[string]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			s.sample()
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	return s
+}
+
+func (s *dropSampler) sample() {
+	ents, _ := os.ReadDir(s.dir)
+	for _, e := range ents {
+		s.mu.Lock()
+		_, seen := s.first[e.Name()]
+		s.mu.Unlock()
+		if seen || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			s.mu.Lock()
+			s.first[e.Name()] = fi.Size()
+			s.mu.Unlock()
+		}
+	}
+}
+
+// check stops the sampler and fails the test for any file in the drop
+// folder that changed size after it was first seen or that dcmdump cannot
+// parse in full; it returns how many files were sampled.
+func (s *dropSampler) check(t *testing.T) int {
+	t.Helper()
+	close(s.stop)
+	<-s.done
+	for name, size := range s.first {
+		p := filepath.Join(s.dir, name)
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("%s: seen in the drop folder, then gone: %v", name, err)
+			continue
+		}
+		if fi.Size() != size {
+			t.Errorf("%s: %d bytes when first seen in the drop folder, %d now: it was not complete when it appeared", name, size, fi.Size())
+		}
+		if out, err := exec.Command("dcmdump", "-q", p).CombinedOutput(); err != nil {
+			t.Errorf("%s: dcmdump cannot parse it in full: %v\n%s", name, err, out)
+		}
+	}
+	return len(s.first)
+}
+
+// checkStagingEmpty: every received file was delivered.
+func (r *receiver) checkStagingEmpty(t *testing.T) {
+	t.Helper()
+	if n := countFiles(r.staging, ""); n != 0 {
+		t.Errorf("%d file(s) left in the staging folder %s", n, r.staging)
+	}
+}
+
+// TestReceiver: the shipped receiver answers C-ECHO, takes the example
+// series from storescu and dcmsend (alternately), and delivers each file
+// complete into the drop folder, where tmcad makes one SEG per series.
+func TestReceiver(t *testing.T) {
+	start := time.Now()
+	e := newEnv(t)
+	p := e.start()
+	r := startReceiver(t, e.cfg.DICOMDir)
+	if out, err := exec.Command(testpeers.RequireTool(t, "echoscu"), "-aet", "PACS", "-aec", receiverAET, "127.0.0.1", strconv.Itoa(r.port)).CombinedOutput(); err != nil {
+		t.Fatalf("echoscu (C-ECHO): %v\n%s", err, out)
+	}
+	sampler := startDropSampler(e.cfg.DICOMDir)
+	i := 0
+	dropAllWithReports(e, p, func(s exampleSeries) {
+		if i%2 == 0 {
+			storeSCU(t, r.port, s.paths()...)
+		} else {
+			dcmSend(t, r.port, s.paths()...)
+		}
+		i++
+	})
+	e.waitArchive(90*time.Second, len(examples))
+	time.Sleep(2500 * time.Millisecond)
+	checkOneSEGPerSeries(t, archiveSEGs(t, e.cfg.ArchiveDir), examples)
+	files := 0
+	for _, s := range examples {
+		files += len(s.Files)
+	}
+	if got := sampler.check(t); got != files {
+		t.Errorf("%d files appeared in the drop folder, want the %d sent", got, files)
+	}
+	r.checkStagingEmpty(t)
+	e.checkMetrics(map[string]float64{
+		`tmcad_files_seen_total{kind="dicom"}`:      float64(files),
+		`tmcad_files_seen_total{kind="unreadable"}`: 0,
+		`tmcad_segs_stored_total`:                   float64(len(examples)),
+	})
+	p.stop()
+	t.Logf("receiver flow done in %.1fs", time.Since(start).Seconds())
+}
+
+// TestReceiverAbort: storescu is killed in the middle of an association
+// after a few instances were acknowledged; every acknowledged instance is
+// in the drop folder, no file there is partial, and the receiver goes on
+// taking associations.
+func TestReceiverAbort(t *testing.T) {
+	dir := t.TempDir()
+	drop := filepath.Join(dir, "drop", "dicom")
+	if err := os.MkdirAll(drop, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := startReceiver(t, drop)
+	sampler := startDropSampler(drop)
+
+	var files []string
+	for _, s := range examples {
+		if len(s.Files) > 1 {
+			files = append(files, s.paths()...)
+		}
+	}
+	const ackBeforeKill = 5
+	if len(files) <= ackBeforeKill {
+		t.Fatalf("the examples have %d files in multi-file series; the test needs more than %d", len(files), ackBeforeKill)
+	}
+	// storescu logs "Sending file: F" then "Received Store Response
+	// (Success)" for each instance; it is killed (SIGKILL, so it sends no
+	// release) as soon as it has logged the ackBeforeKill-th success,
+	// while it is sending the next instance.
+	cmd := exec.Command(testpeers.RequireTool(t, "storescu"),
+		append([]string{"-v", "-aet", "PACS", "-aec", receiverAET, "127.0.0.1", strconv.Itoa(r.port)}, files...)...)
+	out, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = cmd.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var acked []string
+	current := ""
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		if f, ok := strings.CutPrefix(line, "I: Sending file: "); ok {
+			current = f
+		}
+		if strings.Contains(line, "Received Store Response (Success)") && current != "" {
+			acked = append(acked, current)
+			if len(acked) == ackBeforeKill {
+				_ = cmd.Process.Signal(syscall.SIGKILL) // our own child, by its process
+				break
+			}
+		}
+	}
+	_ = cmd.Wait()
+	if len(acked) < ackBeforeKill {
+		t.Fatalf("storescu acknowledged %d instance(s) before it ended, want %d", len(acked), ackBeforeKill)
+	}
+	if len(acked) == len(files) {
+		t.Fatalf("storescu sent all %d files before it was killed: no abort", len(files))
+	}
+
+	want := map[string]bool{}
+	for _, f := range acked {
+		h, err := dicomio.ReadHeader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[h.SOPInstanceUID] = true
+	}
+	delivered := func() map[string]bool {
+		got := map[string]bool{}
+		ents, _ := os.ReadDir(drop)
+		for _, e := range ents {
+			if h, err := dicomio.ReadHeader(filepath.Join(drop, e.Name())); err == nil {
+				got[h.SOPInstanceUID] = true
+			}
+		}
+		return got
+	}
+	waitFor(t, 10*time.Second, "the acknowledged instances in the drop folder", func() bool {
+		got := delivered()
+		for uid := range want {
+			if !got[uid] {
+				return false
+			}
+		}
+		return true
+	})
+	// The receiver is still up: a new association stores the rest.
+	if !r.child.Running() {
+		t.Fatalf("the receiver exited after the abort: %v\n%s", r.child.Err, r.child.LogTail())
+	}
+	storeSCU(t, r.port, files...)
+	waitFor(t, 10*time.Second, "every instance in the drop folder", func() bool { return len(delivered()) == len(files) })
+	time.Sleep(200 * time.Millisecond)
+	n := sampler.check(t)
+	r.checkStagingEmpty(t)
+	t.Logf("%d acknowledged before the kill, all delivered; %d files in the drop folder after the resend", len(acked), n)
+}
+
+// TestReceiverStagingSweep: at start the receiver delivers what a crash
+// left complete in staging and leaves a file cut short there.
+func TestReceiverStagingSweep(t *testing.T) {
+	dir := t.TempDir()
+	drop, staging := filepath.Join(dir, "drop", "dicom"), filepath.Join(dir, "drop", "incoming")
+	for _, d := range []string{drop, staging} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(examples[0].paths()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(staging, "complete.dcm"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(staging, "cut.dcm"), b[:len(b)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startReceiver(t, drop)
+	if _, err := os.Stat(filepath.Join(drop, "complete.dcm")); err != nil {
+		t.Errorf("the complete file left in staging was not delivered: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(drop, "cut.dcm")); err == nil {
+		t.Error("the file cut short was delivered into the drop folder")
+	}
+	if _, err := os.Stat(filepath.Join(staging, "cut.dcm")); err != nil {
+		t.Errorf("the file cut short is gone from staging: %v", err)
+	}
+}
