@@ -37,6 +37,13 @@ type Options struct {
 	FallbackToCPU bool
 	// IntraOpThreads is ONNX Runtime's intra-op thread count (0: its default).
 	IntraOpThreads int
+	// InterOpThreads, when above 0, runs independent graph nodes in
+	// parallel (ONNX Runtime's parallel execution mode) on that many
+	// threads; 0 keeps the sequential mode.
+	InterOpThreads int
+	// GraphOptimization is ONNX Runtime's graph optimisation level:
+	// "disable", "basic", "extended" or "all" ("": its default, all).
+	GraphOptimization string
 	// BatchSize is the most frames per session run (default 8).
 	BatchSize int
 	// ConcurrentRuns is how many batches run through the session at once.
@@ -222,6 +229,23 @@ func (e *Engine) sessionWith(onnxPath string, provider func(*ort.SessionOptions)
 			return nil, fmt.Errorf("engine: intra-op threads: %w", err)
 		}
 	}
+	if e.opts.InterOpThreads > 0 {
+		if err := so.SetExecutionMode(ort.ExecutionModeParallel); err != nil {
+			return nil, fmt.Errorf("engine: execution mode: %w", err)
+		}
+		if err := so.SetInterOpNumThreads(e.opts.InterOpThreads); err != nil {
+			return nil, fmt.Errorf("engine: inter-op threads: %w", err)
+		}
+	}
+	if e.opts.GraphOptimization != "" {
+		level, err := graphOptimizationLevel(e.opts.GraphOptimization)
+		if err != nil {
+			return nil, err
+		}
+		if err := so.SetGraphOptimizationLevel(level); err != nil {
+			return nil, fmt.Errorf("engine: graph optimisation level: %w", err)
+		}
+	}
 	if provider != nil {
 		if err := provider(so); err != nil {
 			return nil, err
@@ -242,6 +266,21 @@ func (e *Engine) sessionWith(onnxPath string, provider func(*ort.SessionOptions)
 		return nil, fmt.Errorf("engine: creating session for %s: %w", onnxPath, err)
 	}
 	return s, nil
+}
+
+// graphOptimizationLevel maps Options.GraphOptimization to ONNX Runtime's level.
+func graphOptimizationLevel(name string) (ort.GraphOptimizationLevel, error) {
+	switch name {
+	case "disable":
+		return ort.GraphOptimizationLevelDisableAll, nil
+	case "basic":
+		return ort.GraphOptimizationLevelEnableBasic, nil
+	case "extended":
+		return ort.GraphOptimizationLevelEnableExtended, nil
+	case "all":
+		return ort.GraphOptimizationLevelEnableAll, nil
+	}
+	return 0, fmt.Errorf("engine: unknown graph optimisation level %q (want disable, basic, extended or all)", name)
 }
 
 // Manifest returns the engine's model manifest.

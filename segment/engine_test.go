@@ -376,3 +376,42 @@ func TestRampBatches(t *testing.T) {
 		}
 	}
 }
+
+// The session tuning options (graph optimisation level, parallel execution
+// with inter-op threads) leave the masks unchanged, and an unknown level is
+// an error that lists the known ones.
+func TestSessionTuningOptions(t *testing.T) {
+	a := series("1.2.3.10", 5, 20, 24, "CT")
+	ids, mask := []int64{2, 5, 7, 3, 0, 0}, []int64{1, 1, 1, 1, 0, 0}
+	base := tinyEngine(t, Options{BatchSize: 2})
+	want, err := base.Predict(context.Background(), Request{Series: a, InputIDs: ids, AttentionMask: mask})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []Options{
+		{BatchSize: 2, GraphOptimization: "disable"},
+		{BatchSize: 2, GraphOptimization: "basic"},
+		{BatchSize: 2, GraphOptimization: "extended", InterOpThreads: 2},
+		{BatchSize: 2, GraphOptimization: "all", InterOpThreads: 1, IntraOpThreads: 1},
+	} {
+		e := tinyEngine(t, o)
+		got, err := e.Predict(context.Background(), Request{Series: a, InputIDs: ids, AttentionMask: mask})
+		if err != nil {
+			t.Fatalf("%+v: %v", o, err)
+		}
+		for f := range a.Frames {
+			if !bytes.Equal(want[0].Masks[f], got[0].Masks[f]) {
+				t.Fatalf("graph optimisation %q, inter-op %d: frame %d differs", o.GraphOptimization, o.InterOpThreads, f)
+			}
+		}
+	}
+	initTestRuntime(t)
+	m, err := LoadManifest(tinyModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewEngine(m, Options{GraphOptimization: "max"})
+	if err == nil || !strings.Contains(err.Error(), "disable, basic, extended or all") {
+		t.Fatalf("unknown level: err = %v", err)
+	}
+}

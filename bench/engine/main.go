@@ -53,6 +53,20 @@ type Result struct {
 	// Overheads holds every repetition's overhead; the fields above are
 	// the median repetition's.
 	Overheads []float64 `json:"pipeline_overheads"`
+	// GraphOptimization and InterOpThreads are the session settings
+	// (segment.Options) the run used ("" and 0: ONNX Runtime's defaults).
+	GraphOptimization string `json:"graph_optimization"`
+	InterOpThreads    int    `json:"inter_op_threads"`
+	// LoadSeconds is the time NewEngine took (session creation, graph
+	// optimisation included).
+	LoadSeconds float64 `json:"load_s"`
+	// RSSLoadedMB is the resident memory once the session exists, and
+	// PeakRSSMB the process's peak resident memory (VmHWM) at the end.
+	RSSLoadedMB float64 `json:"rss_loaded_mb"`
+	// ReferenceMaxAbsDiff is the largest difference between the engine's
+	// probabilities and the model folder's PyTorch reference (-reference).
+	ReferenceMaxAbsDiff float64 `json:"reference_max_abs_diff,omitempty"`
+	PeakRSSMB           float64 `json:"peak_rss_mb"`
 	// Padded is the same measurement on a copy of the series that declares
 	// a Pixel Padding Value; nil without -ct-padded.
 	Padded *PipelineResult `json:"pipeline_padded,omitempty"`
@@ -85,15 +99,19 @@ func main() {
 	provider := flag.String("provider", "cpu", "execution provider: cpu or cuda (no fallback: a CUDA failure is an error)")
 	deviceID := flag.Int("device", 0, "CUDA device id")
 	concurrent := flag.Int("concurrent", 1, "batches run at once (engine ConcurrentRuns); threads is then per run")
+	graphOpt := flag.String("graph-opt", "", "ONNX Runtime graph optimisation level: disable, basic, extended or all (default: its own, all)")
+	interOp := flag.Int("inter-op", 0, "ONNX Runtime inter-op threads (parallel execution mode); 0: sequential")
+	reference := flag.Bool("reference", false, "also compare the engine with the model folder's PyTorch reference")
 	flag.Parse()
-	opts := segment.Options{Provider: *provider, DeviceID: *deviceID, IntraOpThreads: *threads, ConcurrentRuns: *concurrent}
-	if err := run(*model, *batches, *seconds, opts, *matmul, *matmulN, *ct, *ctPadded, *reps, *out); err != nil {
+	opts := segment.Options{Provider: *provider, DeviceID: *deviceID, IntraOpThreads: *threads, ConcurrentRuns: *concurrent,
+		GraphOptimization: *graphOpt, InterOpThreads: *interOp}
+	if err := run(*model, *batches, *seconds, opts, *matmul, *matmulN, *ct, *ctPadded, *reps, *reference, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/engine:", err)
 		os.Exit(1)
 	}
 }
 
-func run(modelDir, batchList string, seconds float64, opts segment.Options, matmul string, matmulN int, ct, ctPadded string, reps int, out string) error {
+func run(modelDir, batchList string, seconds float64, opts segment.Options, matmul string, matmulN int, ct, ctPadded string, reps int, reference bool, out string) error {
 	threads := opts.IntraOpThreads
 	lib, err := segment.ResolveLibrary("")
 	if err != nil {
@@ -106,7 +124,8 @@ func run(modelDir, batchList string, seconds float64, opts segment.Options, matm
 	if err != nil {
 		return err
 	}
-	res := Result{Model: m.ID(), Threads: threads, ImagesPerSec: map[string]float64{}}
+	res := Result{Model: m.ID(), Threads: threads, ImagesPerSec: map[string]float64{},
+		GraphOptimization: opts.GraphOptimization, InterOpThreads: opts.InterOpThreads}
 	var sizes []int
 	for _, s := range strings.Split(batchList, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -120,13 +139,26 @@ func run(modelDir, batchList string, seconds float64, opts segment.Options, matm
 		maxB = max(maxB, b)
 	}
 	opts.BatchSize = maxB
+	t0 := time.Now()
 	e, err := segment.NewEngine(m, opts)
 	if err != nil {
 		return err
 	}
+	res.LoadSeconds = time.Since(t0).Seconds()
+	res.RSSLoadedMB = procStatusMB("VmRSS")
 	res.Provider = e.Provider()
 	res.Concurrent = max(1, opts.ConcurrentRuns)
 	defer e.Close()
+	if reference {
+		ref, err := segment.LoadReference(m)
+		if err != nil {
+			return err
+		}
+		if res.ReferenceMaxAbsDiff, err = ref.MaxAbsDifference(e, maxB); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "reference: max |engine - PyTorch| = %.2g\n", res.ReferenceMaxAbsDiff)
+	}
 	hw, l := m.Image.Height*m.Image.Width, m.Tokenizer.MaxLength
 	img := make([]float32, maxB*hw)
 	for i := range img {
@@ -169,6 +201,7 @@ func run(modelDir, batchList string, seconds float64, opts segment.Options, matm
 			}
 		}
 	}
+	res.PeakRSSMB = procStatusMB("VmHWM")
 	b, _ := json.MarshalIndent(res, "", "  ")
 	if out != "" {
 		return os.WriteFile(out, b, 0o644)
@@ -374,6 +407,25 @@ func pipelineOverhead(modelDir, folder string, opts segment.Options, reps int) (
 	fmt.Fprintf(os.Stderr, "pipeline %s, %d frames, median of %d: wall %.3fs, in Run %.3fs, overhead %.1f%% (before the first run %.1f ms, between runs %.1f ms, after the last %.1f ms; all: %s; LoadSeries alone %.3fs)\n",
 		filepath.Base(folder), med.Frames, len(all), med.Wall, med.Run, 100*med.Overhead, 1e3*med.Head, 1e3*med.Gaps, 1e3*med.Tail, percents(med.Overheads), load)
 	return &med, load, nil
+}
+
+// procStatusMB reads one memory line of /proc/self/status (VmRSS, VmHWM)
+// in MB (10^6 bytes); 0 where it cannot be read.
+func procStatusMB(key string) float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, key+":"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 2 && f[1] == "kB" {
+				kb, _ := strconv.ParseFloat(f[0], 64)
+				return kb * 1024 / 1e6
+			}
+		}
+	}
+	return 0
 }
 
 // percents formats fractions as a list of percentages.
