@@ -49,6 +49,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"unsafe"
 )
 
@@ -65,6 +66,20 @@ func endsWithEOI(data []byte) bool {
 
 // decodeJPEGLS decodes one greyscale JPEG-LS frame (lossless or
 // near-lossless) with CharLS.
+// jlsBuffers recycles CharLS's output buffers between frames, so that a
+// series does not leave one frame's worth of garbage per frame.
+var jlsBuffers sync.Pool
+
+// jlsBuffer returns a recycled buffer of n bytes, or a new one.
+func jlsBuffer(n int) *[]byte {
+	if p, ok := jlsBuffers.Get().(*[]byte); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]byte, n)
+	return &b
+}
+
 func decodeJPEGLS(data []byte, fs frameSpec, raw []uint32) (bool, error) {
 	if len(data) == 0 {
 		return false, errors.New("JPEG-LS: empty codestream")
@@ -82,8 +97,11 @@ func decodeJPEGLS(data []byte, fs frameSpec, raw []uint32) (bool, error) {
 		bpp = 2
 	}
 	// Sized by the DICOM header (already within the limits); CharLS
-	// writes into it only after its header matched that size.
-	buf := make([]byte, npix*bpp)
+	// writes into it only after its header matched that size. The buffer
+	// is recycled: the samples are copied out right below.
+	bp := jlsBuffer(npix * bpp)
+	defer jlsBuffers.Put(bp)
+	buf := *bp
 	var info [4]C.int32_t
 	rc := C.tm_jls_decode(unsafe.Pointer(&data[0]), C.size_t(len(data)), C.uint32_t(fs.rows), C.uint32_t(fs.cols),
 		C.int32_t(maxBits), unsafe.Pointer(&buf[0]), C.size_t(len(buf)), &info[0])
