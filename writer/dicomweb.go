@@ -72,18 +72,7 @@ func NewDICOMwebSink(cfg DICOMwebConfig) (*DICOMwebSink, error) {
 	if cfg.Password != "" && cfg.Username == "" {
 		return nil, errors.New("writer: dicomweb sink: password set without username")
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 60 * time.Second
-	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 5
-	}
-	if cfg.InitialBackoff <= 0 {
-		cfg.InitialBackoff = time.Second
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 30 * time.Second
-	}
+	retryDefaults(&cfg.Timeout, &cfg.MaxAttempts, &cfg.InitialBackoff, &cfg.MaxBackoff)
 	tr := cfg.Transport
 	if tr == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()

@@ -78,18 +78,7 @@ func NewDIMSESink(cfg DIMSEConfig) (*DIMSESink, error) {
 	if cfg.Port < 1 || cfg.Port > 65535 {
 		return nil, fmt.Errorf("writer: dimse sink: port %d: want 1-65535", cfg.Port)
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 60 * time.Second
-	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 5
-	}
-	if cfg.InitialBackoff <= 0 {
-		cfg.InitialBackoff = time.Second
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 30 * time.Second
-	}
+	retryDefaults(&cfg.Timeout, &cfg.MaxAttempts, &cfg.InitialBackoff, &cfg.MaxBackoff)
 	bin := cfg.Dcmsend
 	if bin == "" {
 		bin = "dcmsend"

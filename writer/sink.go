@@ -3,6 +3,7 @@ package writer
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Sink is an archive that stores DICOM objects. Implementations must be safe
@@ -40,4 +41,21 @@ func PutSEG(ctx context.Context, sink Sink, seg *SEG) error {
 		return errors.New("writer: PutSEG: SEG has no encoded data (use EncodeSEG)")
 	}
 	return sink.Put(ctx, seg.StudyInstanceUID, seg.SeriesInstanceUID, seg.SOPInstanceUID, seg.Data)
+}
+
+// retryDefaults fills a network sink's unset timing: 60 s per attempt, 5
+// attempts, a first retry after 1 s doubling up to 30 s.
+func retryDefaults(timeout *time.Duration, attempts *int, initial, max *time.Duration) {
+	if *timeout <= 0 {
+		*timeout = 60 * time.Second
+	}
+	if *attempts <= 0 {
+		*attempts = 5
+	}
+	if *initial <= 0 {
+		*initial = time.Second
+	}
+	if *max <= 0 {
+		*max = 30 * time.Second
+	}
 }
