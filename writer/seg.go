@@ -502,10 +502,11 @@ func perFrameGroups(src *dicomio.Series, frames []segFrame) []item {
 	return out
 }
 
-// referencedSeries lists every source instance once, in frame order.
-func referencedSeries(src *dicomio.Series) item {
+// sourceInstanceRefs are the SOP class and instance UIDs of every source
+// instance, once each, in frame order.
+func sourceInstanceRefs(src *dicomio.Series) []item {
 	seen := map[string]bool{}
-	var insts []item
+	var refs []item
 	for _, f := range src.Frames {
 		if seen[f.SOPInstanceUID] {
 			continue
@@ -514,10 +515,15 @@ func referencedSeries(src *dicomio.Series) item {
 		var x item
 		x.str(tag.ReferencedSOPClassUID, "UI", f.SOPClassUID)
 		x.str(tag.ReferencedSOPInstanceUID, "UI", f.SOPInstanceUID)
-		insts = append(insts, x)
+		refs = append(refs, x)
 	}
+	return refs
+}
+
+// referencedSeries lists every source instance once, in frame order.
+func referencedSeries(src *dicomio.Series) item {
 	var s item
-	s.seq(tag.ReferencedInstanceSequence, insts...)
+	s.seq(tag.ReferencedInstanceSequence, sourceInstanceRefs(src)...)
 	s.str(tag.SeriesInstanceUID, "UI", src.SeriesInstanceUID)
 	return s
 }

@@ -316,20 +316,8 @@ func imageLibrary(src *dicomio.Series) []item {
 // evidence is the Current Requested Procedure Evidence: the SEG and every
 // source instance the report refers to, by series.
 func evidence(src *dicomio.Series, seg *SEG) item {
-	var srcRefs []item
-	seen := map[string]bool{}
-	for _, f := range src.Frames {
-		if seen[f.SOPInstanceUID] {
-			continue
-		}
-		seen[f.SOPInstanceUID] = true
-		var r item
-		r.str(tag.ReferencedSOPClassUID, "UI", f.SOPClassUID)
-		r.str(tag.ReferencedSOPInstanceUID, "UI", f.SOPInstanceUID)
-		srcRefs = append(srcRefs, r)
-	}
 	var srcSeries item
-	srcSeries.seq(tag.ReferencedSOPSequence, srcRefs...)
+	srcSeries.seq(tag.ReferencedSOPSequence, sourceInstanceRefs(src)...)
 	srcSeries.str(tag.SeriesInstanceUID, "UI", src.SeriesInstanceUID)
 	var segInst item
 	segInst.str(tag.ReferencedSOPClassUID, "UI", SegmentationStorage)
