@@ -40,26 +40,11 @@ func TestProcessAccuracyMatchesPython(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("tmcad process exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	var sum struct {
-		Series []struct {
-			Modality string `json:"modality"`
-			Masks    []struct {
-				SOP  string `json:"sop_instance_uid"`
-				File string `json:"file"`
-			} `json:"masks"`
-		} `json:"series"`
-	}
-	b, err := os.ReadFile(filepath.Join(masks, "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &sum); err != nil {
-		t.Fatal(err)
-	}
+	sum := readSummary(t, masks)
 	var dices []float64
-	for _, s := range sum.Series {
+	for _, s := range sum {
 		for _, m := range s.Masks {
-			truth := filepath.Join(data, "truth", m.SOP+".png")
+			truth := filepath.Join(data, "truth", m.SOPInstanceUID+".png")
 			if _, err := os.Stat(truth); err != nil {
 				continue
 			}

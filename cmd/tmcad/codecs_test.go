@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -104,29 +103,15 @@ func processMasks(t *testing.T, input, reports, work string, series int) map[str
 	if !strings.Contains(out, fmt.Sprintf("%d series segmented, 0 without a target in their report, 0 failed, 0 skipped", series)) {
 		t.Fatalf("tmcad process %s: summary:\n%s", input, out)
 	}
-	var sum struct {
-		Series []struct {
-			Masks []struct {
-				SOP  string `json:"sop_instance_uid"`
-				File string `json:"file"`
-			} `json:"masks"`
-		} `json:"series"`
-	}
-	b, err := os.ReadFile(filepath.Join(masks, "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &sum); err != nil {
-		t.Fatalf("summary.json: %v", err)
-	}
+	sum := readSummary(t, masks)
 	got := map[string][]byte{}
-	for _, s := range sum.Series {
+	for _, s := range sum {
 		for _, m := range s.Masks {
 			png, err := os.ReadFile(filepath.Join(masks, m.File))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got[m.SOP] = png
+			got[m.SOPInstanceUID] = png
 		}
 	}
 	return got

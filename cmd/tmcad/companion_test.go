@@ -55,34 +55,12 @@ func TestProcessWritesSRAndOverlay(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
-	var sum struct {
-		Series []struct {
-			SeriesUID string  `json:"series_uid"`
-			Modality  string  `json:"modality"`
-			AreaMM2   float64 `json:"area_mm2"`
-			VolumeML  float64 `json:"volume_ml"`
-			Objects   []struct {
-				Kind, Output   string
-				SOPInstanceUID string `json:"sop_instance_uid"`
-			} `json:"objects"`
-			Masks []struct {
-				SOPInstanceUID string `json:"sop_instance_uid"`
-				File           string `json:"file"`
-			} `json:"masks"`
-		} `json:"series"`
-	}
-	b, err := os.ReadFile(filepath.Join(masks, "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &sum); err != nil {
-		t.Fatal(err)
-	}
+	sum := readSummary(t, masks)
 	dciodvfy := testpeers.RequireTool(t, "dciodvfy")
 	dsrdump := testpeers.RequireTool(t, "dsrdump")
 	py := testpeers.RequireTool(t, "/usr/bin/python3")
 	mods := map[string]int{}
-	for _, s := range sum.Series {
+	for _, s := range sum {
 		mods[s.Modality]++
 		if len(s.Objects) != 3 || s.Objects[0].Kind != "SEG" || s.Objects[1].Kind != "SR" || s.Objects[2].Kind != "overlay" {
 			t.Fatalf("series %s: objects %+v, want SEG, SR, overlay", s.SeriesUID, s.Objects)

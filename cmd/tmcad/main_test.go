@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,4 +141,20 @@ func TestStatusEscapesControlCharacters(t *testing.T) {
 	if !strings.Contains(out, `1.2.3\x1b[2J\x1b]0;pwned\x07\x0aFAKE LINE\x09\x9b`) {
 		t.Errorf("status output does not show the escaped UID:\n%s", out)
 	}
+}
+
+// readSummary reads the summary.json `tmcad process --masks-png DIR` writes.
+func readSummary(t *testing.T, dir string) []daemon.BatchRow {
+	t.Helper()
+	var sum struct {
+		Series []daemon.BatchRow `json:"series"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatalf("%s/summary.json: %v", dir, err)
+	}
+	return sum.Series
 }
