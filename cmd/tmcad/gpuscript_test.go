@@ -15,9 +15,6 @@ import (
 // copy of bench/RESULTS.md, so that the script is known to work before a GPU
 // host runs it.
 func TestGPUScriptDryRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("exports the paper preset and builds two binaries (about 30 s)")
-	}
 	out := t.TempDir()
 	cmd := exec.Command("bash", "bench/gpu.sh")
 	cmd.Dir = repoRoot

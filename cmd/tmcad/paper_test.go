@@ -17,9 +17,6 @@ import (
 // PyTorch through the Go engine within 1e-4, and runs through
 // `tmcad process` on the example studies unchanged.
 func TestPaperPresetFromPretrainedLayouts(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the paper preset takes about a minute to train two steps and export")
-	}
 	dir := t.TempDir()
 	py := func(args ...string) {
 		t.Helper()
