@@ -34,8 +34,10 @@ type receiver struct {
 // startReceiver starts the shipped receiver (scripts/tmcad-receiver, what
 // systemd/tmcad-receiver.service's ExecStart runs) on a free loopback port,
 // with a staging folder beside drop (the same filesystem), through the
-// same environment settings the unit passes.
-func startReceiver(t *testing.T, drop string) *receiver {
+// same environment settings the unit passes, and env added. It runs in a
+// process group of its own, killed whole when the test ends (the gate,
+// storescp and storescp's per-association processes).
+func startReceiver(t *testing.T, drop string, env ...string) *receiver {
 	t.Helper()
 	unit, err := os.ReadFile(filepath.Join(repoRoot, "systemd", "tmcad-receiver.service"))
 	if err != nil {
@@ -55,7 +57,10 @@ func startReceiver(t *testing.T, drop string) *receiver {
 	cmd := exec.Command(filepath.Join(repoRoot, "scripts", receiverScript))
 	cmd.Env = append(os.Environ(), "TMCAD_AET="+receiverAET, "TMCAD_PORT="+strconv.Itoa(port),
 		"TMCAD_DROP_DIR="+drop, "TMCAD_STAGING_DIR="+staging)
+	cmd.Env = append(cmd.Env, env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c := testpeers.StartChild(t, cmd, filepath.Join(t.TempDir(), "receiver.log"))
+	t.Cleanup(func() { _ = syscall.Kill(-c.Cmd.Process.Pid, syscall.SIGKILL) }) // the group this test started
 	testpeers.WaitTCP(t, c, fmt.Sprintf("127.0.0.1:%d", port), 20*time.Second)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -321,5 +326,104 @@ func TestReceiverStagingSweep(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(staging, "cut.dcm")); err != nil {
 		t.Errorf("the file cut short is gone from staging: %v", err)
+	}
+}
+
+// TestReceiverGate: with TMCAD_ALLOW_AETS set, the receiver puts tmcad
+// dicom-gate in front of storescp. A calling AE title not in the list is
+// rejected (storescu reports "Association Rejected" and fails), and
+// nothing reaches the staging or drop folder; C-ECHO from an allowed one
+// is answered; every example series, sent by allowed senders in
+// concurrent associations, lands complete and gets its SEG.
+func TestReceiverGate(t *testing.T) {
+	e := newEnv(t)
+	for _, s := range examples {
+		e.dropReport(s)
+	}
+	p := e.start()
+	r := startReceiver(t, e.cfg.DICOMDir, "TMCAD_ALLOW_AETS=PACS,MODALITY", "TMCAD_BIN="+tmcadBin,
+		"TMCAD_UPSTREAM_PORT="+strconv.Itoa(testpeers.FreePort(t)))
+	scu := func(tool, aet string, files ...string) (string, error) {
+		args := append([]string{"-aet", aet, "-aec", receiverAET, "127.0.0.1", strconv.Itoa(r.port)}, files...)
+		out, err := exec.Command(testpeers.RequireTool(t, tool), args...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := scu("echoscu", "PACS"); err != nil {
+		t.Fatalf("echoscu (C-ECHO) from an allowed calling AE: %v\n%s", err, out)
+	}
+	var ct exampleSeries
+	for _, s := range examples {
+		if len(s.Files) > len(ct.Files) {
+			ct = s
+		}
+	}
+	out, err := scu("storescu", "INTRUDER", ct.paths()...)
+	if err == nil || !strings.Contains(out, "Association Rejected") || !strings.Contains(out, "Calling AE Title Not Recognized") {
+		t.Fatalf("storescu from calling AE INTRUDER: %v, want it rejected (Calling AE Title Not Recognized):\n%s", err, out)
+	}
+	if n := countFiles(e.cfg.DICOMDir, "") + countFiles(r.staging, ""); n != 0 {
+		t.Fatalf("%d file(s) in the drop and staging folders after the rejected association", n)
+	}
+	if !strings.Contains(r.child.LogTail(), `"calling_aet":"INTRUDER"`) {
+		t.Errorf("the receiver's log does not name the refused calling AE title:\n%s", r.child.LogTail())
+	}
+
+	sampler := startDropSampler(e.cfg.DICOMDir)
+	var wg sync.WaitGroup
+	errs := make([]string, len(examples))
+	for i, s := range examples {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			aet := "PACS"
+			if i%2 == 1 {
+				aet = "MODALITY"
+			}
+			if out, err := scu("storescu", aet, s.paths()...); err != nil {
+				errs[i] = fmt.Sprintf("storescu of series %s: %v\n%s", s.SeriesUID, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, msg := range errs {
+		if msg != "" {
+			t.Error(msg)
+		}
+	}
+	e.waitArchive(120*time.Second, len(examples))
+	checkOneSEGPerSeries(t, archiveSEGs(t, e.cfg.ArchiveDir), examples)
+	files := 0
+	for _, s := range examples {
+		files += len(s.Files)
+	}
+	if got := sampler.check(t); got != files {
+		t.Errorf("%d files appeared in the drop folder, want the %d sent", got, files)
+	}
+	r.checkStagingEmpty(t)
+	p.stop()
+}
+
+// TestReceiverGateAddress: with TMCAD_ALLOW_NETS set to a network the
+// sender is not in, storescu (an allowed calling AE title) is refused and
+// nothing reaches the staging or drop folder.
+func TestReceiverGateAddress(t *testing.T) {
+	drop := filepath.Join(t.TempDir(), "drop", "dicom")
+	if err := os.MkdirAll(drop, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := startReceiver(t, drop, "TMCAD_ALLOW_NETS=10.0.0.0/8", "TMCAD_ALLOW_AETS=PACS", "TMCAD_BIN="+tmcadBin,
+		"TMCAD_UPSTREAM_PORT="+strconv.Itoa(testpeers.FreePort(t)))
+	args := append([]string{"-aet", "PACS", "-aec", receiverAET, "127.0.0.1", strconv.Itoa(r.port)}, examples[0].paths()...)
+	if out, err := exec.Command(testpeers.RequireTool(t, "storescu"), args...).CombinedOutput(); err == nil {
+		t.Fatalf("storescu from 127.0.0.1 with only 10.0.0.0/8 allowed exited 0:\n%s", out)
+	}
+	if n := countFiles(drop, "") + countFiles(r.staging, ""); n != 0 {
+		t.Errorf("%d file(s) in the drop and staging folders from a refused address", n)
+	}
+	waitFor(t, 10*time.Second, "the refusal logged with the peer address", func() bool {
+		return strings.Contains(r.child.LogTail(), `"remote":"127.0.0.1","reason":"address"`)
+	})
+	if !r.child.Running() {
+		t.Errorf("the receiver exited after refusing a sender: %v", r.child.Err)
 	}
 }

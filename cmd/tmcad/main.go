@@ -47,6 +47,7 @@ func commands() map[string]command {
 		{"run", "run the daemon (watch, queue, process, export, schedules, HTTP, systemd notify)", runRun},
 		{"status", "print queue counts, series awaiting reports, last errors and SEGs", runStatus},
 		{"reprocess", "queue series again (--series, --study, --since, --failed, --model-older)", runReprocess},
+		{"dicom-gate", "front a DICOM receiver: only allowed addresses and calling AE titles get through", runGate},
 	}
 	m := make(map[string]command, len(cs))
 	for _, c := range cs {
