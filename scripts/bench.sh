@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the benchmarks; each measures tmcad against a peer in the same run and
-# reports ratios. The engine and "Paper preset on CPU" sections of
+# reports ratios. The engine, "Paper preset on CPU" and "doors" sections of
 # bench/RESULTS.md are rewritten from this run; the dicomio and writer programs print their tables (see their
 # sections in bench/RESULTS.md for how they were recorded).
 set -euo pipefail
@@ -12,9 +12,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 ROUNDS=${ROUNDS:-3}
-# COMPACT=0 or PAPER=0 skips that section.
+# COMPACT=0, PAPER=0 or DOORS=0 skips that section.
 COMPACT=${COMPACT:-1}
 PAPER=${PAPER:-1}
+DOORS=${DOORS:-1}
 # The paper-size model (random weights, 341 MB of ONNX) is exported once
 # into this cache folder, outside the repository.
 PAPER_MODEL=${PAPER_MODEL:-/tmp/tmcad-bench-cache/tmca-paper}
@@ -63,6 +64,11 @@ for r in $(seq 1 "$PAPER_ROUNDS"); do
   done <<<"$configs"
 done
 $PY bench/engine/paper_report.py "$tmp" "$PAPER_ROUNDS" "$PAPER_MODEL" bench/RESULTS.md
+fi
+
+if [ "$DOORS" = 1 ]; then
+echo "== doors: the DICOM receiver (with and without tmcad dicom-gate) vs storescp alone; the HL7 listener vs MLLP sinks"
+ROUNDS="$ROUNDS" bench/doors.sh
 fi
 
 if [ "${BENCH_ALL:-0}" = 1 ]; then
