@@ -34,6 +34,7 @@ type Config struct {
 	Retention RetentionConfig `toml:"retention"`
 	HTTP      HTTPConfig      `toml:"http"`
 	HL7       HL7Config       `toml:"hl7"`
+	Source    SourceConfig    `toml:"source"`
 
 	// path is the file the config was loaded from ("" for defaults).
 	path string

@@ -72,5 +72,13 @@ func Default() *Config {
 			MaxConnections:  32,
 			MaxMessageBytes: 8 << 20,
 		},
+		Source: SourceConfig{DICOMweb: DICOMwebSourceConfig{
+			PollEvery:    D(5 * time.Minute),
+			Modalities:   []string{},
+			LookBackDays: 7,
+			PageSize:     100,
+			Timeout:      D(60 * time.Second),
+			MaxRetries:   5,
+		}},
 	}
 }

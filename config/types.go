@@ -136,9 +136,11 @@ func (c *Config) resolveSecrets(label string) error {
 		base = filepath.Dir(c.path)
 	}
 	for key, s := range map[string]*Secret{
-		"archive.password":   &c.Archive.Password,
-		"archive.token":      &c.Archive.Token,
-		"queue.database_url": &c.Queue.DatabaseURL,
+		"archive.password":         &c.Archive.Password,
+		"archive.token":            &c.Archive.Token,
+		"queue.database_url":       &c.Queue.DatabaseURL,
+		"source.dicomweb.password": &c.Source.DICOMweb.Password,
+		"source.dicomweb.token":    &c.Source.DICOMweb.Token,
 	} {
 		if err := s.resolve(label, key, base); err != nil {
 			return err

@@ -184,6 +184,7 @@ func (c *Config) Validate() error {
 	}
 
 	c.validateHL7(bad, add)
+	c.validateSource(bad, add)
 
 	if c.HTTP.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
