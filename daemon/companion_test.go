@@ -7,20 +7,23 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"tmcad/daemon/catalog"
+	"tmcad/daemon/pipeline"
 )
 
 // companionProcessor is the fake pipeline with seg.sr and seg.overlay on:
 // every SEG comes with a measurement report and an overlay.
 type companionProcessor struct{ *fakeProcessor }
 
-func (p companionProcessor) Process(ctx context.Context, job SeriesJob) (Result, error) {
+func (p companionProcessor) Process(ctx context.Context, job pipeline.SeriesJob) (pipeline.Result, error) {
 	res, err := p.fakeProcessor.Process(ctx, job)
 	if err != nil {
 		return res, err
 	}
-	res.Companions = []Companion{
-		{Kind: CompanionSR, StudyUID: job.StudyUID, SeriesUID: job.SeriesUID + ".98", SOPInstanceUID: job.SeriesUID + ".98.1", Data: []byte("SR of " + job.SeriesUID)},
-		{Kind: CompanionOverlay, StudyUID: job.StudyUID, SeriesUID: job.SeriesUID + ".97", SOPInstanceUID: job.SeriesUID + ".97.1", Data: []byte("overlay of " + job.SeriesUID)},
+	res.Companions = []pipeline.Companion{
+		{Kind: pipeline.CompanionSR, StudyUID: job.StudyUID, SeriesUID: job.SeriesUID + ".98", SOPInstanceUID: job.SeriesUID + ".98.1", Data: []byte("SR of " + job.SeriesUID)},
+		{Kind: pipeline.CompanionOverlay, StudyUID: job.StudyUID, SeriesUID: job.SeriesUID + ".97", SOPInstanceUID: job.SeriesUID + ".97.1", Data: []byte("overlay of " + job.SeriesUID)},
 	}
 	return res, nil
 }
@@ -72,14 +75,14 @@ func TestCompanionsExportedWithSEG(t *testing.T) {
 	if n := sink.stored("1.2.7.1.99.1"); n != 0 {
 		t.Fatal("the SEG was stored while its overlay could not be")
 	}
-	if st := seriesState(t, d, "1.2.7.1"); st != StateExporting {
-		t.Fatalf("series state %s while its overlay waits, want %s", st, StateExporting)
+	if st := seriesState(t, d, "1.2.7.1"); st != catalog.StateExporting {
+		t.Fatalf("series state %s while its overlay waits, want %s", st, catalog.StateExporting)
 	}
 	sink.mu.Lock()
 	sink.refuse = ""
 	sink.mu.Unlock()
 	waitFor(t, 30*time.Second, "the SEG stored", func() bool { return sink.stored("1.2.7.1.99.1") == 1 })
-	waitFor(t, 10*time.Second, "series done", func() bool { return seriesState(t, d, "1.2.7.1") == StateDone })
+	waitFor(t, 10*time.Second, "series done", func() bool { return seriesState(t, d, "1.2.7.1") == catalog.StateDone })
 	for _, sop := range []string{"1.2.7.1.97.1", "1.2.7.1.98.1", "1.2.7.1.99.1"} {
 		if n := sink.stored(sop); n != 1 {
 			t.Errorf("%s stored %d times, want 1", sop, n)
@@ -107,7 +110,7 @@ func TestCompanionsSweptWithTheirSEG(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat := &catalog{s: st, now: time.Now}
+	cat := catalog.New(st, time.Now)
 	ctx := t.Context()
 	files := map[string]bool{"9.1.dcm": true, "9.1.5.dcm": true, "9.2.5.dcm": false}
 	for name := range files {
@@ -115,14 +118,14 @@ func TestCompanionsSweptWithTheirSEG(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := cat.addSEG(ctx, segRow{SOPUID: "9.1", StudyUID: "9", SegSeriesUID: "9.1s", SourceSeriesUID: "9.0", ModelVersion: "1.0.0", OutboxPath: filepath.Join(out, "9.1.dcm")}); err != nil {
+	if err := cat.AddSEG(ctx, catalog.SEG{SOPUID: "9.1", StudyUID: "9", SegSeriesUID: "9.1s", SourceSeriesUID: "9.0", ModelVersion: "1.0.0", OutboxPath: filepath.Join(out, "9.1.dcm")}); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []companionRow{
-		{SOPUID: "9.1.5", SEGSOPUID: "9.1", Kind: CompanionSR, StudyUID: "9", SeriesUID: "9.1.5s", OutboxPath: filepath.Join(out, "9.1.5.dcm")},
-		{SOPUID: "9.2.5", SEGSOPUID: "9.2", Kind: CompanionOverlay, StudyUID: "9", SeriesUID: "9.2.5s", OutboxPath: filepath.Join(out, "9.2.5.dcm")},
+	for _, c := range []catalog.Companion{
+		{SOPUID: "9.1.5", SEGSOPUID: "9.1", Kind: pipeline.CompanionSR, StudyUID: "9", SeriesUID: "9.1.5s", OutboxPath: filepath.Join(out, "9.1.5.dcm")},
+		{SOPUID: "9.2.5", SEGSOPUID: "9.2", Kind: pipeline.CompanionOverlay, StudyUID: "9", SeriesUID: "9.2.5s", OutboxPath: filepath.Join(out, "9.2.5.dcm")},
 	} {
-		if err := cat.addCompanion(ctx, c); err != nil {
+		if err := cat.AddCompanion(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 	}

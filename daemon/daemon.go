@@ -1,3 +1,10 @@
+// Package daemon is tmcad's long-running service: it catalogues what the
+// watcher sends (daemon/watch, daemon/catalog), decides when a series is
+// ready, queues one job per (series, model version) on River, runs the jobs
+// through a pipeline.Processor, keeps SEGs in an outbox until the export
+// window sends them to the archive (writer/archive), runs the schedules,
+// serves /healthz, /readyz and /metrics, receives HL7 reports and talks to
+// systemd.
 package daemon
 
 import (
@@ -15,27 +22,21 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"tmcad/config"
+	"tmcad/daemon/catalog"
+	"tmcad/daemon/pipeline"
+	"tmcad/daemon/watch"
 	"tmcad/reports"
+	"tmcad/writer/archive"
 )
-
-// Sink stores SEG objects in the archive. writer.FilesystemSink and
-// writer.DICOMwebSink implement it. Put must be idempotent: storing the
-// same SOP Instance UID with the same bytes twice is not an error.
-type Sink interface {
-	// Name describes the archive for logs and `tmcad status`.
-	Name() string
-	// Put stores one SEG; a nil error means it is confirmed stored.
-	Put(ctx context.Context, study, series, sop string, data []byte) error
-}
 
 // Options are what New needs.
 type Options struct {
 	// Config is the validated configuration.
 	Config *config.Config
 	// Processor runs one series (the model is already loaded).
-	Processor Processor
+	Processor pipeline.Processor
 	// Sink is the archive.
-	Sink Sink
+	Sink archive.Sink
 	// Logger for the daemon; series lines go through logging.Series.
 	Logger zerolog.Logger
 	// DrainTimeout bounds the graceful stop: running jobs get this long to
@@ -57,16 +58,16 @@ type Daemon struct {
 	opts    Options
 	cfg     atomic.Pointer[config.Config]
 	log     zerolog.Logger
-	proc    Processor
-	model   ModelInfo
-	sink    Sink
+	proc    pipeline.Processor
+	model   pipeline.ModelInfo
+	sink    archive.Sink
 	reader  *reports.Reader
-	store   *store
+	store   *catalog.Store
 	lock    *stateLock
-	cat     *catalog
-	client  queueClient
+	cat     *catalog.Catalog
+	client  catalog.QueueClient
 	metrics *metrics
-	watcher *Watcher
+	watcher *watch.Watcher
 	now     func() time.Time
 
 	ready    atomic.Bool
@@ -84,7 +85,7 @@ type Daemon struct {
 	incomplete   map[string]time.Time
 
 	// reportKeys name report files without their (PHI) file names.
-	reportKeys *reportKeys
+	reportKeys *catalog.ReportKeys
 
 	// faults are why the daemon is not ready although it runs, by kind
 	// (faultCatalog, faultArchive).
@@ -124,11 +125,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if d.model.Version == "" {
 		return nil, errors.New("daemon: the processor's model has no version (manifest \"version\")")
 	}
-	charset := reports.CharsetAuto
-	if cfg.Reports.Charset == "latin1" {
-		charset = reports.CharsetLatin1
-	}
-	rd, err := reports.NewReader(reports.Options{Charset: charset})
+	rd, err := reports.NewReader(pipeline.ReportOptions(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("reports.charset: %w", err)
 	}
@@ -152,20 +149,20 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.store = st
-	d.cat = &catalog{s: st, now: d.now}
-	if d.reportKeys, err = loadReportKeys(ctx, st); err != nil {
+	d.cat = catalog.New(st, d.now)
+	if d.reportKeys, err = catalog.LoadReportKeys(ctx, st); err != nil {
 		st.Close()
 		lock.release()
 		return nil, err
 	}
 	d.metrics.jobs.s = st
-	d.metrics.retrying.s = st
+	d.metrics.retrying.cat = d.cat
 
 	roots := []string{cfg.Watch.DICOMDir}
 	if cfg.Watch.ReportsDir != "" && cfg.Watch.ReportsDir != cfg.Watch.DICOMDir {
 		roots = append(roots, cfg.Watch.ReportsDir)
 	}
-	w, err := NewWatcher(WatcherOptions{
+	w, err := watch.New(watch.Options{
 		Roots:         roots,
 		SizeStableFor: cfg.Watch.SizeStableFor.Duration,
 		RescanEvery:   cfg.Watch.RescanEvery.Duration,
@@ -184,7 +181,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		lock.release()
 		return nil, err
 	}
-	client, err := newQueueClient(st, rc)
+	client, err := st.QueueClient(rc)
 	if err != nil {
 		st.Close()
 		lock.release()
@@ -192,6 +189,16 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	}
 	d.client = client
 	return d, nil
+}
+
+// openStore opens the database the configuration names (state_dir,
+// queue.database_url).
+func openStore(ctx context.Context, cfg *config.Config) (*catalog.Store, error) {
+	st, err := catalog.Open(ctx, catalog.Options{StateDir: cfg.StateDir, DatabaseURL: cfg.Queue.DatabaseURL.Value})
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	return st, nil
 }
 
 // config returns the current configuration (SIGHUP may replace it).
@@ -244,7 +251,7 @@ func (d *Daemon) riverConfig(cfg *config.Config) (*river.Config, error) {
 // hands the rest back to the queue.
 func (d *Daemon) Run(ctx context.Context) error {
 	cfg := d.config()
-	n, err := rescueOrphans(ctx, d.store, clientID(cfg.StateDir))
+	n, err := d.store.RescueOrphans(ctx, clientID(cfg.StateDir))
 	if err != nil {
 		return err
 	}
@@ -293,7 +300,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	notify(d.log, "READY=1\nSTATUS=watching "+cfg.Watch.DICOMDir)
 	g.Go(func() error { return d.watchdogLoop(gctx) })
 	d.log.Info().Str("model_version", d.model.Version).Str("execution_provider", d.model.ExecutionProvider).
-		Str("queue", d.store.kind).Str("archive", d.sink.Name()).Msg("tmcad ready")
+		Str("queue", d.store.Kind()).Str("archive", d.sink.Name()).Msg("tmcad ready")
 
 	<-gctx.Done()
 	loopErr := context.Cause(gctx)

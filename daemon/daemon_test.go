@@ -19,6 +19,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"tmcad/config"
+	"tmcad/daemon/catalog"
+	"tmcad/daemon/pipeline"
+	"tmcad/writer/archive"
 )
 
 // fakeProcessor stands in for the pipeline: it "segments" by returning
@@ -36,11 +39,11 @@ func newFakeProcessor() *fakeProcessor {
 	return &fakeProcessor{calls: map[string]int{}, texts: map[string]bool{}, fail: map[string]error{}, called: make(chan string, 100)}
 }
 
-func (f *fakeProcessor) Model() ModelInfo {
-	return ModelInfo{Name: "fake", Version: "1.0.0", ExecutionProvider: "cpu", TextRequired: true, Modalities: []string{"CT"}}
+func (f *fakeProcessor) Model() pipeline.ModelInfo {
+	return pipeline.ModelInfo{Name: "fake", Version: "1.0.0", ExecutionProvider: "cpu", TextRequired: true, Modalities: []string{"CT"}}
 }
 
-func (f *fakeProcessor) Process(ctx context.Context, job SeriesJob) (Result, error) {
+func (f *fakeProcessor) Process(ctx context.Context, job pipeline.SeriesJob) (pipeline.Result, error) {
 	f.mu.Lock()
 	f.calls[job.SeriesUID]++
 	f.texts[job.SeriesUID] = job.Report != nil && job.Report.Text != ""
@@ -55,17 +58,17 @@ func (f *fakeProcessor) Process(ctx context.Context, job SeriesJob) (Result, err
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
-			return Result{}, ctx.Err()
+			return pipeline.Result{}, ctx.Err()
 		}
 	}
 	if err != nil {
-		return Result{}, err
+		return pipeline.Result{}, err
 	}
-	return Result{
+	return pipeline.Result{
 		SEG:       []byte(fmt.Sprintf("SEG of %s (%d files)", job.SeriesUID, len(job.Paths))),
 		StudyUID:  job.StudyUID,
 		SeriesUID: job.SeriesUID + ".99", SOPInstanceUID: job.SeriesUID + ".99.1",
-		Summary: Summary{Frames: len(job.Paths), Inference: 20 * time.Millisecond, ExecutionProvider: "cpu"},
+		Summary: pipeline.Summary{Frames: len(job.Paths), Inference: 20 * time.Millisecond, ExecutionProvider: "cpu"},
 	}, nil
 }
 
@@ -123,7 +126,7 @@ func testConfig(t *testing.T) *config.Config {
 }
 
 // runDaemon starts a daemon in the background; stop cancels and waits.
-func runDaemon(t *testing.T, cfg *config.Config, p Processor, s Sink) (d *Daemon, stop func()) {
+func runDaemon(t *testing.T, cfg *config.Config, p pipeline.Processor, s archive.Sink) (d *Daemon, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
@@ -166,7 +169,7 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 
 func seriesState(t *testing.T, d *Daemon, uid string) string {
 	t.Helper()
-	s, err := d.cat.series(context.Background(), uid)
+	s, err := d.cat.Series(context.Background(), uid)
 	if err != nil {
 		return ""
 	}
@@ -216,7 +219,7 @@ func TestDaemonFlow(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Schedule.Reprocess = "@every 2s"
 	proc := newFakeProcessor()
-	proc.fail["1.2.4.1"] = Permanent("decode", errors.New("pixel data truncated"))
+	proc.fail["1.2.4.1"] = pipeline.Permanent("decode", errors.New("pixel data truncated"))
 	sink := &fakeSink{puts: map[string]int{}}
 	d, stop := runDaemon(t, cfg, proc, sink)
 	addr := d.HTTPAddr()
@@ -246,9 +249,9 @@ func TestDaemonFlow(t *testing.T) {
 	waitFor(t, 20*time.Second, "A stored", func() bool { return sink.stored("1.2.1.1.99.1") == 1 })
 	writeReport(t, cfg, "1.2.2", "FINDINGS: small effusion.")
 	waitFor(t, 20*time.Second, "B stored", func() bool { return sink.stored("1.2.2.1.99.1") == 1 })
-	waitFor(t, 20*time.Second, "C parked", func() bool { return seriesState(t, d, "1.2.3.1") == StateAwaitingReport })
-	waitFor(t, 20*time.Second, "D failed", func() bool { return seriesState(t, d, "1.2.4.1") == StateFailed })
-	waitFor(t, 20*time.Second, "E skipped", func() bool { return seriesState(t, d, "1.2.5.1") == StateSkipped })
+	waitFor(t, 20*time.Second, "C parked", func() bool { return seriesState(t, d, "1.2.3.1") == catalog.StateAwaitingReport })
+	waitFor(t, 20*time.Second, "D failed", func() bool { return seriesState(t, d, "1.2.4.1") == catalog.StateFailed })
+	waitFor(t, 20*time.Second, "E skipped", func() bool { return seriesState(t, d, "1.2.5.1") == catalog.StateSkipped })
 
 	// The archive goes down; C's report arrives; the reprocess queues C; the
 	// SEG waits until the archive is back.
@@ -261,8 +264,8 @@ func TestDaemonFlow(t *testing.T) {
 	if n := sink.stored("1.2.3.1.99.1"); n != 0 {
 		t.Fatalf("stored while the archive was down")
 	}
-	if st := seriesState(t, d, "1.2.3.1"); st != StateExporting {
-		t.Fatalf("C state %s, want %s", st, StateExporting)
+	if st := seriesState(t, d, "1.2.3.1"); st != catalog.StateExporting {
+		t.Fatalf("C state %s, want %s", st, catalog.StateExporting)
 	}
 	sink.mu.Lock()
 	sink.down = false

@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/riverqueue/river"
+	"tmcad/daemon/catalog"
+	"tmcad/writer/archive"
 
-	"tmcad/writer"
+	"github.com/riverqueue/river"
 )
 
 // flakySink fails every store of the SOP UIDs in fail with its error while
@@ -59,7 +60,7 @@ func TestExportRetriesWithoutEnd(t *testing.T) {
 	sink := &flakySink{
 		fail: map[string]error{
 			seg:      fmt.Errorf("writer: dicomweb STOW-RS of SOP %s: HTTP 503 Service Unavailable from the archive", seg),
-			rejected: fmt.Errorf("writer: dicomweb STOW-RS of SOP %s: HTTP 400 Bad Request: %w", rejected, writer.ErrRejected),
+			rejected: fmt.Errorf("writer: dicomweb STOW-RS of SOP %s: HTTP 400 Bad Request: %w", rejected, archive.ErrRejected),
 		},
 		failing: true, calls: map[string]int{}, puts: map[string]int{},
 	}
@@ -75,8 +76,8 @@ func TestExportRetriesWithoutEnd(t *testing.T) {
 	waitFor(t, 60*time.Second, "many failed export attempts", func() bool { return sink.count(sink.calls, seg) >= many })
 
 	// Still waiting, and the job has used up none of its attempts.
-	if st := seriesState(t, d, "1.8.1.1"); st != StateExporting {
-		t.Errorf("series state %s while the archive fails, want %s", st, StateExporting)
+	if st := seriesState(t, d, "1.8.1.1"); st != catalog.StateExporting {
+		t.Errorf("series state %s while the archive fails, want %s", st, catalog.StateExporting)
 	}
 	jobs, err := d.client.JobList(ctx, river.NewJobListParams().Kinds(kindExport).First(100))
 	if err != nil {
@@ -112,14 +113,14 @@ func TestExportRetriesWithoutEnd(t *testing.T) {
 		t.Errorf("status export error of the retried SEG: %+v (present %v), want transient, >= %d attempts, the HTTP 503", e, ok, many)
 	}
 	// Refused by the archive: failed at once, kept in the outbox.
-	waitFor(t, 10*time.Second, "refused SEG's series failed", func() bool { return seriesState(t, d, "1.8.2.1") == StateFailed })
+	waitFor(t, 10*time.Second, "refused SEG's series failed", func() bool { return seriesState(t, d, "1.8.2.1") == catalog.StateFailed })
 	if e, ok := byUID[rejected]; !ok || e.Class != "permanent" || e.Attempts != 1 {
 		t.Errorf("status export error of the refused SEG: %+v (present %v), want permanent after 1 attempt", e, ok)
 	}
 	if n := sink.count(sink.calls, rejected); n != 1 {
 		t.Errorf("refused SEG sent %d times, want 1", n)
 	}
-	if s, _ := d.cat.series(ctx, "1.8.2.1"); s.Reason != "export_rejected" {
+	if s, _ := d.cat.Series(ctx, "1.8.2.1"); s.Reason != "export_rejected" {
 		t.Errorf("refused SEG's series reason %q, want export_rejected", s.Reason)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.StateDir, "outbox", rejected+".dcm")); err != nil {
@@ -131,7 +132,7 @@ func TestExportRetriesWithoutEnd(t *testing.T) {
 	sink.failing = false
 	sink.mu.Unlock()
 	waitFor(t, 10*time.Second, "SEG stored after the archive recovered", func() bool { return sink.count(sink.puts, seg) == 1 })
-	waitFor(t, 5*time.Second, "series done", func() bool { return seriesState(t, d, "1.8.1.1") == StateDone })
+	waitFor(t, 5*time.Second, "series done", func() bool { return seriesState(t, d, "1.8.1.1") == catalog.StateDone })
 	if got := scrape(t, d.HTTPAddr(), "tmcad_export_retrying"); got != 0 {
 		t.Errorf("tmcad_export_retrying = %v after the SEG was stored, want 0", got)
 	}
@@ -153,7 +154,7 @@ func TestExportRetriesWithoutEnd(t *testing.T) {
 		t.Fatalf("reprocess --failed: %+v, %v; want 1 queued", res, err)
 	}
 	waitFor(t, 10*time.Second, "refused SEG stored after reprocess --failed", func() bool { return sink.count(sink.puts, rejected) == 1 })
-	waitFor(t, 5*time.Second, "its series done", func() bool { return seriesState(t, d, "1.8.2.1") == StateDone })
+	waitFor(t, 5*time.Second, "its series done", func() bool { return seriesState(t, d, "1.8.2.1") == catalog.StateDone })
 	if n := proc.count("1.8.2.1"); n != 1 {
 		t.Errorf("refused series processed %d times, want 1 (only its export again)", n)
 	}
@@ -166,13 +167,13 @@ func TestSinkErrorClasses(t *testing.T) {
 		err  error
 		perm bool
 	}{
-		{fmt.Errorf("x: %w", writer.ErrRejected), true},
-		{fmt.Errorf("x: %w", writer.ErrConflict), true},
-		{fmt.Errorf("x: %w", writer.ErrArchiveMissing), false},
+		{fmt.Errorf("x: %w", archive.ErrRejected), true},
+		{fmt.Errorf("x: %w", archive.ErrConflict), true},
+		{fmt.Errorf("x: %w", archive.ErrArchiveMissing), false},
 		{errors.New("connection refused"), false},
 		{context.DeadlineExceeded, false},
 	} {
-		if got := writer.IsPermanent(c.err); got != c.perm {
+		if got := archive.IsPermanent(c.err); got != c.perm {
 			t.Errorf("IsPermanent(%v) = %v, want %v", c.err, got, c.perm)
 		}
 	}

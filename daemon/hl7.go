@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"tmcad/config"
+	"tmcad/daemon/pipeline"
 	"tmcad/reports"
 	"tmcad/reports/mllp"
 )
@@ -64,10 +65,6 @@ func (d *Daemon) startHL7() (*hl7Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	charset := reports.CharsetAuto
-	if cfg.Reports.Charset == "latin1" {
-		charset = reports.CharsetLatin1
-	}
 	dir, err := filepath.Abs(cfg.Watch.ReportsDir)
 	if err != nil {
 		return nil, fmt.Errorf("watch.reports_dir: %w", err)
@@ -90,7 +87,7 @@ func (d *Daemon) startHL7() (*hl7Server, error) {
 	s := &hl7Server{
 		log: d.log.With().Str("component", "hl7").Logger(), addr: ln.Addr().String(),
 		allow: allow, idle: h.IdleTimeout.Duration, maxMsg: h.MaxMessageBytes, maxConn: h.MaxConnections,
-		dir: dir, src: &reports.HL7Source{Options: reports.Options{Charset: charset}},
+		dir: dir, src: &reports.HL7Source{Options: pipeline.ReportOptions(cfg)},
 		conns: map[net.Conn]struct{}{}, done: make(chan struct{}),
 	}
 	s.ln = ln

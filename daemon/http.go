@@ -44,7 +44,7 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
-		if err := d.store.db.PingContext(ctx); err != nil {
+		if err := d.store.Ping(ctx); err != nil {
 			http.Error(w, "queue database unreachable\n", http.StatusServiceUnavailable)
 			return
 		}

@@ -9,17 +9,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
+	"tmcad/daemon/catalog"
+	"tmcad/daemon/watch"
 	"tmcad/dicomio"
 	"tmcad/logging"
 	"tmcad/reports"
 )
-
-// srClassPrefix is the SOP Class UID prefix of DICOM Structured Reports.
-const srClassPrefix = "1.2.840.10008.5.1.4.1.1.88."
 
 // ingestLoop catalogues the stable files the watcher sends.
 func (d *Daemon) ingestLoop(ctx context.Context) error {
@@ -32,7 +29,7 @@ func (d *Daemon) ingestLoop(ctx context.Context) error {
 				return nil
 			}
 			name := d.fileName(ev)
-			err := d.reportKeys.redact(d.ingest(ctx, ev, name), ev.Path, name)
+			err := d.reportKeys.Redact(d.ingest(ctx, ev, name), ev.Path, name)
 			if err != nil && ctx.Err() != nil {
 				return nil
 			}
@@ -60,7 +57,7 @@ func (d *Daemon) ingestLoop(ctx context.Context) error {
 
 // inReportsFolder reports whether ev is a file of the reports folder
 // (when that is not also the DICOM folder).
-func (d *Daemon) inReportsFolder(ev FileEvent) bool {
+func (d *Daemon) inReportsFolder(ev watch.FileEvent) bool {
 	cfg := d.config()
 	return ev.Root != "" && ev.Root == absOrSelf(cfg.Watch.ReportsDir) && ev.Root != absOrSelf(cfg.Watch.DICOMDir)
 }
@@ -68,9 +65,9 @@ func (d *Daemon) inReportsFolder(ev FileEvent) bool {
 // fileName is how logs, errors and the catalogue name the file of ev: a
 // report file by its key (its name is usually an accession number), any
 // other file by its path.
-func (d *Daemon) fileName(ev FileEvent) string {
+func (d *Daemon) fileName(ev watch.FileEvent) string {
 	if d.inReportsFolder(ev) {
-		return d.reportKeys.key(ev.Path)
+		return d.reportKeys.Key(ev.Path)
 	}
 	return ev.Path
 }
@@ -79,16 +76,16 @@ func (d *Daemon) fileName(ev FileEvent) string {
 // report in the reports folder; name is the file's name for the catalogue
 // and logs (fileName). Unreadable files and SOP Instance UID conflicts are
 // copied to quarantine.
-func (d *Daemon) ingest(ctx context.Context, ev FileEvent, name string) error {
-	seen, err := d.cat.fileSeen(ctx, name, ev.Size, ev.ModTime)
+func (d *Daemon) ingest(ctx context.Context, ev watch.FileEvent, name string) error {
+	seen, err := d.cat.FileSeen(ctx, name, ev.Size, ev.ModTime)
 	if err != nil || seen {
 		return err
 	}
-	f, err := openDropFile(ev)
-	if errors.Is(err, errReplaced) {
+	f, err := watch.Open(ev)
+	if errors.Is(err, watch.ErrReplaced) {
 		// Not the file whose size was checked: a symbolic link or another
 		// file put in its place. A regular file there is sent again.
-		d.log.Warn().Err(d.reportKeys.redact(err, ev.Path, name)).Str("path", name).Msg("file replaced since its size check; not read")
+		d.log.Warn().Err(d.reportKeys.Redact(err, ev.Path, name)).Str("path", name).Msg("file replaced since its size check; not read")
 		return nil
 	}
 	if err != nil {
@@ -106,20 +103,20 @@ func (d *Daemon) ingest(ctx context.Context, ev FileEvent, name string) error {
 		d.metrics.filesSeen.WithLabelValues("unreadable").Inc()
 		d.metrics.errors.WithLabelValues("unreadable").Inc()
 		d.quarantineFile(ev.Path, name, f, "unreadable", fmt.Sprintf("not a readable DICOM file: %v", err))
-		return d.cat.markFile(ctx, ev.Path, ev.Size, ev.ModTime, "unreadable", "")
+		return d.cat.MarkFile(ctx, ev.Path, ev.Size, ev.ModTime, "unreadable", "")
 	}
-	if strings.HasPrefix(h.SOPClassUID, srClassPrefix) || h.Modality == "SR" {
+	if reports.IsSR(h.SOPClassUID, h.Modality) {
 		return d.ingestReport(ctx, ev, name, f)
 	}
 	if !h.HasPixelData {
 		d.metrics.filesSeen.WithLabelValues("ignored").Inc()
-		return d.cat.markFile(ctx, ev.Path, ev.Size, ev.ModTime, "not_image", h.SOPInstanceUID)
+		return d.cat.MarkFile(ctx, ev.Path, ev.Size, ev.ModTime, "not_image", h.SOPInstanceUID)
 	}
 	if h.SOPInstanceUID == "" || h.SeriesInstanceUID == "" || h.StudyInstanceUID == "" {
 		d.metrics.filesSeen.WithLabelValues("unreadable").Inc()
 		d.metrics.errors.WithLabelValues("missing_uid").Inc()
 		d.quarantineFile(ev.Path, name, f, "missing_uid", "the file lacks a SOP, Series or Study Instance UID")
-		return d.cat.markFile(ctx, ev.Path, ev.Size, ev.ModTime, "unreadable", "")
+		return d.cat.MarkFile(ctx, ev.Path, ev.Size, ev.ModTime, "unreadable", "")
 	}
 	sum, err := fileSHA256(ev.Path, f)
 	if err != nil {
@@ -128,35 +125,35 @@ func (d *Daemon) ingest(ctx context.Context, ev FileEvent, name string) error {
 	if abs, err := filepath.Abs(h.Path); err == nil {
 		h.Path = abs
 	}
-	out, existing, err := d.cat.addInstance(ctx, h, sum)
+	out, existing, err := d.cat.AddInstance(ctx, h, sum)
 	if err != nil {
 		return err
 	}
 	log := logging.Series{StudyUID: h.StudyInstanceUID, SeriesUID: h.SeriesInstanceUID}.Logger(d.log)
 	kind := "dicom"
 	switch out {
-	case addedConflict:
+	case catalog.AddedConflict:
 		kind = "conflict"
 		d.metrics.errors.WithLabelValues("conflict").Inc()
 		log.Warn().Str("sop_uid", h.SOPInstanceUID).Str("path", ev.Path).Str("catalogued_path", existing).
 			Msg("SOP Instance UID already catalogued with different content; the new file is quarantined, not used")
 		d.quarantineFile(ev.Path, name, f, "conflict", fmt.Sprintf("SOP Instance UID %s is already catalogued from %s with different content; the first one is kept", h.SOPInstanceUID, existing))
-	case addedDuplicate:
+	case catalog.AddedDuplicate:
 		kind = "duplicate"
 		log.Debug().Str("sop_uid", h.SOPInstanceUID).Str("path", ev.Path).Msg("duplicate instance ignored")
-	case addedLate:
+	case catalog.AddedLate:
 		log.Warn().Str("sop_uid", h.SOPInstanceUID).Msg("instance arrived after its series was queued; it is catalogued but not in the SEG (use tmcad reprocess --series)")
 	}
 	d.metrics.filesSeen.WithLabelValues(kind).Inc()
-	return d.cat.markFile(ctx, ev.Path, ev.Size, ev.ModTime, kind, h.SOPInstanceUID)
+	return d.cat.MarkFile(ctx, ev.Path, ev.Size, ev.ModTime, kind, h.SOPInstanceUID)
 }
 
 // ingestReport catalogues the report(s) in one file, read from f, under
 // name (fileName).
-func (d *Daemon) ingestReport(ctx context.Context, ev FileEvent, name string, f *os.File) error {
+func (d *Daemon) ingestReport(ctx context.Context, ev watch.FileEvent, name string, f *os.File) error {
 	reps, err := d.reader.ReadFrom(ev.Path, f)
 	if err != nil {
-		err = d.reportKeys.redact(err, ev.Path, name)
+		err = d.reportKeys.Redact(err, ev.Path, name)
 		reason := "unreadable_report"
 		if errors.Is(err, reports.ErrNotReport) {
 			reason = "not_a_report"
@@ -164,28 +161,31 @@ func (d *Daemon) ingestReport(ctx context.Context, ev FileEvent, name string, f 
 		d.metrics.filesSeen.WithLabelValues("unreadable").Inc()
 		d.metrics.errors.WithLabelValues(reason).Inc()
 		d.quarantineFile(ev.Path, name, f, reason, err.Error())
-		return d.cat.markFile(ctx, name, ev.Size, ev.ModTime, "unreadable", "")
+		return d.cat.MarkFile(ctx, name, ev.Size, ev.ModTime, "unreadable", "")
 	}
-	if _, err := d.store.exec(ctx, `DELETE FROM tmcad_report WHERE path = ?`, name); err != nil {
-		return fmt.Errorf("catalog: replacing reports of %s: %w", name, err)
+	if err := d.cat.ForgetReports(ctx, name); err != nil {
+		return err
 	}
 	for i := range reps {
 		reps[i].Source = name
-		if err := d.cat.addReport(ctx, &reps[i], i); err != nil {
+		if err := d.cat.AddReport(ctx, &reps[i], i); err != nil {
 			return err
 		}
 		d.log.Info().Str("study_uid", reps[i].StudyInstanceUID).Str("report", name).Str("report_hash", reps[i].Hash()[:16]).
 			Str("format", reps[i].Format).Msg("report catalogued")
 	}
 	d.metrics.filesSeen.WithLabelValues("report").Inc()
-	return d.cat.markFile(ctx, name, ev.Size, ev.ModTime, "report", "")
+	return d.cat.MarkFile(ctx, name, ev.Size, ev.ModTime, "report", "")
 }
 
 // fileReadError is an ingest failure reading the dropped file itself, not
 // writing the catalogue.
 type fileReadError struct{ err error }
 
+// Error returns the read error's message.
 func (e *fileReadError) Error() string { return e.err.Error() }
+
+// Unwrap returns the read error.
 func (e *fileReadError) Unwrap() error { return e.err }
 
 // errIncomplete: the file ends inside an element and is waited for
@@ -219,34 +219,6 @@ func (d *Daemon) forgetIncomplete(path string) {
 	d.incompleteMu.Lock()
 	delete(d.incomplete, path)
 	d.incompleteMu.Unlock()
-}
-
-// errReplaced: the file at a path is not the one the watcher checked.
-var errReplaced = errors.New("not the file whose size was checked (replaced, or a symbolic link)")
-
-// openDropFile opens the file ev names without following a symbolic link
-// (nor blocking on a FIFO) and checks, on the opened descriptor, that it
-// is a regular file and the very file whose size the watcher found stable
-// (same device, inode and size). A mismatch wraps errReplaced.
-func openDropFile(ev FileEvent) (*os.File, error) {
-	f, err := os.OpenFile(ev.Path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return nil, fmt.Errorf("opening %s: %w", ev.Path, errReplaced)
-		}
-		return nil, fmt.Errorf("opening %s: %w", ev.Path, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("opening %s: %w", ev.Path, err)
-	}
-	dev, ino := fileID(st)
-	if !st.Mode().IsRegular() || st.Size() != ev.Size || (ev.Ino != 0 && (dev != ev.Dev || ino != ev.Ino)) {
-		f.Close()
-		return nil, fmt.Errorf("opening %s: %w", ev.Path, errReplaced)
-	}
-	return f, nil
 }
 
 // fileSHA256 hashes the content of f (opened from path), from its start.

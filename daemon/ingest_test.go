@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"tmcad/config"
+	"tmcad/daemon/catalog"
+	"tmcad/daemon/watch"
 )
 
 // readyz returns /readyz's status code and body.
@@ -37,11 +40,8 @@ func TestCatalogueOutageRetried(t *testing.T) {
 	proc := newFakeProcessor()
 	sink := &fakeSink{puts: map[string]int{}}
 	d, _ := runDaemon(t, cfg, proc, sink)
-	ctx := context.Background()
-	if _, err := d.store.exec(ctx, `CREATE TRIGGER test_full BEFORE INSERT ON tmcad_instance
-		BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
-		t.Fatal(err)
-	}
+	execSQL(t, cfg, `CREATE TRIGGER test_full BEFORE INSERT ON tmcad_instance
+		BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`)
 	writeReport(t, cfg, "1.7.1", "FINDINGS: left lower lobe opacity.")
 	for i, in := range testSeries("1.7.1", "1.7.1.1", 3) {
 		writeInstance(t, filepath.Join(cfg.Watch.DICOMDir, "s"), fmt.Sprintf("IM%d", i), in)
@@ -59,9 +59,7 @@ func TestCatalogueOutageRetried(t *testing.T) {
 	}
 	// Longer than a rescan: the files must still come back.
 	time.Sleep(2 * time.Second)
-	if _, err := d.store.exec(ctx, `DROP TRIGGER test_full`); err != nil {
-		t.Fatal(err)
-	}
+	execSQL(t, cfg, `DROP TRIGGER test_full`)
 	waitFor(t, 30*time.Second, "series stored after the outage", func() bool { return sink.stored("1.7.1.1.99.1") == 1 })
 	waitFor(t, 10*time.Second, "/readyz ready again", func() bool {
 		code, _ := readyz(t, d.HTTPAddr())
@@ -70,22 +68,35 @@ func TestCatalogueOutageRetried(t *testing.T) {
 	if n := proc.count("1.7.1.1"); n != 1 {
 		t.Errorf("series processed %d times, want 1", n)
 	}
-	paths, err := d.cat.instancePaths(ctx, "1.7.1.1")
+	paths, err := d.cat.InstancePaths(context.Background(), "1.7.1.1")
 	if err != nil || len(paths) != 3 {
 		t.Errorf("catalogued instances %v (%v), want 3", paths, err)
 	}
 }
 
+// execSQL runs one statement on the daemon's embedded database through a
+// connection of its own, as an operator's tool would.
+func execSQL(t *testing.T, cfg *config.Config, stmt string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(cfg.StateDir, catalog.QueueDBName)+"?_pragma=busy_timeout(15000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(stmt); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // eventFor is what the watcher sends for the file at path once its size is
 // stable.
-func eventFor(t *testing.T, path string) FileEvent {
+func eventFor(t *testing.T, path string) watch.FileEvent {
 	t.Helper()
 	info, err := os.Lstat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, ino := fileID(info)
-	return FileEvent{Path: path, Size: info.Size(), ModTime: info.ModTime(), Dev: dev, Ino: ino}
+	return watch.EventOf("", path, info)
 }
 
 // quarantined returns the files copied into quarantine (reason.txt aside).
@@ -132,7 +143,7 @@ func TestIngestSymlinkSwap(t *testing.T) {
 	if q := quarantined(t, cfg); len(q) != 0 {
 		t.Fatalf("the symbolic link's target was copied into quarantine: %v", q)
 	}
-	if seen, _ := d.cat.fileSeen(ctx, path, ev.Size, ev.ModTime); seen {
+	if seen, _ := d.cat.FileSeen(ctx, path, ev.Size, ev.ModTime); seen {
 		t.Error("the swapped file was catalogued")
 	}
 

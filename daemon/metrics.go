@@ -4,6 +4,9 @@ import (
 	"context"
 	"time"
 
+	"tmcad/daemon/catalog"
+	"tmcad/daemon/pipeline"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -67,7 +70,7 @@ func newMetrics() *metrics {
 		retrying: &retryingCollector{desc: prometheus.NewDesc("tmcad_export_retrying",
 			"SEGs in the outbox whose last export attempt failed for a reason that may pass (archive down, busy, unmounted, full); they are tried again. Alert when it stays above 0.", nil, nil)},
 	}
-	for _, c := range []ErrorClass{ClassTransient, ClassPermanent} {
+	for _, c := range []pipeline.ErrorClass{pipeline.ClassTransient, pipeline.ClassPermanent} {
 		m.exportFailures.WithLabelValues(c.String())
 	}
 	for _, k := range []string{"dicom", "report", "duplicate", "conflict", "unreadable", "ignored"} {
@@ -79,7 +82,7 @@ func newMetrics() *metrics {
 }
 
 // setModel sets the execution provider gauge.
-func (m *metrics) setModel(mi ModelInfo) {
+func (m *metrics) setModel(mi pipeline.ModelInfo) {
 	m.provider.Reset()
 	m.provider.WithLabelValues(mi.ExecutionProvider, mi.Name, mi.Version).Set(1)
 }
@@ -90,7 +93,7 @@ var jobStates = []string{"available", "cancelled", "completed", "discarded", "pe
 // jobsCollector counts process jobs by state at scrape time.
 type jobsCollector struct {
 	desc *prometheus.Desc
-	s    *store
+	s    *catalog.Store
 }
 
 // Describe sends the one descriptor.
@@ -102,7 +105,7 @@ func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.s != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if byState, err := jobCounts(ctx, c.s, kindProcess); err == nil {
+		if byState, err := c.s.JobCounts(ctx, kindProcess); err == nil {
 			for k, v := range byState {
 				counts[k] = float64(v)
 			}
@@ -113,21 +116,25 @@ func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// jobCounts counts jobs of one kind by state.
-func jobCounts(ctx context.Context, s *store, kind string) (map[string]int, error) {
-	rows, err := s.query(ctx, `SELECT state, COUNT(*) FROM river_job WHERE kind = ? GROUP BY state`, kind)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
+// retryingCollector exports tmcad_export_retrying at scrape time, from the
+// catalogue, so that it is right after a restart too.
+type retryingCollector struct {
+	desc *prometheus.Desc
+	cat  *catalog.Catalog
+}
+
+// Describe sends the one descriptor.
+func (c *retryingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect queries the catalogue.
+func (c *retryingCollector) Collect(ch chan<- prometheus.Metric) {
+	n := 0
+	if c.cat != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if v, err := c.cat.ExportRetrying(ctx, pipeline.ClassTransient.String()); err == nil {
+			n = v
 		}
-		out[st] = n
 	}
-	return out, rows.Err()
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n))
 }

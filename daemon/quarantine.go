@@ -72,7 +72,7 @@ func (d *Daemon) quarantineFile(path, name string, f *os.File, reason, msg strin
 	sum := sha256.Sum256([]byte(path))
 	dir, err := d.quarantineOpened(reason, hex.EncodeToString(sum[:6]), []string{path}, []*os.File{f}, "reason: "+reason+"\n"+msg)
 	if err != nil {
-		d.log.Error().Err(d.reportKeys.redact(err, path, name)).Str("path", name).Msg("quarantining file failed; it stays in the drop folder")
+		d.log.Error().Err(d.reportKeys.Redact(err, path, name)).Str("path", name).Msg("quarantining file failed; it stays in the drop folder")
 		return
 	}
 	d.log.Warn().Str("path", name).Str("reason", reason).Str("quarantine", dir).Msg("file quarantined")

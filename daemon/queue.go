@@ -2,14 +2,12 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
-	"time"
+
+	"tmcad/daemon/catalog"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 )
@@ -89,34 +87,6 @@ func (ExportWindowArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: queueMaintenance, MaxAttempts: 3}
 }
 
-// queueClient is the part of *river.Client the daemon uses; it does not
-// depend on the driver's transaction type, so the same code runs on SQLite
-// and PostgreSQL.
-type queueClient interface {
-	Start(ctx context.Context) error
-	Stop(ctx context.Context) error
-	StopAndCancel(ctx context.Context) error
-	Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
-	JobRetry(ctx context.Context, id int64) (*rivertype.JobRow, error)
-	JobList(ctx context.Context, params *river.JobListParams) (*river.JobListResult, error)
-}
-
-// newQueueClient builds the River client for the store's database.
-func newQueueClient(s *store, cfg *river.Config) (queueClient, error) {
-	if s.pg {
-		c, err := river.NewClient(riverpgxv5.New(s.pool), cfg)
-		if err != nil {
-			return nil, fmt.Errorf("queue (postgres): %w", err)
-		}
-		return c, nil
-	}
-	c, err := river.NewClient(riversqlite.New(s.db), cfg)
-	if err != nil {
-		return nil, fmt.Errorf("queue (sqlite): %w", err)
-	}
-	return c, nil
-}
-
 // clientID is this node's stable River client ID: the same after a
 // restart, so that jobs left running by a crash can be recognised.
 func clientID(stateDir string) string {
@@ -124,50 +94,11 @@ func clientID(stateDir string) string {
 	if host == "" {
 		host = "localhost"
 	}
-	id := "tmcad-" + host + "-" + matchHash(stateDir)[:8]
+	id := "tmcad-" + host + "-" + catalog.MatchHash(stateDir)[:8]
 	if len(id) > 100 {
 		id = id[:100]
 	}
 	return id
-}
-
-// rescueOrphans makes jobs this node was running when it died available
-// again, and drops the leader lease it held. River would rescue the jobs
-// only after RescueStuckJobsAfter and let the lease expire after its TTL;
-// at start we know that nothing of ours is running.
-func rescueOrphans(ctx context.Context, s *store, id string) (int64, error) {
-	var q string
-	if s.pg {
-		q = `UPDATE river_job SET state = 'available' WHERE state = 'running' AND attempted_by[array_length(attempted_by, 1)] = $1`
-	} else {
-		// The embedded database belongs to this node alone.
-		q = `UPDATE river_job SET state = 'available' WHERE state = 'running' AND (? <> '' OR 1 = 1)`
-	}
-	res, err := s.db.ExecContext(ctx, q, id)
-	if err != nil {
-		return 0, fmt.Errorf("queue: handing back jobs left running by a crash: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	// A crashed leader's lease would keep this node from leading (and so
-	// from running the schedules and promoting retries) until it expires;
-	// the lease is this node's own, and the state_dir lock says no other
-	// process of this node is alive.
-	if _, err := s.exec(ctx, `DELETE FROM river_leader WHERE leader_id = ?`, id); err != nil {
-		return n, fmt.Errorf("queue: dropping the leader lease left by a crash: %w", err)
-	}
-	return n, nil
-}
-
-// backoff returns base·2^(attempt-1), capped.
-func backoff(base, limit time.Duration, attempt int) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < limit; i++ {
-		d *= 2
-	}
-	if d > limit {
-		d = limit
-	}
-	return d
 }
 
 // newSlog returns a slog logger for River that forwards to zerolog.
@@ -180,8 +111,10 @@ type slogToZerolog struct {
 	attrs []slog.Attr
 }
 
+// Enabled passes warnings and errors only.
 func (h slogToZerolog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
 
+// Handle writes one record to zerolog.
 func (h slogToZerolog) Handle(_ context.Context, r slog.Record) error {
 	ev := h.log.Warn()
 	if r.Level >= slog.LevelError {
@@ -200,8 +133,10 @@ func (h slogToZerolog) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
+// WithAttrs returns a handler that adds as to every record.
 func (h slogToZerolog) WithAttrs(as []slog.Attr) slog.Handler {
 	return slogToZerolog{log: h.log, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
 }
 
+// WithGroup ignores groups: attributes stay flat.
 func (h slogToZerolog) WithGroup(string) slog.Handler { return h }

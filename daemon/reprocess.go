@@ -2,11 +2,15 @@ package daemon
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
+
+	"tmcad/config"
+	"tmcad/daemon/catalog"
+	"tmcad/daemon/pipeline"
+	"tmcad/logging"
 
 	"github.com/riverqueue/river"
 )
@@ -26,10 +30,31 @@ func (w *reprocessWorker) Work(ctx context.Context, _ *river.Job[ReprocessArgs])
 		return err
 	}
 	for _, s := range r.Skipped {
-		w.d.log.Info().Str("series_uid", s.SeriesUID).Str("reason", s.Reason).Msg("series not reprocessed")
+		slog := logging.Series{SeriesUID: s.SeriesUID}.Logger(w.d.log)
+		slog.Info().Str("reason", s.Reason).Msg("series not reprocessed")
 	}
 	w.d.log.Info().Int("queued", r.Queued).Int("skipped", len(r.Skipped)).Msg("scheduled reprocessing done")
 	return nil
+}
+
+// EnqueueReprocess queues the series f selects for modelVersion from
+// outside the daemon (`tmcad reprocess`), through an insert-only queue
+// client; a running daemon picks the jobs up.
+func EnqueueReprocess(ctx context.Context, cfg *config.Config, modelVersion string, f ReprocessFilter, progress func(done, total int)) (ReprocessResult, error) {
+	if f.Scheduled {
+		return ReprocessResult{}, fmt.Errorf("reprocess: the scheduled sweep runs inside the daemon")
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return ReprocessResult{}, err
+	}
+	defer st.Close()
+	client, err := st.QueueClient(&river.Config{MaxAttempts: cfg.Queue.MaxAttempts})
+	if err != nil {
+		return ReprocessResult{}, err
+	}
+	cat := catalog.New(st, time.Now)
+	return Reprocess(ctx, cat, client, modelVersion, f, progress)
 }
 
 // ReprocessFilter selects series for Reprocess.
@@ -65,37 +90,19 @@ type SkippedSeries struct {
 // Reprocess queues the series the filter selects for modelVersion.
 // Series whose inputs retention deleted are skipped, with the reason.
 // progress, if not nil, is called after each series with (done, total).
-func Reprocess(ctx context.Context, cat *catalog, client queueClient, modelVersion string, f ReprocessFilter, progress func(done, total int)) (ReprocessResult, error) {
+func Reprocess(ctx context.Context, cat *catalog.Catalog, client catalog.QueueClient, modelVersion string, f ReprocessFilter, progress func(done, total int)) (ReprocessResult, error) {
 	var res ReprocessResult
-	var rows []seriesRow
-	add := func(where string, args ...any) error {
-		r, err := cat.seriesWhere(ctx, where, args...)
-		rows = append(rows, r...)
-		return err
-	}
-	var err error
-	switch {
-	case f.Scheduled:
-		if err = add(`state = ?`, StateAwaitingReport); err == nil {
-			if err = add(`state = ? AND error_class = ?`, StateFailed, ClassTransient.String()); err == nil {
-				err = add(`state IN (?, ?) AND model_version <> ?`, StateDone, StateExporting, modelVersion)
-			}
-		}
-	case f.SeriesUID != "":
-		err = add(`series_uid = ?`, f.SeriesUID)
-	case f.StudyUID != "":
-		err = add(`study_uid = ?`, f.StudyUID)
-	case f.Failed:
-		err = add(`state = ?`, StateFailed)
-	case f.ModelOlder:
-		err = add(`state IN (?, ?) AND model_version <> ?`, StateDone, StateExporting, modelVersion)
-	case !f.Since.IsZero():
-		err = add(`first_seen >= ?`, f.Since.UnixNano())
-	default:
-		return res, fmt.Errorf("reprocess: nothing selected")
-	}
+	var rows []catalog.Series
+	filters, err := reprocessFilters(f, modelVersion)
 	if err != nil {
 		return res, err
+	}
+	for _, flt := range filters {
+		r, err := cat.List(ctx, flt)
+		if err != nil {
+			return res, err
+		}
+		rows = append(rows, r...)
 	}
 	if !f.Scheduled && f.SeriesUID == "" && f.StudyUID == "" && !f.Since.IsZero() {
 		// --since combined with another filter narrows it.
@@ -108,17 +115,17 @@ func Reprocess(ctx context.Context, cat *catalog, client queueClient, modelVersi
 		rows = kept
 	}
 	for i, s := range rows {
-		var ref *reportRef
-		if ref, err = cat.matchReport(ctx, s); err != nil {
+		ref, err := cat.MatchReport(ctx, s)
+		if err != nil {
 			return res, err
 		}
-		if s.State == StateAwaitingReport && ref == nil {
+		if s.State == catalog.StateAwaitingReport && ref == nil {
 			if progress != nil {
 				progress(i+1, len(rows))
 			}
 			continue // still no report
 		}
-		if s.State == StateFailed && s.Reason == reasonExportRejected {
+		if s.State == catalog.StateFailed && s.Reason == reasonExportRejected {
 			// The SEG was made and the archive refused it: send it again
 			// (the job that made it is complete and would not run again).
 			ok, err := requeueRejectedExport(ctx, cat, client, s)
@@ -135,20 +142,20 @@ func Reprocess(ctx context.Context, cat *catalog, client queueClient, modelVersi
 		}
 		rerun := ""
 		switch s.State {
-		case StateCollecting, StateWaitingReport, StateQueued:
+		case catalog.StateCollecting, catalog.StateWaitingReport, catalog.StateQueued:
 			// Not processed yet: the ready loop or the queue has it.
 			if progress != nil {
 				progress(i+1, len(rows))
 			}
 			continue
-		case StateDone, StateExporting:
+		case catalog.StateDone, catalog.StateExporting:
 			if s.ModelVersion == modelVersion {
 				// Same model again: an explicit request, tagged so that
 				// uniqueness lets it through once.
 				rerun = "rerun-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 			}
 		}
-		deleted, err := cat.deletedInputs(ctx, s.SeriesUID)
+		deleted, err := cat.DeletedInputs(ctx, s.SeriesUID)
 		if err != nil {
 			return res, err
 		}
@@ -173,6 +180,31 @@ func Reprocess(ctx context.Context, cat *catalog, client queueClient, modelVersi
 	return res, nil
 }
 
+// reprocessFilters are the catalogue queries that select the series of f.
+func reprocessFilters(f ReprocessFilter, modelVersion string) ([]catalog.Filter, error) {
+	olderModel := catalog.Filter{States: []string{catalog.StateDone, catalog.StateExporting}, OtherModel: true, ModelVersion: modelVersion}
+	switch {
+	case f.Scheduled:
+		return []catalog.Filter{
+			{States: []string{catalog.StateAwaitingReport}},
+			{States: []string{catalog.StateFailed}, ErrorClass: pipeline.ClassTransient.String()},
+			olderModel,
+		}, nil
+	case f.SeriesUID != "":
+		return []catalog.Filter{{SeriesUID: f.SeriesUID}}, nil
+	case f.StudyUID != "":
+		return []catalog.Filter{{StudyUID: f.StudyUID}}, nil
+	case f.Failed:
+		return []catalog.Filter{{States: []string{catalog.StateFailed}}}, nil
+	case f.ModelOlder:
+		return []catalog.Filter{olderModel}, nil
+	case !f.Since.IsZero():
+		return []catalog.Filter{{FirstSeenSince: f.Since}}, nil
+	default:
+		return nil, errors.New("reprocess: nothing selected")
+	}
+}
+
 // reasonExportRejected is the reason of a series whose SEG the archive
 // refused.
 const reasonExportRejected = "export_rejected"
@@ -180,19 +212,15 @@ const reasonExportRejected = "export_rejected"
 // requeueRejectedExport queues the export of the SEG the archive refused
 // for series s again, and marks the series exporting; false when the
 // series has no SEG waiting in the outbox.
-func requeueRejectedExport(ctx context.Context, cat *catalog, client queueClient, s seriesRow) (bool, error) {
-	var sop string
-	err := cat.s.queryRow(ctx, `SELECT sop_uid FROM tmcad_seg WHERE source_series_uid = ? AND stored_at = 0 ORDER BY created_at DESC LIMIT 1`, s.SeriesUID).Scan(&sop)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("catalog: looking up the refused SEG of series %s: %w", s.SeriesUID, err)
-	}
-	if err := cat.clearExportError(ctx, sop); err != nil {
+func requeueRejectedExport(ctx context.Context, cat *catalog.Catalog, client catalog.QueueClient, s catalog.Series) (bool, error) {
+	sop, ok, err := cat.UnstoredSEGOf(ctx, s.SeriesUID)
+	if err != nil || !ok {
 		return false, err
 	}
-	if err := cat.setState(ctx, s.SeriesUID, StateExporting, "export queued again after the archive refused it"); err != nil {
+	if err := cat.ClearExportError(ctx, sop); err != nil {
+		return false, err
+	}
+	if err := cat.SetState(ctx, s.SeriesUID, catalog.StateExporting, "export queued again after the archive refused it"); err != nil {
 		return false, err
 	}
 	if _, err := client.Insert(ctx, ExportArgs{SOPUID: sop}, nil); err != nil {

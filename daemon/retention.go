@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"tmcad/daemon/catalog"
 )
 
 // applyRetention handles the input files of the SEG seg once it is
@@ -18,12 +20,12 @@ import (
 // instances the SEG was made from: files still in the DICOM drop folder
 // that were catalogued before the job fixed its inputs (an instance that
 // arrived later is in no stored SEG and stays where it is).
-func (d *Daemon) applyRetention(ctx context.Context, seg segRow) error {
+func (d *Daemon) applyRetention(ctx context.Context, seg catalog.SEG) error {
 	cfg := d.config()
 	if cfg.Retention.Inputs != "move" && cfg.Retention.Inputs != "delete" {
 		return nil
 	}
-	paths, err := d.cat.segInputs(ctx, seg.SourceSeriesUID, seg.CreatedAt)
+	paths, err := d.cat.SEGInputs(ctx, seg.SourceSeriesUID, seg.CreatedAt)
 	if err != nil {
 		return err
 	}
@@ -42,7 +44,7 @@ func (d *Daemon) applyRetention(ctx context.Context, seg segRow) error {
 				errs = append(errs, fmt.Errorf("retention: deleting %s: %w", p, err))
 				continue
 			}
-			if err := d.cat.retireInstance(ctx, p); err != nil {
+			if err := d.cat.RetireInstance(ctx, p); err != nil {
 				errs = append(errs, err)
 			}
 		case "move":
@@ -54,7 +56,7 @@ func (d *Daemon) applyRetention(ctx context.Context, seg segRow) error {
 				errs = append(errs, fmt.Errorf("retention: moving %s: %w", p, err))
 				continue
 			}
-			if err := d.cat.moveInstance(ctx, p, dst); err != nil {
+			if err := d.cat.MoveInstance(ctx, p, dst); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tmcad/daemon/catalog"
+	"tmcad/daemon/pipeline"
 )
 
 // TestHostileUIDsStayInTheirFolders runs the daemon on series whose
@@ -26,7 +29,7 @@ func TestHostileUIDsStayInTheirFolders(t *testing.T) {
 	bad := "../../../escaped/" + strings.Repeat("9.", 80) + "1"
 	good := "1.2.8/../../../escaped/2"
 	proc := newFakeProcessor()
-	proc.fail[bad] = Permanent("decode", errors.New("pixel data truncated"))
+	proc.fail[bad] = pipeline.Permanent("decode", errors.New("pixel data truncated"))
 	proc.delay = 1500 * time.Millisecond
 	sink := &fakeSink{puts: map[string]int{}}
 	d, stop := runDaemon(t, cfg, proc, sink)
@@ -45,7 +48,7 @@ func TestHostileUIDsStayInTheirFolders(t *testing.T) {
 	waitFor(t, 20*time.Second, "good series processing", func() bool { return proc.count(good) == 1 })
 	late := writeInstance(t, filepath.Join(cfg.Watch.DICOMDir, "b", "sub"), "IM2", goodSeries[2])
 
-	waitFor(t, 20*time.Second, "bad series failed", func() bool { return seriesState(t, d, bad) == StateFailed })
+	waitFor(t, 20*time.Second, "bad series failed", func() bool { return seriesState(t, d, bad) == catalog.StateFailed })
 	waitFor(t, 20*time.Second, "good series stored", func() bool { return sink.stored(good+".99.1") == 1 })
 	waitFor(t, 20*time.Second, "inputs moved", func() bool {
 		_, err := os.Stat(filepath.Join(cfg.Retention.DoneDir, "b", "sub", "IM1"))

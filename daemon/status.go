@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"tmcad/config"
+	"tmcad/daemon/catalog"
 )
 
 // SeriesBrief is one series in `tmcad status`: UIDs, state and reason only.
@@ -70,59 +69,48 @@ func ReadStatus(ctx context.Context, cfg *config.Config, n int) (*StatusReport, 
 		return nil, err
 	}
 	defer st.Close()
-	cat := &catalog{s: st, now: time.Now}
-	r := &StatusReport{Queue: st.kind, Series: map[string]int{}}
-	if r.Jobs, err = jobCounts(ctx, st, kindProcess); err != nil {
+	cat := catalog.New(st, time.Now)
+	r := &StatusReport{Queue: st.Kind()}
+	if r.Jobs, err = st.JobCounts(ctx, kindProcess); err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
-	if r.Exports, err = jobCounts(ctx, st, kindExport); err != nil {
+	if r.Exports, err = st.JobCounts(ctx, kindExport); err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
-	rows, err := st.query(ctx, `SELECT state, COUNT(*) FROM tmcad_series GROUP BY state`)
-	if err != nil {
+	if r.Series, err = cat.SeriesCounts(ctx); err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
-	for rows.Next() {
-		var s string
-		var c int
-		if err := rows.Scan(&s, &c); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("status: %w", err)
-		}
-		r.Series[s] = c
-	}
-	rows.Close()
-	if err := st.queryRow(ctx, `SELECT COUNT(*) FROM tmcad_seg WHERE stored_at = 0`).Scan(&r.Outbox); err != nil {
+	if r.Outbox, err = cat.OutboxCount(ctx); err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
-	brief := func(rs []seriesRow) []SeriesBrief {
+	brief := func(rs []catalog.Series) []SeriesBrief {
 		out := make([]SeriesBrief, 0, len(rs))
 		for _, s := range rs {
 			out = append(out, SeriesBrief{StudyUID: s.StudyUID, SeriesUID: s.SeriesUID, State: s.State, Reason: s.Reason, Error: s.Error, ModelVersion: s.ModelVersion, Updated: s.UpdatedAt})
 		}
 		return out
 	}
-	parked, err := cat.seriesWhere(ctx, `state = ? ORDER BY updated_at DESC LIMIT ?`, StateAwaitingReport, n)
+	parked, err := cat.List(ctx, catalog.Filter{States: []string{catalog.StateAwaitingReport}, Latest: n})
 	if err != nil {
 		return nil, err
 	}
 	r.AwaitingReport = brief(parked)
-	skipped, err := cat.seriesWhere(ctx, `state = ? ORDER BY updated_at DESC LIMIT ?`, StateSkipped, n)
+	skipped, err := cat.List(ctx, catalog.Filter{States: []string{catalog.StateSkipped}, Latest: n})
 	if err != nil {
 		return nil, err
 	}
 	r.Skipped = brief(skipped)
-	failed, err := cat.seriesWhere(ctx, `state = ? ORDER BY updated_at DESC LIMIT ?`, StateFailed, n)
+	failed, err := cat.List(ctx, catalog.Filter{States: []string{catalog.StateFailed}, Latest: n})
 	if err != nil {
 		return nil, err
 	}
 	r.LastErrors = brief(failed)
-	done, err := cat.seriesWhere(ctx, `state IN (?, ?) ORDER BY updated_at DESC LIMIT ?`, StateDone, StateExporting, n)
+	done, err := cat.List(ctx, catalog.Filter{States: []string{catalog.StateDone, catalog.StateExporting}, Latest: n})
 	if err != nil {
 		return nil, err
 	}
 	r.LastDone = brief(done)
-	expErrs, err := cat.exportErrors(ctx, n)
+	expErrs, err := cat.ExportErrors(ctx, n)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +118,7 @@ func ReadStatus(ctx context.Context, cfg *config.Config, n int) (*StatusReport, 
 		r.ExportErrors = append(r.ExportErrors, ExportErrorBrief{SOPUID: e.SOPUID, StudyUID: e.StudyUID, SourceSeriesUID: e.SourceSeriesUID,
 			Attempts: e.Attempts, Class: e.Class, Error: e.Error, Since: e.First, Last: e.Last})
 	}
-	segs, err := cat.lastSEGs(ctx, n)
+	segs, err := cat.LastSEGs(ctx, n)
 	if err != nil {
 		return nil, err
 	}
@@ -138,24 +126,4 @@ func ReadStatus(ctx context.Context, cfg *config.Config, n int) (*StatusReport, 
 		r.LastSEGs = append(r.LastSEGs, SEGBrief{StudyUID: s.StudyUID, SourceSeriesUID: s.SourceSeriesUID, SOPUID: s.SOPUID, ModelVersion: s.ModelVersion, Sink: s.Sink, Stored: s.StoredAt})
 	}
 	return r, nil
-}
-
-// EnqueueReprocess queues the series f selects for modelVersion from
-// outside the daemon (`tmcad reprocess`), through an insert-only queue
-// client; a running daemon picks the jobs up.
-func EnqueueReprocess(ctx context.Context, cfg *config.Config, modelVersion string, f ReprocessFilter, progress func(done, total int)) (ReprocessResult, error) {
-	if f.Scheduled {
-		return ReprocessResult{}, fmt.Errorf("reprocess: the scheduled sweep runs inside the daemon")
-	}
-	st, err := openStore(ctx, cfg)
-	if err != nil {
-		return ReprocessResult{}, err
-	}
-	defer st.Close()
-	client, err := newQueueClient(st, &river.Config{MaxAttempts: cfg.Queue.MaxAttempts})
-	if err != nil {
-		return ReprocessResult{}, err
-	}
-	cat := &catalog{s: st, now: time.Now}
-	return Reprocess(ctx, cat, client, modelVersion, f, progress)
 }

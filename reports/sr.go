@@ -31,6 +31,17 @@ func IsSRSOPClass(uid string) bool {
 	return ok
 }
 
+// srClassPrefix starts the SOP Class UID of every DICOM Structured Report
+// class.
+const srClassPrefix = "1.2.840.10008.5.1.4.1.1.88."
+
+// IsSR reports whether a DICOM file of this SOP Class UID and Modality is
+// a structured report (any SR SOP class, or Modality SR): both modes send
+// such a file to the report reader instead of series assembly.
+func IsSR(sopClassUID, modality string) bool {
+	return strings.HasPrefix(strings.TrimRight(sopClassUID, "\x00 "), srClassPrefix) || modality == "SR"
+}
+
 // SRSource reads DICOM Structured Report documents. It walks the
 // ContentSequence tree in document order: every TEXT item becomes a line
 // "<concept name>: <text>", and every CONTAINER whose concept name is a

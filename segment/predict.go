@@ -116,199 +116,251 @@ type batchJob struct {
 // goroutine pre-processes the next batch and another post-processes the
 // previous one, each with its own buffers (ConcurrentRuns + 2 in flight).
 func (e *Engine) pipelined(ctx context.Context, reqs []Request, out []*Prediction, batches [][]slot) error {
-	l := e.m.Tokenizer.MaxLength
-	h, w := e.m.Image.Height, e.m.Image.Width
-	hw := h * w
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		errOnce  sync.Once
-		firstErr error
-	)
-	fail := func(err error) {
-		errOnce.Do(func() { firstErr = err })
-		cancel()
-	}
 	runners := max(1, e.opts.ConcurrentRuns)
 	inFlight := runners + 2
-	free := make(chan *batchBuf, inFlight)
+	st := &stages{
+		e: e, ctx: ctx, cancel: cancel, reqs: reqs, out: out,
+		free:     make(chan *batchBuf, inFlight),
+		prepared: make(chan batchJob, 1),
+		ran:      make(chan batchJob, 1),
+		failed:   make([]error, len(reqs)),
+	}
 	for i := 0; i < inFlight; i++ {
-		free <- e.getBuf()
+		st.free <- e.getBuf()
 	}
-	prepared := make(chan batchJob, 1)
-	ran := make(chan batchJob, 1)
-	// failed[i] is request i's Ready error; written by the pre-processing
-	// goroutine only, read after every stage has ended.
-	failed := make([]error, len(reqs))
-
-	go func() { // stage 1: pre-processing
-		defer close(prepared)
-		for _, b := range batches {
-			// Wait for the batch's frames of every request in it (slots are
-			// in request, then frame order).
-			skip := make([]bool, len(b))
-			for k := 0; k < len(b); k++ {
-				s := b[k]
-				if k+1 < len(b) && b[k+1].req == s.req {
-					continue
-				}
-				r := reqs[s.req]
-				if r.Ready == nil || failed[s.req] != nil {
-					continue
-				}
-				if err := r.Ready(ctx, s.frame+1); err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					failed[s.req] = err
-				}
-			}
-			for k, s := range b {
-				skip[k] = failed[s.req] != nil
-			}
-			var buf *batchBuf
-			select {
-			case buf = <-free:
-			case <-ctx.Done():
-				return
-			}
-			if err := parallel.For(len(b), func(k int) error {
-				s := b[k]
-				r := reqs[s.req]
-				if skip[k] {
-					// A blank image keeps the batch's shape; its output is
-					// dropped. The report's tokens stay valid input (an
-					// all-padding attention mask would make NaNs).
-					clear(buf.image[k*hw : (k+1)*hw])
-				} else {
-					fr := r.Series.Frames[s.frame]
-					if err := e.pre.Frame(buf.image[k*hw:(k+1)*hw], fr.Pixels, r.Series.Rows, r.Series.Columns, r.Series.Modality, r.Series.Monochrome1); err != nil {
-						return fmt.Errorf("engine: series %s frame %d: %w", r.Series.SeriesInstanceUID, s.frame+1, err)
-					}
-				}
-				copy(buf.ids[k*l:(k+1)*l], r.InputIDs)
-				copy(buf.mask[k*l:(k+1)*l], r.AttentionMask)
-				return nil
-			}); err != nil {
-				fail(err)
-				free <- buf
-				return
-			}
-			select {
-			case prepared <- batchJob{b, buf, skip}:
-			case <-ctx.Done():
-				free <- buf
-				return
-			}
-		}
-	}()
-
+	go st.preprocess(batches)
 	postDone := make(chan struct{})
-	go func() { // stage 3: post-processing
+	go func() {
 		defer close(postDone)
-		type frameStats struct{ pixels, removed int64 }
-		var stats []frameStats
-		for j := range ran {
-			stats = append(stats[:0], make([]frameStats, len(j.slots))...)
-			_ = parallel.For(len(j.slots), func(k int) error {
-				if j.skip[k] {
-					return nil
-				}
-				s := j.slots[k]
-				r := reqs[s.req]
-				n := r.Series.Rows * r.Series.Columns
-				scr := e.getPostScratch(n)
-				defer e.post.Put(scr)
-				mask := make([]uint8, n)
-				src := j.buf.prob[k*hw : (k+1)*hw]
-				set := 0
-				if r.WantProbabilities {
-					ProbToMask(mask, scr.prob, src, h, w, r.Series.Rows, r.Series.Columns, float32(e.m.Threshold))
-					set = -1
-				} else {
-					set = ThresholdResized(mask, src, h, w, r.Series.Rows, r.Series.Columns, float32(e.m.Threshold))
-				}
-				if e.opts.MinComponentArea > 1 {
-					if removed := RemoveSmallComponents(mask, r.Series.Rows, r.Series.Columns, e.opts.MinComponentArea, scr.labels); removed > 0 {
-						stats[k].removed = int64(removed)
-						set = -1
-					}
-				}
-				if set < 0 {
-					set = 0
-					for _, v := range mask {
-						set += int(v)
-					}
-				}
-				stats[k].pixels = int64(set)
-				p := out[s.req]
-				p.Masks[s.frame] = mask
-				if r.WantProbabilities {
-					q := make([]uint8, n)
-					for i, v := range scr.prob {
-						q[i] = uint8(math.Round(float64(min(max(v, 0), 1)) * 255))
-					}
-					p.Probabilities[s.frame] = q
-				}
-				if r.OnMask != nil {
-					r.OnMask(s.frame, mask)
-				}
-				return nil
-			})
-			for k, s := range j.slots {
-				if j.skip[k] {
-					continue
-				}
-				out[s.req].SegmentedPixels += stats[k].pixels
-				out[s.req].RemovedComponents += int(stats[k].removed)
-			}
-			free <- j.buf
-		}
+		st.postprocess()
 	}()
-
-	// stage 2: the session, on ConcurrentRuns goroutines (this one among
+	// The session runs on ConcurrentRuns goroutines (this one among
 	// them); ONNX Runtime sessions may be run concurrently.
-	runStage := func() {
-		for j := range prepared {
-			if ctx.Err() != nil {
-				free <- j.buf
-				continue
-			}
-			if err := e.Run(len(j.slots), j.buf.image, j.buf.ids, j.buf.mask, j.buf.prob); err != nil {
-				fail(err)
-				free <- j.buf
-				continue
-			}
-			ran <- j
-		}
-	}
 	var runWG sync.WaitGroup
 	for r := 1; r < runners; r++ {
 		runWG.Add(1)
 		go func() {
 			defer runWG.Done()
-			runStage()
+			st.run()
 		}()
 	}
-	runStage()
+	st.run()
 	runWG.Wait()
-	close(ran)
+	close(st.ran)
 	<-postDone
+	firstErr := st.firstErr
 	if firstErr == nil {
 		firstErr = parent.Err()
 	}
 	for i := 0; i < inFlight; i++ {
-		e.bufs.Put(<-free)
+		e.bufs.Put(<-st.free)
 	}
 	if firstErr == nil {
-		for i, err := range failed {
+		for i, err := range st.failed {
 			if err != nil {
 				out[i] = &Prediction{Err: err}
 			}
 		}
 	}
 	return firstErr
+}
+
+// stages is one pipelined Predict: its requests and results, the buffers
+// free for a batch, and the channels between the stages.
+type stages struct {
+	e      *Engine
+	ctx    context.Context
+	cancel context.CancelFunc
+	reqs   []Request
+	out    []*Prediction
+
+	free          chan *batchBuf
+	prepared, ran chan batchJob
+	errOnce       sync.Once
+	firstErr      error
+	// failed[i] is request i's Ready error; written by the pre-processing
+	// goroutine only, read after every stage has ended.
+	failed []error
+}
+
+// fail records the first error and stops every stage.
+func (st *stages) fail(err error) {
+	st.errOnce.Do(func() { st.firstErr = err })
+	st.cancel()
+}
+
+// preprocess is stage 1: for each batch it waits for the frames, then
+// pre-processes them into a free buffer and hands the batch on.
+func (st *stages) preprocess(batches [][]slot) {
+	defer close(st.prepared)
+	for _, b := range batches {
+		skip, ok := st.waitReady(b)
+		if !ok {
+			return
+		}
+		var buf *batchBuf
+		select {
+		case buf = <-st.free:
+		case <-st.ctx.Done():
+			return
+		}
+		if err := st.fill(buf, b, skip); err != nil {
+			st.fail(err)
+			st.free <- buf
+			return
+		}
+		select {
+		case st.prepared <- batchJob{b, buf, skip}:
+		case <-st.ctx.Done():
+			st.free <- buf
+			return
+		}
+	}
+}
+
+// waitReady waits for the frames of batch b of every request in it (slots
+// are in request, then frame order) and marks the slots of requests whose
+// frames could not be read; false when the context ended.
+func (st *stages) waitReady(b []slot) ([]bool, bool) {
+	for k, s := range b {
+		if k+1 < len(b) && b[k+1].req == s.req {
+			continue
+		}
+		r := st.reqs[s.req]
+		if r.Ready == nil || st.failed[s.req] != nil {
+			continue
+		}
+		if err := r.Ready(st.ctx, s.frame+1); err != nil {
+			if st.ctx.Err() != nil {
+				return nil, false
+			}
+			st.failed[s.req] = err
+		}
+	}
+	skip := make([]bool, len(b))
+	for k, s := range b {
+		skip[k] = st.failed[s.req] != nil
+	}
+	return skip, true
+}
+
+// fill pre-processes the frames of batch b into buf, with each request's
+// tokens.
+func (st *stages) fill(buf *batchBuf, b []slot, skip []bool) error {
+	e := st.e
+	l := e.m.Tokenizer.MaxLength
+	hw := e.m.Image.Height * e.m.Image.Width
+	return parallel.For(len(b), func(k int) error {
+		s := b[k]
+		r := st.reqs[s.req]
+		if skip[k] {
+			// A blank image keeps the batch's shape; its output is
+			// dropped. The report's tokens stay valid input (an
+			// all-padding attention mask would make NaNs).
+			clear(buf.image[k*hw : (k+1)*hw])
+		} else {
+			fr := r.Series.Frames[s.frame]
+			if err := e.pre.Frame(buf.image[k*hw:(k+1)*hw], fr.Pixels, r.Series.Rows, r.Series.Columns, r.Series.Modality, r.Series.Monochrome1); err != nil {
+				return fmt.Errorf("engine: series %s frame %d: %w", r.Series.SeriesInstanceUID, s.frame+1, err)
+			}
+		}
+		copy(buf.ids[k*l:(k+1)*l], r.InputIDs)
+		copy(buf.mask[k*l:(k+1)*l], r.AttentionMask)
+		return nil
+	})
+}
+
+// run is stage 2: the session runs each prepared batch.
+func (st *stages) run() {
+	for j := range st.prepared {
+		if st.ctx.Err() != nil {
+			st.free <- j.buf
+			continue
+		}
+		if err := st.e.Run(len(j.slots), j.buf.image, j.buf.ids, j.buf.mask, j.buf.prob); err != nil {
+			st.fail(err)
+			st.free <- j.buf
+			continue
+		}
+		st.ran <- j
+	}
+}
+
+// frameStats are one frame's segmented pixels and removed components.
+type frameStats struct{ pixels, removed int64 }
+
+// postprocess is stage 3: each batch's outputs become masks, then its
+// buffer is free again.
+func (st *stages) postprocess() {
+	var stats []frameStats
+	for j := range st.ran {
+		stats = append(stats[:0], make([]frameStats, len(j.slots))...)
+		_ = parallel.For(len(j.slots), func(k int) error {
+			if !j.skip[k] {
+				stats[k] = st.postFrame(j, k)
+			}
+			return nil
+		})
+		for k, s := range j.slots {
+			if j.skip[k] {
+				continue
+			}
+			st.out[s.req].SegmentedPixels += stats[k].pixels
+			st.out[s.req].RemovedComponents += int(stats[k].removed)
+		}
+		st.free <- j.buf
+	}
+}
+
+// postFrame turns slot k of batch j into its mask (and probabilities when
+// asked), hands the mask to the request's OnMask, and counts it.
+func (st *stages) postFrame(j batchJob, k int) frameStats {
+	e := st.e
+	h, w := e.m.Image.Height, e.m.Image.Width
+	s := j.slots[k]
+	r := st.reqs[s.req]
+	n := r.Series.Rows * r.Series.Columns
+	scr := e.getPostScratch(n)
+	defer e.post.Put(scr)
+	var fs frameStats
+	mask := make([]uint8, n)
+	src := j.buf.prob[k*h*w : (k+1)*h*w]
+	set := 0
+	if r.WantProbabilities {
+		ProbToMask(mask, scr.prob, src, h, w, r.Series.Rows, r.Series.Columns, float32(e.m.Threshold))
+		set = -1
+	} else {
+		set = ThresholdResized(mask, src, h, w, r.Series.Rows, r.Series.Columns, float32(e.m.Threshold))
+	}
+	if e.opts.MinComponentArea > 1 {
+		if removed := RemoveSmallComponents(mask, r.Series.Rows, r.Series.Columns, e.opts.MinComponentArea, scr.labels); removed > 0 {
+			fs.removed = int64(removed)
+			set = -1
+		}
+	}
+	if set < 0 {
+		set = 0
+		for _, v := range mask {
+			set += int(v)
+		}
+	}
+	fs.pixels = int64(set)
+	p := st.out[s.req]
+	p.Masks[s.frame] = mask
+	if r.WantProbabilities {
+		q := make([]uint8, n)
+		for i, v := range scr.prob {
+			q[i] = uint8(math.Round(float64(min(max(v, 0), 1)) * 255))
+		}
+		p.Probabilities[s.frame] = q
+	}
+	if r.OnMask != nil {
+		r.OnMask(s.frame, mask)
+	}
+	return fs
 }
 
 // postScratch is the per-frame scratch space of post-processing.

@@ -1,5 +1,6 @@
 // Package writer turns segmentation masks into DICOM Segmentation objects
-// (SOP Class 1.2.840.10008.5.1.4.1.1.66.4) and stores them in an archive.
+// (SOP Class 1.2.840.10008.5.1.4.1.1.66.4), with the measurement report and
+// the overlay made beside them; writer/archive stores them.
 //
 // The SEG is built from typed, validated descriptions (Description, Segment,
 // Code), never from loose tags: EncodeSEG / WriteSEG take a loaded source
@@ -20,10 +21,8 @@
 // rendered as the previews are; both return an Object and take their UIDs
 // from the SEG's inputs.
 //
-// Archives are reached through the small Sink interface: FilesystemSink
-// (<study>/<series>/<sop>.dcm, atomic and idempotent) and DICOMwebSink
-// (STOW-RS). PreviewPNG and WritePreviewFile render a PNG of the most
-// segmented frame for a quick look.
+// PreviewPNG and WritePreviewFile render a PNG of the most segmented frame
+// for a quick look.
 //
 // Nothing in this package logs, and no error message carries patient data or
 // report text: errors name fields, UIDs and counts only.

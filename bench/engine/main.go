@@ -25,7 +25,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"tmcad/config"
-	"tmcad/daemon"
+	"tmcad/daemon/pipeline"
 	"tmcad/dicomio"
 	"tmcad/reports"
 	"tmcad/segment"
@@ -341,7 +341,7 @@ func pipelineOverhead(modelDir, folder string, opts segment.Options, reps int) (
 			lastEnd = now
 		}
 	}
-	p, err := daemon.NewPipeline(cfg, zerolog.Nop(), onRun)
+	p, err := pipeline.New(cfg, zerolog.Nop(), onRun)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -368,7 +368,7 @@ func pipelineOverhead(modelDir, folder string, opts segment.Options, reps int) (
 	if err != nil {
 		return nil, 0, err
 	}
-	job := daemon.SeriesJob{StudyUID: h.StudyInstanceUID, SeriesUID: h.SeriesInstanceUID, Paths: paths, Report: &rps[0]}
+	job := pipeline.SeriesJob{StudyUID: h.StudyInstanceUID, SeriesUID: h.SeriesInstanceUID, Paths: paths, Report: &rps[0]}
 	if _, err := p.Process(context.Background(), job); err != nil { // warm-up (page cache, allocator)
 		return nil, 0, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"tmcad/daemon"
+	"tmcad/daemon/pipeline"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -144,10 +145,10 @@ func TestStatusEscapesControlCharacters(t *testing.T) {
 }
 
 // readSummary reads the summary.json `tmcad process --masks-png DIR` writes.
-func readSummary(t *testing.T, dir string) []daemon.BatchRow {
+func readSummary(t *testing.T, dir string) []pipeline.BatchRow {
 	t.Helper()
 	var sum struct {
-		Series []daemon.BatchRow `json:"series"`
+		Series []pipeline.BatchRow `json:"series"`
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"tmcad/daemon"
+	"tmcad/daemon/pipeline"
 	"tmcad/logging"
 )
 
@@ -78,7 +79,7 @@ func runProcess(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	p, err := daemon.NewPipeline(cfg, log, nil)
+	p, err := pipeline.New(cfg, log, nil)
 	if err != nil {
 		return err
 	}
@@ -90,15 +91,15 @@ func runProcess(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--archive: creating %s: %w", *archive, err)
 		}
 	}
-	sink, fsink, err := daemon.NewSink(cfg, log)
+	sink, fsink, err := newSink(cfg, log)
 	if err != nil {
 		return err
 	}
-	opts := daemon.BatchOptions{Input: *input, Reports: *reportsDir, Sink: sink, Archive: fsink, MasksDir: *masks}
+	opts := pipeline.BatchOptions{Input: *input, Reports: *reportsDir, Sink: sink, Archive: fsink, MasksDir: *masks}
 	bar := newProgress(stderr)
 	opts.Progress = bar.update
 	start := time.Now()
-	rows, err := daemon.RunBatch(ctx, p, daemon.Selector(cfg, p.Manifest().Modalities), opts, log)
+	rows, err := pipeline.RunBatch(ctx, p, daemon.Selector(cfg, p.Manifest().Modalities), opts, log)
 	bar.finish()
 	if err != nil {
 		return err
@@ -135,7 +136,7 @@ func modelDir(flagDir string, fromConfig bool, configured string) string {
 
 // printSummary writes the summary table and returns the number of failed
 // selected series.
-func printSummary(w io.Writer, rows []daemon.BatchRow, model, provider string, took time.Duration) int {
+func printSummary(w io.Writer, rows []pipeline.BatchRow, model, provider string, took time.Duration) int {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERIES\tMODALITY\tREPORT\tGUIDE\tFRAMES\tSEGMENTED\tOUTPUT")
 	failed, ok, skipped, noTarget := 0, 0, 0, 0

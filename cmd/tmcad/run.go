@@ -10,6 +10,7 @@ import (
 
 	"tmcad/config"
 	"tmcad/daemon"
+	"tmcad/daemon/pipeline"
 	"tmcad/logging"
 )
 
@@ -45,12 +46,12 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	pipe, err := daemon.NewPipeline(cfg, log, nil)
+	pipe, err := pipeline.New(cfg, log, nil)
 	if err != nil {
 		return err
 	}
 	defer pipe.Close()
-	sink, _, err := daemon.NewSink(cfg, log)
+	sink, _, err := newSink(cfg, log)
 	if err != nil {
 		return err
 	}

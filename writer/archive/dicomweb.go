@@ -1,4 +1,4 @@
-package writer
+package archive
 
 import (
 	"bytes"
@@ -120,7 +120,10 @@ type stowError struct {
 	err   error
 }
 
+// Error returns the message.
 func (e *stowError) Error() string { return e.msg }
+
+// Unwrap returns the cause.
 func (e *stowError) Unwrap() error { return e.err }
 
 // Put stores one DICOM file with STOW-RS, retrying connection errors and
@@ -262,7 +265,10 @@ const (
 // ErrRejected without adding its text to the message.
 type rejectedError struct{ msg string }
 
+// Error returns the message.
 func (e rejectedError) Error() string { return e.msg }
+
+// Unwrap makes the error an ErrRejected.
 func (e rejectedError) Unwrap() error { return ErrRejected }
 
 // checkStoreResponse fails when the response lists failed SOP instances, or

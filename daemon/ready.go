@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tmcad/config"
+	"tmcad/daemon/catalog"
 	"tmcad/dicomio"
 	"tmcad/logging"
 )
@@ -31,7 +32,7 @@ func (d *Daemon) readyLoop(ctx context.Context) error {
 		reconsider := d.reconsider.Swap(false)
 		cfg := d.config()
 		if reconsider {
-			if n, err := d.cat.reconsiderSkipped(ctx); err != nil {
+			if n, err := d.cat.ReconsiderSkipped(ctx); err != nil {
 				d.reconsider.Store(true) // next round
 				d.log.Error().Err(err).Msg("skipped series could not be reconsidered under the new selection rules")
 			} else if n > 0 {
@@ -53,7 +54,7 @@ func (d *Daemon) textRequired(cfg *config.Config) bool {
 // advance runs one round of the ready loop.
 func (d *Daemon) advance(ctx context.Context, cfg *config.Config) error {
 	now := d.now()
-	stable, err := d.cat.seriesWhere(ctx, `state = ? AND last_seen <= ?`, StateCollecting, now.Add(-cfg.Watch.StableAfter.Duration).UnixNano())
+	stable, err := d.cat.List(ctx, catalog.Filter{States: []string{catalog.StateCollecting}, LastSeenBefore: now.Add(-cfg.Watch.StableAfter.Duration)})
 	if err != nil {
 		return err
 	}
@@ -62,7 +63,7 @@ func (d *Daemon) advance(ctx context.Context, cfg *config.Config) error {
 		if reason, err := d.skipReason(ctx, cfg, s); err != nil {
 			return err
 		} else if reason != "" {
-			if err := d.cat.setState(ctx, s.SeriesUID, StateSkipped, reason); err != nil {
+			if err := d.cat.SetState(ctx, s.SeriesUID, catalog.StateSkipped, reason); err != nil {
 				return err
 			}
 			log.Debug().Str("reason", reason).Msg("series not selected")
@@ -70,16 +71,16 @@ func (d *Daemon) advance(ctx context.Context, cfg *config.Config) error {
 		}
 		d.metrics.seriesReady.Inc()
 		log.Info().Msg("series stable")
-		if err := d.cat.setState(ctx, s.SeriesUID, StateWaitingReport, ""); err != nil {
+		if err := d.cat.SetState(ctx, s.SeriesUID, catalog.StateWaitingReport, ""); err != nil {
 			return err
 		}
 	}
-	waiting, err := d.cat.seriesWhere(ctx, `state = ?`, StateWaitingReport)
+	waiting, err := d.cat.List(ctx, catalog.Filter{States: []string{catalog.StateWaitingReport}})
 	if err != nil {
 		return err
 	}
 	for _, s := range waiting {
-		ref, err := d.cat.matchReport(ctx, s)
+		ref, err := d.cat.MatchReport(ctx, s)
 		if err != nil {
 			return err
 		}
@@ -91,7 +92,7 @@ func (d *Daemon) advance(ctx context.Context, cfg *config.Config) error {
 		}
 		if now.Sub(s.ReadyAt) >= cfg.Reports.Wait.Duration {
 			log := logging.Series{StudyUID: s.StudyUID, SeriesUID: s.SeriesUID}.Logger(d.log)
-			if err := d.cat.setState(ctx, s.SeriesUID, StateAwaitingReport, "no report within reports.wait"); err != nil {
+			if err := d.cat.SetState(ctx, s.SeriesUID, catalog.StateAwaitingReport, "no report within reports.wait"); err != nil {
 				return err
 			}
 			// Logged once recorded: `tmcad status` shows what the log says.
@@ -107,11 +108,11 @@ func (d *Daemon) advance(ctx context.Context, cfg *config.Config) error {
 // catalogued. The instance rules (a localizer in a CT series) apply when
 // the job loads the files, with dicomio.Select's own function, as in
 // `tmcad process`.
-func (d *Daemon) skipReason(ctx context.Context, cfg *config.Config, s seriesRow) (string, error) {
+func (d *Daemon) skipReason(ctx context.Context, cfg *config.Config, s catalog.Series) (string, error) {
 	if r := dicomio.SeriesRuleReason(s.Modality, s.BodyPart, Selector(cfg, d.model.Modalities)); r != "" {
 		return r, nil
 	}
-	n, err := d.cat.frameCount(ctx, s.SeriesUID)
+	n, err := d.cat.FrameCount(ctx, s.SeriesUID)
 	if err != nil {
 		return "", err
 	}
@@ -123,49 +124,4 @@ func (d *Daemon) skipReason(ctx context.Context, cfg *config.Config, s seriesRow
 
 func containsFold(list []string, v string) bool {
 	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(strings.TrimSpace(x), v) })
-}
-
-// enqueue queues a process job for a series (idempotent: the job is unique
-// per series, model version and rerun tag) and marks it queued. It returns
-// false when an equal job already existed.
-func (d *Daemon) enqueue(ctx context.Context, s seriesRow, ref *reportRef, modelVersion, rerun string) (bool, error) {
-	return enqueueSeries(ctx, d.cat, d.client, s, ref, modelVersion, rerun)
-}
-
-// enqueueSeries is enqueue without a Daemon (tmcad reprocess uses it).
-func enqueueSeries(ctx context.Context, cat *catalog, client queueClient, s seriesRow, ref *reportRef, modelVersion, rerun string) (bool, error) {
-	// Mark first, insert second: a crash in between leaves a queued series
-	// that requeueQueued inserts again at start; the insert is idempotent.
-	if err := cat.setQueued(ctx, s.SeriesUID, 0, modelVersion, ref); err != nil {
-		return false, err
-	}
-	res, err := client.Insert(ctx, ProcessArgs{SeriesUID: s.SeriesUID, StudyUID: s.StudyUID, ModelVersion: modelVersion, Rerun: rerun}, nil)
-	if err != nil {
-		_ = cat.setState(ctx, s.SeriesUID, s.State, s.Reason)
-		return false, fmt.Errorf("queue: inserting job for series: %w", err)
-	}
-	if _, err := cat.s.exec(ctx, `UPDATE tmcad_series SET job_id = ? WHERE series_uid = ? AND job_id = 0`, res.Job.ID, s.SeriesUID); err != nil {
-		return false, fmt.Errorf("catalog: recording job: %w", err)
-	}
-	return !res.UniqueSkippedAsDuplicate, nil
-}
-
-// requeueQueued inserts the jobs of series marked queued whose insert
-// never happened (a crash between marking and inserting).
-func (d *Daemon) requeueQueued(ctx context.Context) error {
-	rows, err := d.cat.seriesWhere(ctx, `state = ? AND job_id = 0`, StateQueued)
-	if err != nil {
-		return err
-	}
-	for _, s := range rows {
-		v := s.ModelVersion
-		if v == "" {
-			v = d.model.Version
-		}
-		_, err := d.client.Insert(ctx, ProcessArgs{SeriesUID: s.SeriesUID, StudyUID: s.StudyUID, ModelVersion: v}, nil)
-		if err != nil {
-			return fmt.Errorf("queue: re-inserting job: %w", err)
-		}
-	}
-	return nil
 }

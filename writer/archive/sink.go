@@ -1,9 +1,11 @@
-package writer
+package archive
 
 import (
 	"context"
 	"errors"
 	"time"
+
+	"tmcad/writer"
 )
 
 // Sink is an archive that stores DICOM objects. Implementations must be safe
@@ -36,9 +38,9 @@ func IsPermanent(err error) bool {
 }
 
 // PutSEG stores an encoded SEG in sink.
-func PutSEG(ctx context.Context, sink Sink, seg *SEG) error {
+func PutSEG(ctx context.Context, sink Sink, seg *writer.SEG) error {
 	if seg == nil || seg.Data == nil {
-		return errors.New("writer: PutSEG: SEG has no encoded data (use EncodeSEG)")
+		return errors.New("archive: PutSEG: SEG has no encoded data (use writer.EncodeSEG)")
 	}
 	return sink.Put(ctx, seg.StudyInstanceUID, seg.SeriesInstanceUID, seg.SOPInstanceUID, seg.Data)
 }

@@ -1,4 +1,4 @@
-package daemon
+package catalog
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,17 +31,17 @@ const reportKeyName = "report_path_key"
 // reportKeyPrefix starts every report key.
 const reportKeyPrefix = "sha256:"
 
-// reportKeys derives report keys and maps them back to paths.
-type reportKeys struct {
+// ReportKeys derives report keys and maps them back to paths.
+type ReportKeys struct {
 	secret []byte
 	mu     sync.Mutex
 	paths  map[string]string // key → path
 }
 
-// loadReportKeys reads the HMAC key from the database, creating it on
+// LoadReportKeys reads the HMAC key from the database, creating it on
 // first use. It lives in the database, not in state_dir, so that nodes
 // sharing one PostgreSQL queue derive the same keys.
-func loadReportKeys(ctx context.Context, s *store) (*reportKeys, error) {
+func LoadReportKeys(ctx context.Context, s *Store) (*ReportKeys, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return nil, fmt.Errorf("catalog: report path key: %w", err)
@@ -55,13 +56,13 @@ func loadReportKeys(ctx context.Context, s *store) (*reportKeys, error) {
 	}
 	secret, err := hex.DecodeString(v)
 	if err != nil || len(secret) < 16 {
-		return nil, fmt.Errorf("catalog: report path key in tmcad_meta is not 32 hex-encoded bytes")
+		return nil, errors.New("catalog: report path key in tmcad_meta is not 32 hex-encoded bytes")
 	}
-	return &reportKeys{secret: secret, paths: map[string]string{}}, nil
+	return &ReportKeys{secret: secret, paths: map[string]string{}}, nil
 }
 
-// key returns the report key of path and remembers the path.
-func (k *reportKeys) key(path string) string {
+// Key returns the report key of path and remembers the path.
+func (k *ReportKeys) Key(path string) string {
 	m := hmac.New(sha256.New, k.secret)
 	m.Write([]byte(path))
 	key := reportKeyPrefix + hex.EncodeToString(m.Sum(nil))[:16]
@@ -71,14 +72,14 @@ func (k *reportKeys) key(path string) string {
 	return key
 }
 
-// isReportKey reports whether a catalogued report path is a key.
-func isReportKey(s string) bool { return strings.HasPrefix(s, reportKeyPrefix) }
+// IsReportKey reports whether a catalogued report path is a key.
+func IsReportKey(s string) bool { return strings.HasPrefix(s, reportKeyPrefix) }
 
-// path returns the file a key names: from the index, else by a scan of
+// Path returns the file a key names: from the index, else by a scan of
 // dir (the reports folder). A catalogued path that is not a key (a DICOM
 // SR in the DICOM folder) is returned as it is.
-func (k *reportKeys) path(key, dir string) (string, bool) {
-	if !isReportKey(key) {
+func (k *ReportKeys) Path(key, dir string) (string, bool) {
+	if !IsReportKey(key) {
 		return key, true
 	}
 	k.mu.Lock()
@@ -91,7 +92,7 @@ func (k *reportKeys) path(key, dir string) (string, bool) {
 		if err != nil || e.IsDir() || p != "" {
 			return nil
 		}
-		if k.key(path) == key {
+		if k.Key(path) == key {
 			p = path
 		}
 		return nil
@@ -99,9 +100,9 @@ func (k *reportKeys) path(key, dir string) (string, bool) {
 	return p, p != ""
 }
 
-// redact replaces path with its key in an error's message, for errors that
+// Redact replaces path with its key in an error's message, for errors that
 // reach logs and the catalogue.
-func (k *reportKeys) redact(err error, path, key string) error {
+func (k *ReportKeys) Redact(err error, path, key string) error {
 	if err == nil || path == "" || !strings.Contains(err.Error(), path) {
 		return err
 	}
@@ -115,5 +116,8 @@ type redactedError struct {
 	err error
 }
 
+// Error returns the message with the report named by its key.
 func (e *redactedError) Error() string { return e.msg }
+
+// Unwrap returns the original error.
 func (e *redactedError) Unwrap() error { return e.err }

@@ -1,4 +1,4 @@
-package writer
+package archive
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"tmcad/writer"
 )
 
 func TestFilesystemSink(t *testing.T) {
@@ -92,8 +94,8 @@ func TestFilesystemSinkConcurrent(t *testing.T) {
 }
 
 func TestFilesystemSinkStoresSEG(t *testing.T) {
-	c := conformanceCases(t)[2]
-	seg, err := EncodeSEG(c.src, c.input(), c.desc)
+	c := testCases(t)[1]
+	seg, err := writer.EncodeSEG(c.src, c.input(), c.desc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func TestFilesystemSinkStoresSEG(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ { // reprocessing: same UIDs, same bytes
-		again, err := EncodeSEG(c.src, c.input(), c.desc)
+		again, err := writer.EncodeSEG(c.src, c.input(), c.desc)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package writer
+package archive
 
 import (
 	"bytes"
@@ -17,12 +17,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"tmcad/writer"
 )
 
 const testSOP = "2.25.42"
 
 func okResponse(sop string) string {
-	return fmt.Sprintf(`{"00081190":{"vr":"UR","Value":["http://x/studies/1"]},"00081199":{"vr":"SQ","Value":[{"00081150":{"vr":"UI","Value":["%s"]},"00081155":{"vr":"UI","Value":["%s"]}}]}}`, SegmentationStorage, sop)
+	return fmt.Sprintf(`{"00081190":{"vr":"UR","Value":["http://x/studies/1"]},"00081199":{"vr":"SQ","Value":[{"00081150":{"vr":"UI","Value":["%s"]},"00081155":{"vr":"UI","Value":["%s"]}}]}}`, writer.SegmentationStorage, sop)
 }
 
 // checkSTOW verifies the request is a proper STOW-RS request and returns the
@@ -183,7 +185,7 @@ func TestSTOWFailedSOPSequence(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/dicom+json")
 		w.WriteHeader(http.StatusAccepted)
-		fmt.Fprintf(w, `{"00081198":{"vr":"SQ","Value":[{"00081150":{"vr":"UI","Value":["%s"]},"00081155":{"vr":"UI","Value":["%s"]},"00081197":{"vr":"US","Value":[272]}}]}}`, SegmentationStorage, testSOP)
+		fmt.Fprintf(w, `{"00081198":{"vr":"SQ","Value":[{"00081150":{"vr":"UI","Value":["%s"]},"00081155":{"vr":"UI","Value":["%s"]},"00081197":{"vr":"US","Value":[272]}}]}}`, writer.SegmentationStorage, testSOP)
 	}))
 	defer srv.Close()
 	err := newTestSink(t, srv.URL, nil).Put(context.Background(), "1", "2", testSOP, []byte("x"))

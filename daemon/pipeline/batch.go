@@ -1,4 +1,4 @@
-package daemon
+package pipeline
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"tmcad/logging"
 	"tmcad/reports"
 	"tmcad/writer"
+	"tmcad/writer/archive"
 )
 
 // BatchOptions describe one one-shot batch (`tmcad process`).
@@ -29,10 +30,10 @@ type BatchOptions struct {
 	// Reports is the folder of report files; may be empty.
 	Reports string
 	// Sink receives the SEGs.
-	Sink writer.Sink
+	Sink archive.Sink
 	// ArchiveDir, when the sink is a filesystem archive, is used to report
 	// each SEG's path.
-	Archive *writer.FilesystemSink
+	Archive *archive.FilesystemSink
 	// MasksDir, when set, receives every frame's mask as PNG
 	// (<SOPInstanceUID>.png, or <SOPInstanceUID>_<frame>.png for
 	// multi-frame sources) and summary.json.
@@ -97,79 +98,106 @@ func (r BatchRow) Failed() bool { return !r.Skipped && r.Error != "" }
 // through the pipeline in shared batches, stores the SEGs in opts.Sink and
 // returns one row per series found (selected or skipped), in a stable order.
 func RunBatch(ctx context.Context, p *Pipeline, sel dicomio.Selector, opts BatchOptions, log zerolog.Logger) ([]BatchRow, error) {
-	rd, err := reports.NewReader(ReportOptions(p.cfg))
+	headers, cat, err := findInputs(opts, ReportOptions(p.cfg), log)
 	if err != nil {
 		return nil, err
 	}
-	cat := reports.NewCatalog(reports.MatchOptions{})
-	var headers []dicomio.Header
-	err = filepath.WalkDir(opts.Input, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("scanning %s: %w", path, err)
-		}
-		if d.IsDir() || strings.HasPrefix(d.Name(), ".") || !d.Type().IsRegular() {
-			return nil
-		}
-		h, err := dicomio.ReadHeader(path)
-		if err != nil {
-			log.Warn().Str("file", path).Err(err).Msg("not a readable DICOM file; skipped")
-			return nil
-		}
-		if reports.IsSRSOPClass(h.SOPClassUID) {
-			reps, err := rd.ReadFile(path)
-			if err != nil {
-				log.Warn().Str("file", path).Err(err).Msg("DICOM SR report unreadable; skipped")
-				return nil
-			}
-			cat.Put(path, reps)
-			return nil
-		}
-		headers = append(headers, h)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if opts.Reports != "" {
-		err = filepath.WalkDir(opts.Reports, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return fmt.Errorf("scanning %s: %w", path, err)
-			}
-			if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
-				return nil
-			}
-			reps, err := rd.ReadFile(path)
-			if err != nil {
-				log.Warn().Str("file", path).Err(err).Msg("report unreadable; skipped")
-				return nil
-			}
-			cat.Put(path, reps)
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-
 	if len(sel.Modalities) == 0 {
 		sel.Modalities = p.manifest.Modalities
 	}
+	rows, jobs := p.planBatch(headers, cat, sel, log)
+	if err := p.runBatchJobs(ctx, rows, jobs, opts, log); err != nil {
+		return rows, err
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		if rows[i].StudyUID != rows[j].StudyUID {
+			return rows[i].StudyUID < rows[j].StudyUID
+		}
+		return rows[i].SeriesUID < rows[j].SeriesUID
+	})
+	if opts.MasksDir != "" {
+		if err := writeSummary(filepath.Join(opts.MasksDir, "summary.json"), rows); err != nil {
+			return rows, err
+		}
+	}
+	return rows, nil
+}
+
+// findInputs reads the headers of the DICOM files under opts.Input and
+// catalogues the reports: the DICOM SRs among those files and every file
+// of opts.Reports. Unreadable files are skipped with a warning.
+func findInputs(opts BatchOptions, ro reports.Options, log zerolog.Logger) ([]dicomio.Header, *reports.Catalog, error) {
+	rd, err := reports.NewReader(ro)
+	if err != nil {
+		return nil, nil, err
+	}
+	cat := reports.NewCatalog(reports.MatchOptions{})
+	var headers []dicomio.Header
+	err = walkFiles(opts.Input, func(path string) {
+		h, err := dicomio.ReadHeader(path)
+		if err != nil {
+			log.Warn().Str("file", path).Err(err).Msg("not a readable DICOM file; skipped")
+			return
+		}
+		if !reports.IsSR(h.SOPClassUID, h.Modality) {
+			headers = append(headers, h)
+			return
+		}
+		if reps, err := rd.ReadFile(path); err != nil {
+			log.Warn().Str("file", path).Err(err).Msg("DICOM SR report unreadable; skipped")
+		} else {
+			cat.Put(path, reps)
+		}
+	})
+	if err != nil || opts.Reports == "" {
+		return headers, cat, err
+	}
+	err = walkFiles(opts.Reports, func(path string) {
+		if reps, err := rd.ReadFile(path); err != nil {
+			log.Warn().Str("file", path).Err(err).Msg("report unreadable; skipped")
+		} else {
+			cat.Put(path, reps)
+		}
+	})
+	return headers, cat, err
+}
+
+// walkFiles calls each for every regular file under root whose name does
+// not start with a dot.
+func walkFiles(root string, each func(path string)) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("scanning %s: %w", path, err)
+		}
+		if !d.IsDir() && !strings.HasPrefix(d.Name(), ".") && d.Type().IsRegular() {
+			each(path)
+		}
+		return nil
+	})
+}
+
+// batchJob is one selected series of a batch and its row.
+type batchJob struct {
+	row int
+	job SeriesJob
+}
+
+// planBatch applies the selection rules to the headers and matches each
+// selected series' report: one row per series (skipped ones included) and
+// one job per series to run.
+func (p *Pipeline) planBatch(headers []dicomio.Header, cat *reports.Catalog, sel dicomio.Selector, log zerolog.Logger) ([]BatchRow, []batchJob) {
 	kept, skipped := dicomio.Select(headers, sel)
 	var rows []BatchRow
 	for _, s := range skipped {
+		slog := logging.Series{SeriesUID: s.SeriesInstanceUID}.Logger(log)
 		if s.SOPInstanceUID != "" {
-			log.Debug().Str("series_uid", s.SeriesInstanceUID).Str("sop_uid", s.SOPInstanceUID).Str("reason", s.Reason).Msg("instance left out of its series")
+			slog.Debug().Str("sop_uid", s.SOPInstanceUID).Str("reason", s.Reason).Msg("instance left out of its series")
 			continue
 		}
-		log.Debug().Str("series_uid", s.SeriesInstanceUID).Str("reason", s.Reason).Msg("series skipped")
+		slog.Debug().Str("reason", s.Reason).Msg("series skipped")
 		rows = append(rows, BatchRow{SeriesUID: s.SeriesInstanceUID, Skipped: true, Error: s.Reason})
 	}
-
-	type pending struct {
-		row int
-		job SeriesJob
-	}
-	var jobs []pending
+	var jobs []batchJob
 	for _, g := range kept {
 		h := g.Headers[0]
 		row := BatchRow{SeriesUID: g.SeriesInstanceUID, StudyUID: g.StudyInstanceUID, Modality: g.Modality, Frames: g.Frames()}
@@ -190,17 +218,21 @@ func RunBatch(ctx context.Context, p *Pipeline, sel dicomio.Selector, opts Batch
 		}
 		rows = append(rows, row)
 		if row.Error == "" {
-			jobs = append(jobs, pending{len(rows) - 1, job})
+			jobs = append(jobs, batchJob{len(rows) - 1, job})
 		}
 	}
+	return rows, jobs
+}
 
-	// Chunks of whole series of about four batches' worth of frames share
-	// the model's batches while bounding memory.
+// runBatchJobs runs the jobs through the model in chunks of whole series
+// of about four batches' worth of frames (they share the model's batches
+// while memory stays bounded), and fills in each job's row.
+func (p *Pipeline) runBatchJobs(ctx context.Context, rows []BatchRow, jobs []batchJob, opts BatchOptions, log zerolog.Logger) error {
 	chunkFrames := 4 * p.engine.BatchSize()
-	done, total := 0, len(jobs)
+	done := 0
 	for start := 0; start < len(jobs); {
 		if err := ctx.Err(); err != nil {
-			return rows, err
+			return err
 		}
 		end, frames := start, 0
 		for end < len(jobs) && (end == start || frames+rows[jobs[end].row].Frames <= chunkFrames) {
@@ -212,94 +244,90 @@ func RunBatch(ctx context.Context, p *Pipeline, sel dicomio.Selector, opts Batch
 		for i, c := range chunk {
 			sj[i] = c.job
 		}
-		outs := p.ProcessMany(ctx, sj)
-		for i, c := range chunk {
-			row := &rows[c.row]
-			out := outs[i]
-			slog := logging.Series{StudyUID: c.job.StudyUID, SeriesUID: c.job.SeriesUID}.Logger(log)
-			var notSelected *dicomio.SkippedError
-			if errors.As(out.Err, &notSelected) {
-				row.Skipped, row.Error = true, notSelected.Reason
-				continue
-			}
-			if out.Err != nil {
-				row.Error = out.Err.Error()
-				slog.Error().Err(out.Err).Str("reason", ErrorReason(out.Err)).Msg("series failed")
-				continue
-			}
-			finishRow(row, out)
-			row.Guide, row.NoTarget = out.Summary.Guide, out.Summary.NoTarget
-			if out.SEG != nil {
-				objs := append([]Companion{{Kind: "SEG", StudyUID: out.StudyUID, SeriesUID: out.SeriesUID, SOPInstanceUID: out.SOPInstanceUID, Data: out.SEG}}, out.Companions...)
-				for _, o := range objs {
-					if err := opts.Sink.Put(ctx, o.StudyUID, o.SeriesUID, o.SOPInstanceUID, o.Data); err != nil {
-						row.Error = fmt.Sprintf("storing %s: %v", o.Kind, err)
-						slog.Error().Err(err).Str("kind", o.Kind).Msg("storing an object failed")
-						break
-					}
-					where := opts.Sink.Name()
-					if opts.Archive != nil {
-						if p, err := opts.Archive.Path(o.StudyUID, o.SeriesUID, o.SOPInstanceUID); err == nil {
-							where = p
-						}
-					}
-					row.Objects = append(row.Objects, BatchObject{Kind: o.Kind, SOPInstanceUID: o.SOPInstanceUID, Output: where})
-				}
-				if row.Error != "" {
-					continue
-				}
-				row.Output = row.Objects[0].Output
-			} else if out.Summary.NoTarget {
-				row.Output = "(no target described; model not run: reports.no_target = record)"
-			} else {
-				row.Output = "(nothing segmented; no SEG written: seg.write_when_empty = false)"
-			}
-			if opts.MasksDir != "" && out.Masks != nil {
-				ms, err := writeMaskPNGs(opts.MasksDir, out.Series, out.Masks)
-				if err != nil {
-					row.Error = err.Error()
-					continue
-				}
-				row.Masks = ms
-			}
-			if out.Summary.NoTarget {
-				slog.Info().Str("guide", row.Guide).Bool("empty_seg", out.SEG != nil).Msg("the report describes no target; the model did not run")
-				continue
-			}
-			slog.Info().Int("frames", row.Frames).Int64("segmented_pixels", row.SegmentedPixels).Dur("inference", out.Summary.Inference).Str("guide", row.Guide).Msg("series segmented")
+		for i, out := range p.ProcessMany(ctx, sj) {
+			c := chunk[i]
+			finishBatchRow(ctx, &rows[c.row], out, opts, logging.Series{StudyUID: c.job.StudyUID, SeriesUID: c.job.SeriesUID}.Logger(log))
 		}
 		for range chunk {
 			done++
 			if opts.Progress != nil {
-				opts.Progress(done, total)
+				opts.Progress(done, len(jobs))
 			}
 		}
 		start = end
 	}
-	sort.SliceStable(rows, func(i, j int) bool {
-		if rows[i].StudyUID != rows[j].StudyUID {
-			return rows[i].StudyUID < rows[j].StudyUID
-		}
-		return rows[i].SeriesUID < rows[j].SeriesUID
-	})
-	if opts.MasksDir != "" {
-		if err := writeSummary(filepath.Join(opts.MasksDir, "summary.json"), rows); err != nil {
-			return rows, err
-		}
+	return nil
+}
+
+// finishBatchRow records one series' outcome in its row: the objects
+// stored, the PNG masks written, or why it failed; log names the series.
+func finishBatchRow(ctx context.Context, row *BatchRow, out Outcome, opts BatchOptions, log zerolog.Logger) {
+	var notSelected *dicomio.SkippedError
+	if errors.As(out.Err, &notSelected) {
+		row.Skipped, row.Error = true, notSelected.Reason
+		return
 	}
-	return rows, nil
+	if out.Err != nil {
+		row.Error = out.Err.Error()
+		log.Error().Err(out.Err).Str("reason", ErrorReason(out.Err)).Msg("series failed")
+		return
+	}
+	finishRow(row, out)
+	row.Guide, row.NoTarget = out.Summary.Guide, out.Summary.NoTarget
+	switch {
+	case out.SEG != nil:
+		if !storeBatchObjects(ctx, row, out, opts, log) {
+			return
+		}
+		row.Output = row.Objects[0].Output
+	case out.Summary.NoTarget:
+		row.Output = "(no target described; model not run: reports.no_target = record)"
+	default:
+		row.Output = "(nothing segmented; no SEG written: seg.write_when_empty = false)"
+	}
+	if opts.MasksDir != "" && out.Masks != nil {
+		ms, err := writeMaskPNGs(opts.MasksDir, out.Series, out.Masks)
+		if err != nil {
+			row.Error = err.Error()
+			return
+		}
+		row.Masks = ms
+	}
+	if out.Summary.NoTarget {
+		log.Info().Str("guide", row.Guide).Bool("empty_seg", out.SEG != nil).Msg("the report describes no target; the model did not run")
+		return
+	}
+	log.Info().Int("frames", row.Frames).Int64("segmented_pixels", row.SegmentedPixels).Dur("inference", out.Summary.Inference).Str("guide", row.Guide).Msg("series segmented")
+}
+
+// storeBatchObjects stores the SEG and its companions in opts.Sink and
+// lists them in the row; false (with row.Error set) when one failed.
+func storeBatchObjects(ctx context.Context, row *BatchRow, out Outcome, opts BatchOptions, log zerolog.Logger) bool {
+	objs := append([]Companion{{Kind: "SEG", StudyUID: out.StudyUID, SeriesUID: out.SeriesUID, SOPInstanceUID: out.SOPInstanceUID, Data: out.SEG}}, out.Companions...)
+	for _, o := range objs {
+		if err := opts.Sink.Put(ctx, o.StudyUID, o.SeriesUID, o.SOPInstanceUID, o.Data); err != nil {
+			row.Error = fmt.Sprintf("storing %s: %v", o.Kind, err)
+			log.Error().Err(err).Str("kind", o.Kind).Msg("storing an object failed")
+			return false
+		}
+		where := opts.Sink.Name()
+		if opts.Archive != nil {
+			if p, err := opts.Archive.Path(o.StudyUID, o.SeriesUID, o.SOPInstanceUID); err == nil {
+				where = p
+			}
+		}
+		row.Objects = append(row.Objects, BatchObject{Kind: o.Kind, SOPInstanceUID: o.SOPInstanceUID, Output: where})
+	}
+	return true
 }
 
 // ReportOptions maps the configuration onto the report reader's options.
 func ReportOptions(cfg *config.Config) reports.Options {
-	return reports.Options{Charset: reports.Charset(charsetOption(cfg.Reports.Charset))}
-}
-
-func charsetOption(c string) string {
-	if c == "latin1" {
-		return string(reports.CharsetLatin1)
+	cs := reports.CharsetAuto
+	if cfg.Reports.Charset == "latin1" {
+		cs = reports.CharsetLatin1
 	}
-	return string(reports.CharsetAuto)
+	return reports.Options{Charset: cs}
 }
 
 // finishRow fills in the segmented amount of a row from the outcome.

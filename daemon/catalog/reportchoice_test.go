@@ -1,9 +1,8 @@
-package daemon
+package catalog
 
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -50,27 +49,19 @@ func TestReportChoiceRunAndProcessAgree(t *testing.T) {
 	ctx := context.Background()
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := testConfig(t)
-			if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
-				t.Fatal(err)
-			}
-			st, err := openStore(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			cat := &catalog{s: st, now: time.Now}
+			st := testStore(t)
+			cat := New(st, time.Now)
 			mem := reports.NewCatalog(reports.MatchOptions{})
 			for k := range c.reps {
 				r := c.reps[k]
-				if err := cat.addReport(ctx, &r, 0); err != nil {
+				if err := cat.AddReport(ctx, &r, 0); err != nil {
 					t.Fatal(err)
 				}
 				mem.Put(r.Source, []reports.Report{r})
 			}
 			process := mem.Match(c.study)
-			ref, err := cat.matchReport(ctx, seriesRow{StudyUID: c.study.StudyInstanceUID,
-				AccHash: matchHash(c.study.AccessionNumber), PDHash: matchHash(c.study.PatientID, c.study.StudyDate)})
+			ref, err := cat.MatchReport(ctx, Series{StudyUID: c.study.StudyInstanceUID,
+				AccHash: MatchHash(c.study.AccessionNumber), PDHash: MatchHash(c.study.PatientID, c.study.StudyDate)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package writer
+package archive
 
 import (
 	"context"
@@ -26,17 +26,6 @@ func startStoreSCP(t *testing.T, outDir string, extra ...string) int {
 	c := testpeers.StartChild(t, exec.Command(bin, append(args, strconv.Itoa(port))...), filepath.Join(t.TempDir(), "storescp.log"))
 	testpeers.WaitTCP(t, c, fmt.Sprintf("127.0.0.1:%d", port), 20*time.Second)
 	return port
-}
-
-// testSEG encodes one conformance case's SEG.
-func testSEG(t *testing.T) *SEG {
-	t.Helper()
-	c := conformanceCases(t)[0]
-	seg, err := EncodeSEG(c.src, c.input(), c.desc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return seg
 }
 
 // dimseSink returns a sink sending to 127.0.0.1:port with fast retries.

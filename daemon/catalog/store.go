@@ -1,4 +1,4 @@
-package daemon
+package catalog
 
 import (
 	"context"
@@ -16,17 +16,16 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
-
-	"tmcad/config"
 )
 
 // QueueDBName is the embedded SQLite database file inside state_dir.
 const QueueDBName = "tmcad.db"
 
-// store is the one database the daemon uses: River's tables and the
-// catalog's, side by side, in the embedded SQLite file or in PostgreSQL.
-// The catalog speaks portable SQL through db; River gets its own driver.
-type store struct {
+// Store is the one database the daemon uses: River's tables and the
+// catalogue's, side by side, in the embedded SQLite file or in PostgreSQL.
+// The catalogue speaks portable SQL through db; River gets its own driver
+// (QueueClient).
+type Store struct {
 	db   *sql.DB
 	pg   bool
 	pool *pgxpool.Pool // PostgreSQL only
@@ -34,10 +33,20 @@ type store struct {
 	kind string
 }
 
-// openStore opens (creating when needed) the database named by the
-// configuration, runs River's migrations and the catalog's.
-func openStore(ctx context.Context, cfg *config.Config) (*store, error) {
-	s, err := connectStore(ctx, cfg)
+// Options name the database.
+type Options struct {
+	// StateDir holds the embedded SQLite database (QueueDBName) when
+	// DatabaseURL is empty (state_dir).
+	StateDir string
+	// DatabaseURL, when set, is a PostgreSQL database shared by several
+	// nodes (queue.database_url); it may hold a password.
+	DatabaseURL string
+}
+
+// Open opens (creating when needed) the database opts name and runs
+// River's migrations and the catalogue's.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	s, err := connect(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -48,9 +57,9 @@ func openStore(ctx context.Context, cfg *config.Config) (*store, error) {
 	return s, nil
 }
 
-// connectStore opens the database without migrating it.
-func connectStore(ctx context.Context, cfg *config.Config) (*store, error) {
-	if u := cfg.Queue.DatabaseURL.Value; u != "" {
+// connect opens the database without migrating it.
+func connect(ctx context.Context, opts Options) (*Store, error) {
+	if u := opts.DatabaseURL; u != "" {
 		pool, err := pgxpool.New(ctx, u)
 		if err != nil {
 			return nil, fmt.Errorf("queue.database_url: connecting to PostgreSQL: %s", redactURL(err.Error(), u))
@@ -59,12 +68,12 @@ func connectStore(ctx context.Context, cfg *config.Config) (*store, error) {
 			pool.Close()
 			return nil, fmt.Errorf("queue.database_url: connecting to PostgreSQL: %s", redactURL(err.Error(), u))
 		}
-		return &store{db: stdlib.OpenDBFromPool(pool), pg: true, pool: pool, kind: "postgres"}, nil
+		return &Store{db: stdlib.OpenDBFromPool(pool), pg: true, pool: pool, kind: "postgres"}, nil
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+	if err := os.MkdirAll(opts.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
-	path := filepath.Join(cfg.StateDir, QueueDBName)
+	path := filepath.Join(opts.StateDir, QueueDBName)
 	// WAL with synchronous=FULL: a committed job or catalog row survives a
 	// crash of the process and of the machine. One connection: SQLite
 	// allows one writer, and River's driver documents this setting.
@@ -79,7 +88,7 @@ func connectStore(ctx context.Context, cfg *config.Config) (*store, error) {
 		db.Close()
 		return nil, fmt.Errorf("opening queue database %s: %w", path, err)
 	}
-	return &store{db: db, kind: "sqlite"}, nil
+	return &Store{db: db, kind: "sqlite"}, nil
 }
 
 // redactURL removes a database URL (which may hold a password) from msg.
@@ -96,7 +105,7 @@ func redactURL(msg, u string) string {
 }
 
 // migrate runs River's migrations, then the catalog's.
-func (s *store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context) error {
 	var err error
 	if s.pg {
 		mig, merr := rivermigrate.New(riverpgxv5.New(s.pool), nil)
@@ -114,7 +123,7 @@ func (s *store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("queue migrations (%s): %w", s.kind, err)
 	}
-	for i, stmt := range append(append(append([]string(nil), catalogSchema...), companionSchema...), exportErrorSchema...) {
+	for i, stmt := range schema {
 		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("catalog migration %d (%s): %w", i+1, s.kind, err)
 		}
@@ -124,7 +133,7 @@ func (s *store) migrate(ctx context.Context) error {
 
 // q rewrites a query written with ? placeholders for the database in use
 // ($1, $2, ... on PostgreSQL).
-func (s *store) q(query string) string {
+func (s *Store) q(query string) string {
 	if !s.pg {
 		return query
 	}
@@ -143,22 +152,33 @@ func (s *store) q(query string) string {
 }
 
 // exec runs a statement written with ? placeholders.
-func (s *store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	return s.db.ExecContext(ctx, s.q(query), args...)
 }
 
 // query runs a query written with ? placeholders.
-func (s *store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	return s.db.QueryContext(ctx, s.q(query), args...)
 }
 
 // queryRow runs a one-row query written with ? placeholders.
-func (s *store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	return s.db.QueryRowContext(ctx, s.q(query), args...)
 }
 
+// Kind is "sqlite" or "postgres".
+func (s *Store) Kind() string { return s.kind }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("queue database (%s): %w", s.kind, err)
+	}
+	return nil
+}
+
 // Close closes the database.
-func (s *store) Close() error {
+func (s *Store) Close() error {
 	err := s.db.Close()
 	if s.pool != nil {
 		s.pool.Close()

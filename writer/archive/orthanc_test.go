@@ -1,4 +1,4 @@
-package writer
+package archive
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tmcad/internal/testpeers"
+	"tmcad/writer"
 )
 
 // TestOrthancSTOW: Orthanc accepts the SEG through the DICOMweb sink, QIDO-RS
@@ -16,16 +17,10 @@ import (
 // instance.
 func TestOrthancSTOW(t *testing.T) {
 	o := testpeers.StartOrthanc(t)
-	sink, err := NewDICOMwebSink(DICOMwebConfig{
-		BaseURL: o.Base + "/dicom-web", Username: o.User, Password: o.Pass,
-		Timeout: 20 * time.Second, MaxAttempts: 2, InitialBackoff: 200 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sink := orthancSink(t, o)
 	ctx := context.Background()
-	for _, c := range []segCase{conformanceCases(t)[0], conformanceCases(t)[2]} {
-		seg, err := EncodeSEG(c.src, c.input(), c.desc)
+	for _, c := range testCases(t) {
+		seg, err := writer.EncodeSEG(c.src, c.input(), c.desc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,42 +69,36 @@ func TestOrthancSTOW(t *testing.T) {
 // with their modalities (SEG, SR, OT).
 func TestOrthancSTOWCompanions(t *testing.T) {
 	o := testpeers.StartOrthanc(t)
-	sink, err := NewDICOMwebSink(DICOMwebConfig{
-		BaseURL: o.Base + "/dicom-web", Username: o.User, Password: o.Pass,
-		Timeout: 20 * time.Second, MaxAttempts: 2, InitialBackoff: 200 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sink := orthancSink(t, o)
 	ctx := context.Background()
-	for _, cc := range companionCases(t) {
-		seg, err := EncodeSEG(cc.c.src, cc.c.input(), cc.c.desc)
+	for _, c := range testCases(t) {
+		seg, err := writer.EncodeSEG(c.src, c.input(), c.desc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sr, err := EncodeSR(cc.c.src, seg, cc.ms, cc.c.desc)
+		sr, err := writer.EncodeSR(c.src, seg, c.ms, c.desc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ov, err := EncodeOverlay(cc.c.src, cc.c.masks, cc.c.desc)
+		ov, err := writer.EncodeOverlay(c.src, c.masks, c.desc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := PutSEG(ctx, sink, seg); err != nil {
-			t.Fatalf("%s: STOW SEG: %v", cc.name, err)
+			t.Fatalf("%s: STOW SEG: %v", c.name, err)
 		}
 		want := map[string]string{seg.SeriesInstanceUID: "SEG", sr.SeriesInstanceUID: "SR", ov.SeriesInstanceUID: "OT"}
-		for _, obj := range []*Object{sr, ov} {
+		for _, obj := range []*writer.Object{sr, ov} {
 			if err := sink.Put(ctx, obj.StudyInstanceUID, obj.SeriesInstanceUID, obj.SOPInstanceUID, obj.Data); err != nil {
-				t.Fatalf("%s: STOW %s: %v", cc.name, obj.SOPClassUID, err)
+				t.Fatalf("%s: STOW %s: %v", c.name, obj.SOPClassUID, err)
 			}
 		}
 		var series []map[string]struct {
 			VR    string `json:"vr"`
 			Value []any  `json:"Value"`
 		}
-		if code := o.Get("/dicom-web/studies/"+cc.c.src.StudyInstanceUID+"/series", &series); code != http.StatusOK {
-			t.Fatalf("%s: QIDO-RS series: HTTP %d", cc.name, code)
+		if code := o.Get("/dicom-web/studies/"+c.src.StudyInstanceUID+"/series", &series); code != http.StatusOK {
+			t.Fatalf("%s: QIDO-RS series: HTTP %d", c.name, code)
 		}
 		got := map[string]string{}
 		for _, s := range series {
@@ -120,8 +109,21 @@ func TestOrthancSTOWCompanions(t *testing.T) {
 		}
 		for uid, mod := range want {
 			if got[uid] != mod {
-				t.Errorf("%s: QIDO-RS lists series %s with modality %q, want %q (listed: %v)", cc.name, uid, got[uid], mod, got)
+				t.Errorf("%s: QIDO-RS lists series %s with modality %q, want %q (listed: %v)", c.name, uid, got[uid], mod, got)
 			}
 		}
 	}
+}
+
+// orthancSink is a DICOMweb sink storing into Orthanc o.
+func orthancSink(t *testing.T, o *testpeers.Orthanc) *DICOMwebSink {
+	t.Helper()
+	sink, err := NewDICOMwebSink(DICOMwebConfig{
+		BaseURL: o.Base + "/dicom-web", Username: o.User, Password: o.Pass,
+		Timeout: 20 * time.Second, MaxAttempts: 2, InitialBackoff: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sink
 }

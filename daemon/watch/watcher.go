@@ -1,4 +1,8 @@
-package daemon
+// Package watch watches the drop folders: it sends each file once its size
+// has been stable for a while, sends it again when it changes or when its
+// handling failed, and opens a sent file only if it is still the file
+// that was checked.
+package watch
 
 import (
 	"context"
@@ -11,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"tmcad/internal/backoff"
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/rs/zerolog"
@@ -47,8 +53,8 @@ func IgnoredName(name string) bool {
 	return false
 }
 
-// WatcherOptions configure a Watcher.
-type WatcherOptions struct {
+// Options configure a Watcher.
+type Options struct {
 	// Roots are the folders watched recursively.
 	Roots []string
 	// SizeStableFor is how long a file's size and time must not change
@@ -67,7 +73,7 @@ type WatcherOptions struct {
 // handling failed is sent again after a backoff (retryBase doubling up to
 // retryMax) for as long as it exists.
 type Watcher struct {
-	opts   WatcherOptions
+	opts   Options
 	events chan FileEvent
 
 	mu        sync.Mutex
@@ -145,8 +151,8 @@ const (
 	retryMax  = time.Minute
 )
 
-// NewWatcher validates opts and returns a Watcher; Run starts it.
-func NewWatcher(opts WatcherOptions) (*Watcher, error) {
+// New validates opts and returns a Watcher; Run starts it.
+func New(opts Options) (*Watcher, error) {
 	if len(opts.Roots) == 0 {
 		return nil, errors.New("watcher: no folders to watch (watch.dicom_dir)")
 	}
@@ -398,7 +404,7 @@ func (w *Watcher) settle(results []fileResult, pending map[string]*candidate, se
 			retry[p] = st
 		}
 		st.attempts++
-		st.next = now.Add(backoff(retryBase, retryMax, st.attempts))
+		st.next = now.Add(backoff.Delay(retryBase, retryMax, st.attempts))
 		st.failed = sig{r.ev.Size, r.ev.ModTime, r.ev.Dev, r.ev.Ino}
 		if _, ok := pending[p]; !ok {
 			// Already stable: sent as soon as the backoff has passed.

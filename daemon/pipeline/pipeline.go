@@ -1,11 +1,10 @@
-package daemon
+package pipeline
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 
 	"tmcad/config"
 	"tmcad/dicomio"
+	"tmcad/logging"
 	"tmcad/reports"
 	"tmcad/reports/guide"
 	"tmcad/segment"
@@ -34,10 +34,10 @@ type Pipeline struct {
 	log      zerolog.Logger
 }
 
-// NewPipeline loads ONNX Runtime, the model of cfg.Model.Dir and its
+// New loads ONNX Runtime, the model of cfg.Model.Dir and its
 // tokenizer, and prepares the SEG description. onRun, when set, observes
 // every session run (for the inference histogram).
-func NewPipeline(cfg *config.Config, log zerolog.Logger, onRun func(batch int, d time.Duration)) (*Pipeline, error) {
+func New(cfg *config.Config, log zerolog.Logger, onRun func(batch int, d time.Duration)) (*Pipeline, error) {
 	m, err := segment.LoadManifest(cfg.Model.Dir)
 	if err != nil {
 		return nil, err
@@ -297,7 +297,8 @@ func (p *Pipeline) prepare(job SeriesJob) (l *dicomio.Loading, req segment.Reque
 		return nil, req, g, false, classifyLoad(err)
 	}
 	for _, sk := range skipped {
-		p.log.Debug().Str("series_uid", sk.SeriesInstanceUID).Str("sop_uid", sk.SOPInstanceUID).Str("reason", sk.Reason).Msg("instance left out of its series")
+		slog := logging.Series{SeriesUID: sk.SeriesInstanceUID}.Logger(p.log)
+		slog.Debug().Str("sop_uid", sk.SOPInstanceUID).Str("reason", sk.Reason).Msg("instance left out of its series")
 	}
 	s := l.Series()
 	if !p.manifest.Supports(s.Modality) {
@@ -499,81 +500,4 @@ func Measure(s *dicomio.Series, pixels int64) (q writer.Quantity, value float64,
 		return writer.Volume, float64(pixels) * px * dz / 1000, true
 	}
 	return writer.Area, float64(pixels) * px, true
-}
-
-// NewSink builds the archive sink the configuration names. For a
-// filesystem archive the second result is the same sink, typed, so that
-// callers can report paths and write previews; its folder (archive.dir)
-// must exist.
-func NewSink(cfg *config.Config, log zerolog.Logger) (writer.Sink, *writer.FilesystemSink, error) {
-	switch cfg.Archive.Kind {
-	case "filesystem":
-		// The archive root is never created here: a missing one is a typo
-		// or an unmounted share, and SEGs written into a new folder would
-		// be recorded stored where nobody looks.
-		st, err := os.Stat(cfg.Archive.Dir)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			return nil, nil, fmt.Errorf("archive.dir: the archive folder %s does not exist; create it, or mount the share it lives on", cfg.Archive.Dir)
-		case err != nil:
-			return nil, nil, fmt.Errorf("archive.dir: %w", err)
-		case !st.IsDir():
-			return nil, nil, fmt.Errorf("archive.dir: %s is not a folder", cfg.Archive.Dir)
-		}
-		fsink, err := writer.NewFilesystemSink(cfg.Archive.Dir)
-		if err != nil {
-			return nil, nil, fmt.Errorf("archive.dir: %w", err)
-		}
-		return fsink, fsink, nil
-	case "dicomweb":
-		s, err := writer.NewDICOMwebSink(writer.DICOMwebConfig{
-			BaseURL:     cfg.Archive.URL,
-			Username:    cfg.Archive.Username,
-			Password:    cfg.Archive.Password.Value,
-			BearerToken: cfg.Archive.Token.Value,
-			CAFile:      cfg.Archive.CAFile,
-			Timeout:     cfg.Archive.Timeout.Duration,
-			MaxAttempts: cfg.Archive.MaxRetries + 1,
-			OnRetry: func(attempt int, wait time.Duration, err error) {
-				log.Warn().Int("attempt", attempt).Dur("wait", wait).Err(err).Msg("STOW-RS failed; retrying")
-			},
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		return s, nil, nil
-	case "dimse":
-		s, err := writer.NewDIMSESink(writer.DIMSEConfig{
-			CalledAE:    cfg.Archive.CalledAE,
-			CallingAE:   cfg.Archive.CallingAE,
-			Host:        cfg.Archive.Host,
-			Port:        cfg.Archive.Port,
-			Timeout:     cfg.Archive.Timeout.Duration,
-			MaxAttempts: cfg.Archive.MaxRetries + 1,
-			OnRetry: func(attempt int, wait time.Duration, err error) {
-				log.Warn().Int("attempt", attempt).Dur("wait", wait).Err(err).Msg("C-STORE failed; retrying")
-			},
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("archive.kind dimse: %w", err)
-		}
-		return s, nil, nil
-	}
-	return nil, nil, fmt.Errorf("archive.kind %q: want filesystem, dicomweb or dimse", cfg.Archive.Kind)
-}
-
-// Selector maps the configuration's selection rules onto dicomio's; with
-// no select.modalities, the model's modalities are the ones selected. Both
-// `tmcad run` and `tmcad process` decide with it.
-func Selector(cfg *config.Config, modelModalities []string) dicomio.Selector {
-	mods := cfg.Select.Modalities
-	if len(mods) == 0 {
-		mods = modelModalities
-	}
-	return dicomio.Selector{
-		Modalities:     mods,
-		BodyParts:      cfg.Select.BodyParts,
-		SkipImageTypes: cfg.Select.SkipImageTypes,
-		MinSlices:      cfg.Select.MinSlices,
-	}
 }
