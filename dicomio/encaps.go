@@ -42,21 +42,21 @@ type codecInfo struct {
 	starts func(b []byte) bool
 	// library names the decoder in errors.
 	library string
-	// maxBits caps BitsStored for a codec whose output is narrower than
-	// what a header may declare (Go's image/jpeg: 8 bits); 0: no cap.
-	maxBits int
 }
 
 // codecs are the decoders of the encapsulated transfer syntaxes.
 var codecs = map[string]codecInfo{
-	JPEGBaseline8Bit:   {decode: decodeJPEGBaseline, starts: jpegStart, library: "Go image/jpeg", maxBits: 8},
-	JPEGExtended12Bit:  {decode: decodeJPEGBaseline, starts: jpegStart, library: "Go image/jpeg", maxBits: 8},
+	JPEGBaseline8Bit:   {decode: decodeJPEGDCT, starts: jpegStart, library: "tmcad JPEG DCT"},
+	JPEGExtended12Bit:  {decode: decodeJPEGDCT, starts: jpegStart, library: "tmcad JPEG DCT"},
 	JPEGLossless:       {decode: decodeJPEGLossless, starts: jpegStart, library: "tmcad JPEG lossless"},
 	JPEGLosslessSV1:    {decode: decodeJPEGLossless, starts: jpegStart, library: "tmcad JPEG lossless"},
 	JPEGLSLossless:     {decode: decodeJPEGLS, starts: jpegStart, library: "CharLS"},
 	JPEGLSNearLossless: {decode: decodeJPEGLS, starts: jpegStart, library: "CharLS"},
 	JPEG2000Lossless:   {decode: decodeJPEG2000, starts: j2kStart, library: "OpenJPEG"},
 	JPEG2000:           {decode: decodeJPEG2000, starts: j2kStart, library: "OpenJPEG"},
+	HTJ2KLossless:      {decode: decodeJPEG2000, starts: j2kStart, library: "OpenJPEG"},
+	HTJ2KLosslessRPCL:  {decode: decodeJPEG2000, starts: j2kStart, library: "OpenJPEG"},
+	HTJ2K:              {decode: decodeJPEG2000, starts: j2kStart, library: "OpenJPEG"},
 	RLELossless:        {decode: decodeRLE, native: true, library: "tmcad RLE"},
 }
 
@@ -71,17 +71,43 @@ func j2kStart(b []byte) bool {
 // rawPool recycles the per-frame buffers of decoded stored values.
 var rawPool sync.Pool
 
-// decodeEncapsulated splits encapsulated pixel data into frames and decodes
-// them, in parallel, into dst with the transfer syntax's codec.
-func decodeEncapsulated(in *instance, l *layout, pf *pixelFormat, dst [][]float32) (int64, error) {
+// encapsIndex is where each frame of an encapsulated multi-frame
+// instance lies (its fragments), found once, on first use, by whichever
+// decoding unit of the instance starts first.
+type encapsIndex struct {
+	once   sync.Once
+	groups [][]fragment
+	err    error
+}
+
+// frameGroups returns the fragments of each of in's frames: from l's
+// index when it has one (computed once for all units), else by walking
+// the fragments now.
+func frameGroups(in *instance, l *layout, c codecInfo) ([][]fragment, error) {
+	if l.index == nil {
+		return encapsulatedFrames(l, in.Frames(), c.starts)
+	}
+	x := l.index
+	x.once.Do(func() { x.groups, x.err = encapsulatedFrames(l, in.Frames(), c.starts) })
+	return x.groups, x.err
+}
+
+// decodeEncapsulated decodes frames k0, k0+1, ... of encapsulated pixel
+// data, in parallel, into dst with the transfer syntax's codec; each
+// frame's codestream is read and checked against the header (size,
+// precision) before its samples are allocated.
+func decodeEncapsulated(in *instance, l *layout, pf *pixelFormat, k0 int, dst [][]float32) (int64, error) {
 	ts := l.TransferSyntaxUID
 	c, ok := codecs[ts]
 	if !ok {
 		return 0, &UnsupportedTransferSyntaxError{Path: in.Path, UID: ts}
 	}
-	groups, err := encapsulatedFrames(l, len(dst), c.starts)
+	groups, err := frameGroups(in, l, c)
 	if err != nil {
 		return 0, fmt.Errorf("%s (%s): %w", TransferSyntaxName(ts), ts, err)
+	}
+	if k0 < 0 || k0+len(dst) > len(groups) {
+		return 0, fmt.Errorf("%s (%s): frames %d to %d asked for, the pixel data holds %d", TransferSyntaxName(ts), ts, k0+1, k0+len(dst), len(groups))
 	}
 	fs := frameSpec{rows: in.Rows, cols: in.Columns, bitsAllocated: pf.bitsAllocated, bitsStored: pf.bitsStored, signed: pf.signed}
 	cpf := *pf
@@ -90,12 +116,10 @@ func decodeEncapsulated(in *instance, l *layout, pf *pixelFormat, dst [][]float3
 		// below them to mask off.
 		cpf.shift = 0
 	}
-	if c.maxBits > 0 && cpf.bitsStored > c.maxBits {
-		cpf.bitsStored = c.maxBits
-	}
 	npix := in.Rows * in.Columns
 	var padded atomic.Int64
-	err = parallel.For(len(groups), func(k int) error {
+	err = parallel.For(len(dst), func(j int) error {
+		k := k0 + j
 		data, err := readFrame(l, groups[k])
 		if err != nil {
 			return fmt.Errorf("frame %d (%s): %w", k+1, TransferSyntaxName(ts), err)
@@ -115,10 +139,10 @@ func decodeEncapsulated(in *instance, l *layout, pf *pixelFormat, dst [][]float3
 		if values {
 			vpf := cpf
 			vpf.bitsStored, vpf.signed, vpf.shift = 32, true, 0
-			padded.Add(vpf.convert(dst[k], raw, g.slope, g.intercept))
+			padded.Add(vpf.convert(dst[j], raw, g.slope, g.intercept))
 			return nil
 		}
-		padded.Add(cpf.convert(dst[k], raw, g.slope, g.intercept))
+		padded.Add(cpf.convert(dst[j], raw, g.slope, g.intercept))
 		return nil
 	})
 	return padded.Load(), err

@@ -63,7 +63,8 @@ func TestReadHeaderCorpus(t *testing.T) {
 // limits, pixel decoding) on arbitrary bytes, with small limits.
 func FuzzDecodePixels(f *testing.F) {
 	for _, p := range []string{"ts/explicit.dcm", "ts/bigendian.dcm", "ts/jpeg_baseline.dcm", "pixel/padding_signed.dcm", "enhanced/ct_enhanced.dcm",
-		"codecs/rle_u8.dcm", "codecs/sv1_s16.dcm", "codecs/jls_u8.dcm", "codecs/j2k_s16.dcm", "codecs/jls_ctmf_eot.dcm"} {
+		"codecs/rle_u8.dcm", "codecs/sv1_s16.dcm", "codecs/jls_u8.dcm", "codecs/j2k_s16.dcm", "codecs/jls_ctmf_eot.dcm",
+		"codecs/jpegext_s16.dcm", "codecs/jpegbl_u8.dcm", "codecs/htj2k_u8.dcm", "codecs/htj2k_s16.dcm"} {
 		b, err := os.ReadFile(td(p))
 		if err != nil {
 			f.Fatal(err)
@@ -130,3 +131,62 @@ func FuzzDecodeJPEGLS(f *testing.F) { fuzzCodec(f, decodeJPEGLS) }
 // FuzzDecodeJPEG2000 fuzzes the JPEG 2000 decoder (OpenJPEG). Seeds:
 // testdata/fuzz/FuzzDecodeJPEG2000.
 func FuzzDecodeJPEG2000(f *testing.F) { fuzzCodec(f, decodeJPEG2000) }
+
+// FuzzDecodeJPEGDCT fuzzes the sequential DCT JPEG decoder (baseline and
+// extended, 8 and 12 bits). Seeds: testdata/fuzz/FuzzDecodeJPEGDCT.
+func FuzzDecodeJPEGDCT(f *testing.F) { fuzzCodec(f, decodeJPEGDCT) }
+
+// FuzzDecodeHTJ2K fuzzes the JPEG 2000 decoder (OpenJPEG) with
+// High-Throughput codestreams (OpenJPH's). Seeds:
+// testdata/fuzz/FuzzDecodeHTJ2K.
+func FuzzDecodeHTJ2K(f *testing.F) { fuzzCodec(f, decodeJPEG2000) }
+
+// FuzzLoadFrameRanges runs the ranged pixel path of multi-frame files
+// (native and encapsulated: frameRangeLayout, the shared frame index,
+// decodeFrameRange) on arbitrary bytes written to a file, one frame per
+// range, with small limits: it must not panic, every error must name the
+// file, and the Go allocations stay within a small multiple of the file
+// and of the frames the limits admit.
+func FuzzLoadFrameRanges(f *testing.F) {
+	for _, p := range []string{"enhanced/ct_enhanced.dcm", "codecs/jls_ctmf_eot.dcm", "codecs/sv1_ctmf_split_nobot.dcm", "codecs/j2k_ctmf_nobot.dcm",
+		"codecs/htj2k_ctmf_split_bot.dcm", "codecs/jpegext_ctmf12u_eot.dcm", "codecs/rle_ctmf_nobot.dcm", "codecs/jpegext_u8.dcm", "codecs/htj2k_s16.dcm"} {
+		b, err := os.ReadFile(td(p))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	lim := Limits{MaxRows: 128, MaxColumns: 128, MaxFrames: 16, MaxBytes: 1 << 20}.withDefaults()
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(dir, "fuzz.dcm")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		in, err := readInstance(p)
+		if err != nil || checkDecodable(in) != nil || lim.checkImage(in.Header) != nil {
+			return
+		}
+		in.layout = frameRangeLayout(in)
+		if in.layout == nil {
+			return
+		}
+		npix := in.Rows * in.Columns
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		dst := make([]float32, npix)
+		sc := &scratch{}
+		for k := 0; k < in.Frames(); k++ {
+			if _, err := decodeFrameRange(in, k, [][]float32{dst}, sc); err != nil {
+				if !strings.Contains(err.Error(), p) {
+					t.Fatalf("error does not name the file: %v", err)
+				}
+				break
+			}
+		}
+		runtime.ReadMemStats(&after)
+		if n, bound := after.TotalAlloc-before.TotalAlloc, uint64(8*len(data)+32*npix*in.Frames()+1<<20); n > bound {
+			t.Fatalf("decoding %d frames of %d×%d from %d bytes allocated %d bytes (bound %d)", in.Frames(), in.Columns, in.Rows, len(data), n, bound)
+		}
+	})
+}

@@ -2,9 +2,50 @@ package dicomio
 
 /*
 #cgo pkg-config: libopenjp2
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openjpeg.h>
+
+// OpenJPEG 2.5.0's HTJ2K block decoder (ht_dec.c) checks codestream data
+// with assert(), which aborts the process on a corrupt code-block (fixed
+// upstream in 2.5.1 for mel_init; Debian 12 ships 2.5.0 built with
+// asserts). While a thread decodes, tm_abort_jmp points to where it
+// started, and the SIGABRT handler jumps back there: the frame fails with
+// an error instead of the daemon dying. What OpenJPEG had allocated for
+// that frame is left allocated (its state is not safe to free). A SIGABRT
+// on any other thread, or outside a decode, goes to the handler this one
+// replaced (Go's).
+static __thread sigjmp_buf *tm_abort_jmp;
+static struct sigaction tm_prev_abrt;
+static pthread_once_t tm_abrt_once = PTHREAD_ONCE_INIT;
+
+static void tm_on_abort(int sig, siginfo_t *info, void *uctx) {
+	sigjmp_buf *j = tm_abort_jmp;
+	if (j != NULL) {
+		tm_abort_jmp = NULL;
+		siglongjmp(*j, 1);
+	}
+	if (tm_prev_abrt.sa_flags & SA_SIGINFO) {
+		tm_prev_abrt.sa_sigaction(sig, info, uctx);
+	} else if (tm_prev_abrt.sa_handler != SIG_DFL && tm_prev_abrt.sa_handler != SIG_IGN) {
+		tm_prev_abrt.sa_handler(sig);
+	} else {
+		signal(SIGABRT, SIG_DFL);
+		raise(SIGABRT);
+	}
+}
+
+static void tm_install_abrt(void) {
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = tm_on_abort;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+	sigfillset(&sa.sa_mask);
+	sigaction(SIGABRT, &sa, &tm_prev_abrt);
+}
 
 // tm_mem is a codestream in memory, read through an OpenJPEG stream.
 typedef struct {
@@ -60,14 +101,14 @@ static void tm_error(const char *msg, void *user) {
 
 static void tm_quiet(const char *msg, void *user) { (void)msg; (void)user; }
 
-// tm_j2k_decode decodes a greyscale JPEG 2000 codestream (J2K, or a JP2
+// tm_j2k_decode_guarded decodes a greyscale JPEG 2000 codestream (J2K, or a JP2
 // file when jp2) into dst (rows × cols values) after checking, from its
 // header, that it is cols × rows, one component, at most max_bits bits, and
 // not split into more than max_tiles tiles. It returns 0 on success, -1
 // when the header does not match (info: width, height, components,
 // precision, signedness, tiles), or -2 when OpenJPEG fails (m.msg says why).
-static int tm_j2k_decode(tm_mem *m, int jp2, uint32_t rows, uint32_t cols, int max_bits,
-                         uint32_t max_tiles, int32_t *dst, int32_t info[6]) {
+static int tm_j2k_decode_guarded(tm_mem *m, int jp2, uint32_t rows, uint32_t cols, int max_bits,
+                                 uint32_t max_tiles, int32_t *dst, int32_t info[6]) {
 	opj_codec_t *codec = opj_create_decompress(jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K);
 	if (codec == NULL) {
 		strcpy(m->msg, "cannot create a decoder");
@@ -127,6 +168,22 @@ done:
 		opj_stream_destroy(s);
 	}
 	opj_destroy_codec(codec);
+	return rc;
+}
+
+// tm_j2k_decode is tm_j2k_decode_guarded with OpenJPEG's aborts turned
+// into errors (-2, m.msg says so).
+static int tm_j2k_decode(tm_mem *m, int jp2, uint32_t rows, uint32_t cols, int max_bits,
+                         uint32_t max_tiles, int32_t *dst, int32_t info[6]) {
+	pthread_once(&tm_abrt_once, tm_install_abrt);
+	sigjmp_buf jb;
+	if (sigsetjmp(jb, 1) != 0) {
+		strcpy(m->msg, "aborted on a corrupt code-block (assertion in OpenJPEG)");
+		return -2;
+	}
+	tm_abort_jmp = &jb;
+	int rc = tm_j2k_decode_guarded(m, jp2, rows, cols, max_bits, max_tiles, dst, info);
+	tm_abort_jmp = NULL;
 	return rc;
 }
 */

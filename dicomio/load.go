@@ -77,8 +77,8 @@ func startLoad(paths []string, lim Limits, sel *Selector) (*Loading, []Skipped, 
 	if err := parallel.For(len(paths), func(i int) error {
 		in, err := readInstance(paths[i])
 		if in != nil {
-			// Pass 2 scans single-frame files again; a native multi-frame
-			// file keeps where its pixels are, so that its frames can be
+			// Pass 2 scans single-frame files again; a multi-frame file
+			// keeps where its pixels are, so that its frames can be
 			// decoded in pieces. No inflated data set is held.
 			in.layout = frameRangeLayout(in)
 		}
@@ -190,9 +190,9 @@ func startLoad(paths []string, lim Limits, sel *Selector) (*Loading, []Skipped, 
 	s.Frames = make([]Frame, total)
 	npix := first.Rows * first.Columns
 	l := &Loading{headFrames: min(total, max(1, headBytes/(4*npix))), series: s, done: make([]bool, total), changed: make(chan struct{}), finished: make(chan struct{})}
-	// A unit is an instance, or a range of frames of a native multi-frame
-	// instance (unitBytes of pixel data), so that one large file streams
-	// and is decoded on several cores too.
+	// A unit is an instance, or a range of frames of a multi-frame
+	// instance (unitBytes of decoded pixel data), so that one large file,
+	// native or compressed, streams and is decoded on several cores too.
 	type unitKey struct {
 		in    *instance
 		piece int
@@ -319,20 +319,28 @@ type decodeUnit struct {
 	frames []int
 }
 
-// unitBytes is the pixel data of one decoding unit of a native multi-frame
-// instance.
+// unitBytes is the pixel data (as stored, before any compression) of one
+// decoding unit of a multi-frame instance.
 var unitBytes = 4 << 20 // a variable for tests
 
-// frameRangeLayout keeps the layout of a native, multi-frame instance whose
-// data set is the file itself (not deflated), without its reader: the
-// offsets let its frames be decoded in ranges. Nil for anything else.
+// frameRangeLayout keeps the layout of a multi-frame instance whose data
+// set is the file itself (not deflated), without its reader: the offsets
+// let its frames be decoded in ranges, native or encapsulated (whose
+// frames' fragments are then found once, by the first range decoded, and
+// shared). Nil for anything else.
 func frameRangeLayout(in *instance) *layout {
 	l := in.layout
-	if l == nil || !l.HasPixels || l.pixelEncaps || l.TransferSyntaxUID == DeflatedExplicitVRLE || in.Frames() < 2 {
+	if l == nil || !l.HasPixels || l.TransferSyntaxUID == DeflatedExplicitVRLE || in.Frames() < 2 {
 		return nil
+	}
+	if l.pixelEncaps != encapsulated(l.TransferSyntaxUID) {
+		return nil // decodeFrom reports the mismatch
 	}
 	c := *l
 	c.data = nil
+	if c.pixelEncaps {
+		c.index = &encapsIndex{}
+	}
 	return &c
 }
 

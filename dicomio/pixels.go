@@ -118,10 +118,10 @@ func decodeInstance(in *instance, dst [][]float32, sc *scratch) (int64, error) {
 	return decodeFrom(in, f, in.FileSize, dst, sc)
 }
 
-// decodeFrameRange decodes frames k0, k0+1, ... of a native multi-frame
-// instance into dst, with the pixel data's place from the header pass
-// (in.layout, frameRangeLayout): one range of a large file can be decoded
-// while others are, without walking its header again.
+// decodeFrameRange decodes frames k0, k0+1, ... of a multi-frame
+// instance (native or encapsulated) into dst, with the pixel data's place
+// from the header pass (in.layout, frameRangeLayout): one range of a large
+// file can be decoded while others are, without walking its header again.
 func decodeFrameRange(in *instance, k0 int, dst [][]float32, sc *scratch) (int64, error) {
 	f, err := openUnchanged(in)
 	if err != nil {
@@ -134,7 +134,12 @@ func decodeFrameRange(in *instance, k0 int, dst [][]float32, sc *scratch) (int64
 	if err != nil {
 		return 0, fmt.Errorf("read pixels %s: %w", in.Path, err)
 	}
-	n, err := decodeNative(in, &l, &pf, k0, dst, sc)
+	var n int64
+	if l.pixelEncaps {
+		n, err = decodeEncapsulated(in, &l, &pf, k0, dst)
+	} else {
+		n, err = decodeNative(in, &l, &pf, k0, dst, sc)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("read pixels %s: %w", in.Path, err)
 	}
@@ -162,7 +167,7 @@ func decodeFrom(in *instance, r io.ReaderAt, size int64, dst [][]float32, sc *sc
 	}
 	var padded int64
 	if l.pixelEncaps {
-		padded, err = decodeEncapsulated(in, l, &pf, dst)
+		padded, err = decodeEncapsulated(in, l, &pf, 0, dst)
 	} else {
 		padded, err = decodeNative(in, l, &pf, 0, dst, sc)
 	}

@@ -111,6 +111,10 @@ type layout struct {
 	// (0 when absent): the header pass hands the DICOM library the data
 	// set up to there, as it does not know their 64-bit VR (OV).
 	eotElemOff int64
+	// index, for an encapsulated multi-frame instance decoded in ranges
+	// of frames (frameRangeLayout), is where its frames lie, shared by
+	// the ranges; nil otherwise.
+	index *encapsIndex
 }
 
 // scanLayout reads the File Meta group of r (size bytes) and walks the data

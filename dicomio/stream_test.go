@@ -182,3 +182,83 @@ func TestLoadMultiFrameInRanges(t *testing.T) {
 		}
 	}
 }
+
+// An encapsulated multi-frame file streams like a native one: with units
+// of one frame, each frame of the compressed fixtures (offset tables
+// present or not, frames in one or several fragments) is its own unit,
+// released in series order, and the frames are those decoded in one
+// piece.
+func TestLoadEncapsulatedMultiFrameInRanges(t *testing.T) {
+	for _, f := range []string{"jls_ctmf.dcm", "sv1_ctmf_split_nobot.dcm", "j2k_ctmf_eot.dcm", "htj2k_ctmf_nobot.dcm", "jpegext_ctmf12u_split_bot.dcm", "rle_ctmf_nobot.dcm"} {
+		t.Run(f, func(t *testing.T) {
+			file := []string{td("codecs/" + f)}
+			whole, err := LoadSeries(file, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func(b int) { unitBytes = b }(unitBytes)
+			unitBytes = whole.Rows * whole.Columns * 2 // one 16-bit frame
+			l, err := StartLoadSeries(file, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(l.order) != len(whole.Frames) {
+				t.Fatalf("%d decoding units for %d frames of one per unit", len(l.order), len(whole.Frames))
+			}
+			if l.order[0].in.layout == nil || l.order[0].in.layout.index == nil {
+				t.Fatal("the instance's frames are not indexed once for its units")
+			}
+			s := l.Series()
+			for n := 1; n <= len(s.Frames); n++ {
+				if err := l.WaitFrames(context.Background(), n); err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < n; i++ {
+					if !slices.Equal(s.Frames[i].Pixels, whole.Frames[i].Pixels) {
+						t.Fatalf("after WaitFrames(%d), frame %d differs from the file decoded in one piece", n, i)
+					}
+				}
+			}
+			if err := l.Wait(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// A broken codestream in the middle of an encapsulated multi-frame file
+// fails its loading with an error naming the file, the frame and the
+// transfer syntax, whether the file is decoded in one unit or in ranges.
+func TestLoadEncapsulatedFrameErrorNamesFrame(t *testing.T) {
+	for _, tc := range []struct{ file, start, ts string }{
+		{"jls_ctmf.dcm", "\xff\xd8\xff", JPEGLSLossless},
+		{"jpegext_ctmf12u.dcm", "\xff\xd8\xff", JPEGExtended12Bit},
+		{"htj2k_ctmf.dcm", "\xff\x4f\xff\x51", HTJ2KLosslessRPCL},
+	} {
+		b, err := os.ReadFile(td("codecs/" + tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := strings.Index(string(b), tc.start)
+		second := strings.Index(string(b[first+1:]), tc.start)
+		if first < 0 || second < 0 {
+			t.Fatalf("%s: no second codestream", tc.file)
+		}
+		i := first + 1 + second
+		b[i], b[i+1] = 0, 0 // frame 2 no longer starts a codestream
+		bad := filepath.Join(t.TempDir(), tc.file)
+		if err := os.WriteFile(bad, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, unit := range []int{unitBytes, 1} {
+			func() {
+				defer func(b int) { unitBytes = b }(unitBytes)
+				unitBytes = unit
+				_, err := LoadSeries([]string{bad}, Limits{})
+				if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "frame 2") || !strings.Contains(err.Error(), tc.ts) {
+					t.Errorf("%s (units of %d bytes): %v, want an error naming the file, frame 2 and %s", tc.file, unit, err, tc.ts)
+				}
+			}()
+		}
+	}
+}

@@ -19,6 +19,9 @@ const (
 	JPEGLSNearLossless     = "1.2.840.10008.1.2.4.81"
 	JPEG2000Lossless       = "1.2.840.10008.1.2.4.90"
 	JPEG2000               = "1.2.840.10008.1.2.4.91"
+	HTJ2KLossless          = "1.2.840.10008.1.2.4.201"
+	HTJ2KLosslessRPCL      = "1.2.840.10008.1.2.4.202"
+	HTJ2K                  = "1.2.840.10008.1.2.4.203"
 	RLELossless            = "1.2.840.10008.1.2.5"
 )
 
@@ -82,11 +85,11 @@ func (e *UnsupportedTransferSyntaxError) Error() string {
 
 // PixelsSupported reports whether LoadSeries can decode pixel data in the
 // given transfer syntax: the native ones (implicit and explicit VR little
-// endian, explicit VR big endian, deflated); 8-bit JPEG baseline/extended
-// (Go's image/jpeg; 12-bit JPEG extended is rejected at decode time); RLE
-// Lossless and JPEG Lossless process 14 (any predictor, and selection value
-// 1), decoded in Go; JPEG-LS lossless and near-lossless (CharLS); JPEG 2000
-// lossless and lossy (OpenJPEG).
+// endian, explicit VR big endian, deflated); JPEG baseline and extended
+// (8 and 12 bits, Huffman), RLE Lossless and JPEG Lossless process 14 (any
+// predictor, and selection value 1), decoded in Go; JPEG-LS lossless and
+// near-lossless (CharLS); JPEG 2000 and High-Throughput JPEG 2000, lossless
+// and lossy (OpenJPEG).
 func PixelsSupported(tsUID string) bool {
 	if !encapsulated(tsUID) {
 		return true

@@ -24,7 +24,7 @@ DEB_PACKAGES=(
   python3-torch python3-torchvision python3-onnx python3-numpy python3-pydicom python3-pytest
   python3-pil python3-skimage libopenblas0-pthread
   orthanc orthanc-dicomweb dcmtk dicom3tools postgresql systemd python3-hl7
-  gcc pkg-config libcharls-dev libopenjp2-7-dev libopenjp2-tools libgdcm-tools python3-gdcm
+  gcc pkg-config libcharls-dev libopenjp2-7-dev libopenjp2-tools libgdcm-tools python3-gdcm openjph-tools
 )
 # npm fetches ONNX Runtime and OHIF's SEG loader; Debian's npm (which brings
 # Node.js) only where none is installed.

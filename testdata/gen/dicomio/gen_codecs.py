@@ -7,14 +7,18 @@ libgdcm-tools and libopenjp2-tools:
     /usr/bin/python3 testdata/gen/dicomio/gen_codecs.py
 
 Writes dicomio/testdata/codecs/: DICOM files encoded by real encoders
-(dcmcrle, dcmcjpeg, dcmcjpls, gdcmconv) from the example series and from
-small generated images, some re-encapsulated by pydicom (no Basic Offset
-Table, frames in several fragments, Extended Offset Table), and cases.json.
-For every file, <name>.ref.gz holds the reference: the modality values
-(float32, little endian, frame after frame) of the pixels an independent
-decoder (dcmdrle, dcmdjpeg, dcmdjpls, gdcmconv --raw) returns for the same
-file, read by pydicom from its native output. The Go tests compare dicomio's
-decoding with them exactly. Everything is deterministic.
+(dcmcrle, dcmcjpeg, dcmcjpls, gdcmconv, and OpenJPH's ojph_compress for
+HTJ2K, whose codestreams pydicom encapsulates) from the example series and
+from small generated images, some re-encapsulated by pydicom (no Basic
+Offset Table, frames in several fragments, Extended Offset Table), and
+cases.json. For every file, <name>.ref.gz holds the reference: the modality
+values (float32, little endian, frame after frame) of the pixels an
+independent decoder (dcmdrle, dcmdjpeg, dcmdjpls, gdcmconv --raw,
+ojph_expand) returns for the same file, read by pydicom from its native
+output. The Go tests compare dicomio's decoding with them exactly, except
+lossy HTJ2K, where OpenJPEG's and OpenJPH's floating-point 9/7 wavelets
+round a few samples differently (cases.json's "tolerance").
+Everything is deterministic.
 """
 import gzip
 import json
@@ -26,6 +30,7 @@ import tempfile
 
 import numpy as np
 import pydicom
+import pydicom._uid_dict
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, encapsulate_extended, generate_pixel_data_frame
 from pydicom.sequence import Sequence
@@ -91,11 +96,41 @@ def generated(name, frames, signed, sop):
     return ds
 
 
+def as12(ds, signed_bits):
+    """ds (the CT example, int16 stored values, intercept -1024) with 12
+    bits stored: unsigned stored values and intercept -1024, or (signed_bits)
+    the HU as 12-bit two's complement bit patterns in an unsigned image, for
+    an encoder that takes unsigned samples only (relabel_signed makes the
+    encoded file signed)."""
+    arr = ds.pixel_array.astype(np.int32)
+    if signed_bits:
+        arr = (arr - 1024).clip(-2048, 2047) & 0xFFF
+        set_intercept(ds, 0)
+    else:
+        arr = arr.clip(0, 4095)
+    gen.set_pixels(ds, arr.astype(np.uint16), bits_stored=12, signed=False)
+    return ds
+
+
+def set_intercept(ds, icpt):
+    if "SharedFunctionalGroupsSequence" in ds:
+        ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0].RescaleIntercept = icpt
+    else:
+        ds.RescaleIntercept = icpt
+
+
 def sources():
     shutil.copy(CR_EXAMPLE, src("cr"))
     one = pydicom.dcmread(os.path.join(CT_EXAMPLE, "0001.dcm"))
     one.save_as(src("ct1"))
     ct_multiframe().save_as(src("ctmf"), write_like_original=False)
+    as12(pydicom.dcmread(src("ct1")), False).save_as(src("ct12u"))
+    as12(pydicom.dcmread(src("ct1")), True).save_as(src("ct12sbits"))
+    as12(pydicom.dcmread(src("ctmf")), False).save_as(src("ctmf12u"))
+    as12(pydicom.dcmread(src("ctmf")), True).save_as(src("ctmf12sbits"))
+    ct12s = as12(pydicom.dcmread(src("ct1")), True)
+    ct12s.PixelRepresentation = 1  # 12-bit signed, the words not sign-extended
+    ct12s.save_as(src("ct12s"))
     rng = np.random.default_rng(7)
     r, c = np.mgrid[0:24, 0:32]
     u8 = [(r * 5 + c * 3 + rng.integers(0, 40, r.shape) + 60 * f).clip(0, 255).astype(np.uint8) for f in range(2)]
@@ -106,10 +141,23 @@ def sources():
     generated("s16", s16, True, 2).save_as(src("s16"), write_like_original=False)
 
 
+def stored(ds):
+    """The stored values of a native data set: the BitsStored low bits of
+    each word (DICOM ignores those above HighBit), sign-extended when the
+    pixel representation is signed."""
+    arr = ds.pixel_array.astype(np.int64)
+    bs = int(ds.BitsStored)
+    if bs < 32:
+        arr &= (1 << bs) - 1
+        if int(ds.PixelRepresentation) == 1:
+            arr = np.where(arr >= 1 << (bs - 1), arr - (1 << bs), arr)
+    return arr
+
+
 def modality(path):
     """Modality values (float32) of a native file, read by pydicom."""
     ds = pydicom.dcmread(path)
-    arr = ds.pixel_array.astype(np.float64)
+    arr = stored(ds).astype(np.float64)
     slope, icpt = float(getattr(ds, "RescaleSlope", 1) or 1), float(getattr(ds, "RescaleIntercept", 0) or 0)
     if "SharedFunctionalGroupsSequence" in ds:
         pv = ds.SharedFunctionalGroupsSequence[0].get("PixelValueTransformationSequence")
@@ -123,13 +171,17 @@ def write_ref(name, v):
         f.write(v.tobytes())
 
 
-def record(name, ts, decoder, lossless, source):
-    """Decode OUT/name.dcm with the reference decoder, store its values."""
+def record(name, ts, decoder, lossless, source, tolerance=0):
+    """Decode OUT/name.dcm with the reference decoder (a command line, or a
+    function of the input and output paths), store its values."""
     path = os.path.join(OUT, name + ".dcm")
     ds = pydicom.dcmread(path)
     assert ds.file_meta.TransferSyntaxUID == ts, (name, ds.file_meta.TransferSyntaxUID)
     ref = os.path.join(TMP, name + ".ref.dcm")
-    run(*decoder, path, ref)
+    if callable(decoder):
+        decoder(path, ref)
+    else:
+        run(*decoder, path, ref)
     v = modality(ref)
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     refname = name + ".ref.gz"
@@ -139,8 +191,11 @@ def record(name, ts, decoder, lossless, source):
         assert np.array_equal(v.ravel(), modality(src(source)).ravel()), name
         refname = source + ".ref.gz"
     write_ref(refname, v)
-    cases.append({"file": name + ".dcm", "ref": refname, "ts": ts, "frames": frames,
-                  "rows": int(ds.Rows), "columns": int(ds.Columns), "lossless": lossless, "source": source})
+    case = {"file": name + ".dcm", "ref": refname, "ts": ts, "frames": frames,
+            "rows": int(ds.Rows), "columns": int(ds.Columns), "lossless": lossless, "source": source}
+    if tolerance:
+        case["tolerance"] = tolerance
+    cases.append(case)
 
 
 def reencapsulate(name, from_name, how):
@@ -166,12 +221,97 @@ def reencapsulate(name, from_name, how):
 RLE, SV1, P14 = "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.57"
 JLS, JLSNL = "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"
 J2K, J2KLOSSY = "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"
+JPEGBL, JPEG12 = "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"
 DRLE, DJPEG, DJPLS, DGDCM = ["dcmdrle"], ["dcmdjpeg"], ["dcmdjpls"], ["gdcmconv", "--raw"]
 
 
 def encode(name, source, encoder, ts, decoder, lossless=True):
     run(*encoder, src(source), os.path.join(OUT, name + ".dcm"))
     record(name, ts, decoder, lossless, source)
+
+
+def relabel_signed(name):
+    """Mark OUT/name.dcm, encoded from 12-bit two's complement patterns
+    (as12), as signed: the codestream is unchanged, and decoders
+    sign-extend its samples at BitsStored, as for scanners' signed JPEG."""
+    path = os.path.join(OUT, name + ".dcm")
+    ds = pydicom.dcmread(path)
+    ds.PixelRepresentation = 1
+    ds.save_as(path)
+
+
+HTJ2K, HTJ2K_RPCL, HTJ2K_LOSSY = "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"
+# pydicom 2.3 predates HTJ2K: tell it these are (compressed) transfer syntaxes.
+for _uid, _name in ((HTJ2K, "High-Throughput JPEG 2000 Image Compression (Lossless Only)"),
+                    (HTJ2K_RPCL, "High-Throughput JPEG 2000 with RPCL Options Image Compression (Lossless Only)"),
+                    (HTJ2K_LOSSY, "High-Throughput JPEG 2000 Image Compression")):
+    pydicom._uid_dict.UID_dictionary.setdefault(_uid, (_name, "Transfer Syntax", "", "", ""))
+
+
+def ojph_codestream_format(ds):
+    """The sample format OpenJPH encodes a frame of ds in: BitsStored bits,
+    unsigned, and the numpy type of its raw files. Signed pixel data is
+    encoded as its unsigned BitsStored-bit two's complement patterns, which
+    DICOM decoders sign-extend: ojph_compress 0.9 reads signed raw samples
+    zero-extended (negative 16-bit values become 32768..65535, which it
+    encodes as out-of-range signed samples that only its own decoder wraps
+    back), and it cannot read signed 12-bit raw samples at all."""
+    dt = np.uint8 if int(ds.BitsAllocated) == 8 else np.uint16
+    return int(ds.BitsStored), False, dt
+
+
+def encode_htj2k(name, source, ts, reversible, qstep=None, tolerance=0):
+    """OUT/name.dcm: every frame of the source encoded by ojph_compress,
+    encapsulated by pydicom with a Basic Offset Table."""
+    ds = pydicom.dcmread(src(source))
+    bits, signed, dt = ojph_codestream_format(ds)
+    frames = stored(ds).reshape(-1, int(ds.Rows), int(ds.Columns))
+    frames = frames & ((1 << bits) - 1)  # signed: the unsigned bit patterns
+    streams = []
+    for k, f in enumerate(frames):
+        raw, j2c = os.path.join(TMP, "%s_%d.yuv" % (name, k)), os.path.join(TMP, "%s_%d.j2c" % (name, k))
+        f.astype(dt).tofile(raw)
+        args = ["ojph_compress", "-i", raw, "-o", j2c, "-dims", "{%d,%d}" % (f.shape[1], f.shape[0]),
+                "-num_comps", 1, "-signed", "true" if signed else "false", "-bit_depth", bits,
+                "-downsamp", "{1,1}", "-reversible", "true" if reversible else "false"]
+        if qstep:
+            args += ["-qstep", qstep]
+        if ts == HTJ2K_RPCL:
+            args += ["-prog_order", "RPCL"]
+        else:
+            args += ["-prog_order", "LRCP"]
+        run(*args)
+        with open(j2c, "rb") as fh:
+            b = fh.read()
+        streams.append(b + b"\0" * (len(b) % 2))
+    gen.set_ts(ds, ts)
+    ds.PixelData = encapsulate(streams, has_bot=True)
+    ds["PixelData"].is_undefined_length = True
+    if not reversible:
+        ds.LossyImageCompression = "01"
+    ds.save_as(os.path.join(OUT, name + ".dcm"), write_like_original=False)
+    record(name, ts, ojph_expand, reversible, source, tolerance)
+
+
+def ojph_expand(path, ref):
+    """The reference decoder of HTJ2K: OpenJPH's ojph_expand on each frame,
+    its raw samples written back as a native copy of path."""
+    ds = pydicom.dcmread(path)
+    bits, signed, dt = ojph_codestream_format(ds)
+    nf = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    out = []
+    for k, frame in enumerate(generate_pixel_data_frame(ds.PixelData, nf)):
+        j2c, raw = os.path.join(TMP, "ref_%d.j2c" % k), os.path.join(TMP, "ref_%d.yuv" % k)
+        with open(j2c, "wb") as fh:
+            fh.write(frame)
+        run("ojph_expand", "-i", j2c, "-o", raw)
+        out.append(np.fromfile(raw, dtype=dt))
+    arr = np.concatenate(out)
+    if int(ds.BitsAllocated) == 16:
+        arr = arr.astype(np.uint16)
+    gen.set_ts(ds, ExplicitVRLittleEndian)
+    ds.PixelData = arr.tobytes()
+    ds.save_as(ref, write_like_original=False)
 
 
 def go_quote(b):
@@ -186,7 +326,8 @@ def fuzz_seeds():
     false: 16-bit signed 32×24)."""
     fuzz = os.path.join(REPO, "dicomio", "testdata", "fuzz")
     for target, prefix in (("FuzzDecodeRLE", "rle"), ("FuzzDecodeJPEGLossless", "sv1"),
-                           ("FuzzDecodeJPEGLS", "jls"), ("FuzzDecodeJPEG2000", "j2k")):
+                           ("FuzzDecodeJPEGLS", "jls"), ("FuzzDecodeJPEG2000", "j2k"),
+                           ("FuzzDecodeJPEGDCT", "jpegext"), ("FuzzDecodeHTJ2K", "htj2k")):
         d = os.path.join(fuzz, target)
         os.makedirs(d, exist_ok=True)  # keeps the inputs fuzzing found
         for src_name, u8 in (("u8", True), ("s16", False)):
@@ -220,9 +361,34 @@ def main():
     encode("jlsnl_u8", "u8", ["dcmcjpls", "+en", "+un"], JLSNL, DJPLS, lossless=False)
     encode("j2klossy_cr", "cr", ["gdcmconv", "--j2k", "--lossy", "-r", "12"], J2KLOSSY, DGDCM, lossless=False)
     encode("j2klossy_ctmf", "ctmf", ["gdcmconv", "--j2k", "--lossy", "-r", "8"], J2KLOSSY, DGDCM, lossless=False)
+    # JPEG extended 12-bit (and 8-bit extended and baseline), lossy: IJG's
+    # encoder in dcmtk, IJG's decoder (dcmdjpeg) for the reference. dcmtk
+    # encodes unsigned samples only; the signed cases are encoded from
+    # two's complement patterns and relabelled (relabel_signed).
+    for s12 in ("ct12u", "ctmf12u", "cr", "u8", "s16"):
+        bits = ["+be"] if s12 == "u8" else ["+bt"]  # u8: 8-bit extended
+        encode("jpegext_" + s12, s12, ["dcmcjpeg", "+ee"] + bits, JPEG12, DJPEG, lossless=False)
+    for s12 in ("ct12sbits", "ctmf12sbits"):
+        run("dcmcjpeg", "+ee", "+bt", src(s12), os.path.join(OUT, "jpegext_" + s12 + ".dcm"))
+        relabel_signed("jpegext_" + s12)
+        record("jpegext_" + s12, JPEG12, DJPEG, False, s12)
+    encode("jpegbl_u8", "u8", ["dcmcjpeg", "+eb"], JPEGBL, DJPEG, lossless=False)
+    encode("jpegbl_ctmf", "ctmf", ["dcmcjpeg", "+eb"], JPEGBL, DJPEG, lossless=False)
+    # HTJ2K (OpenJPH): lossless 8, 12 and 16 bits, unsigned and signed (as
+    # unsigned patterns, ojph_codestream_format), single and multi-frame,
+    # one in RPCL order (.202); lossy 8 and 12 bits (.203).
+    encode_htj2k("htj2k_u8", "u8", HTJ2K, True)
+    encode_htj2k("htj2k_s16", "s16", HTJ2K, True)
+    encode_htj2k("htj2k_cr", "cr", HTJ2K, True)
+    encode_htj2k("htj2k_ct1", "ct1", HTJ2K, True)
+    encode_htj2k("htj2k_ct12s", "ct12s", HTJ2K, True)
+    encode_htj2k("htj2k_ctmf", "ctmf", HTJ2K_RPCL, True)
+    encode_htj2k("htj2klossy_u8", "u8", HTJ2K_LOSSY, False, 0.02, tolerance=1)
+    encode_htj2k("htj2klossy_cr", "cr", HTJ2K_LOSSY, False, 0.005, tolerance=1)
+    encode_htj2k("htj2klossy_ctmf12u", "ctmf12u", HTJ2K_LOSSY, False, 0.002, tolerance=1)
     # Other encapsulations of the same frames (re-encapsulated by pydicom).
     for how in ("nobot", "split_bot", "split_nobot", "eot"):
-        for base in ("jls_ctmf", "j2k_ctmf", "sv1_ctmf"):
+        for base in ("jls_ctmf", "j2k_ctmf", "sv1_ctmf", "jpegext_ctmf12u", "htj2k_ctmf"):
             reencapsulate(base + "_" + how, base, how)
             # The codestreams are those of the base file, byte for byte
             # (gdcmconv cannot read a JPEG 2000 frame in several
