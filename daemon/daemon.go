@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
@@ -39,6 +40,12 @@ type Options struct {
 	Sink archive.Sink
 	// Logger for the daemon; series lines go through logging.Series.
 	Logger zerolog.Logger
+	// Reports are the report readers' options (reports.charset), for the
+	// report files of the drop folders and the HL7 listener's messages.
+	Reports reports.Options
+	// Collectors are more metrics to serve on /metrics beside the
+	// daemon's own (the DICOMweb door's counters).
+	Collectors []prometheus.Collector
 	// DrainTimeout bounds the graceful stop: running jobs get this long to
 	// finish, then they are cancelled and handed back to the queue. Keep it
 	// below the unit's TimeoutStopSec. Zero means queue.drain_timeout
@@ -125,7 +132,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if d.model.Version == "" {
 		return nil, errors.New("daemon: the processor's model has no version (manifest \"version\")")
 	}
-	rd, err := reports.NewReader(pipeline.ReportOptions(cfg))
+	rd, err := reports.NewReader(opts.Reports)
 	if err != nil {
 		return nil, fmt.Errorf("reports.charset: %w", err)
 	}
@@ -142,6 +149,12 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	d.lock = lock
 	d.metrics = newMetrics()
 	d.metrics.setModel(d.model)
+	for _, c := range opts.Collectors {
+		if err := d.metrics.reg.Register(c); err != nil {
+			lock.release()
+			return nil, fmt.Errorf("daemon: metrics: %w", err)
+		}
+	}
 
 	st, err := openStore(ctx, cfg)
 	if err != nil {

@@ -16,11 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"tmcad/config"
 	"tmcad/daemon/catalog"
 	"tmcad/daemon/pipeline"
+	"tmcad/daemon/pull"
 	"tmcad/writer/archive"
 )
 
@@ -130,7 +132,10 @@ func runDaemon(t *testing.T, cfg *config.Config, p pipeline.Processor, s archive
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
-	d, err := New(ctx, Options{Config: cfg, Processor: p, Sink: s, Logger: log, RetryBase: 200 * time.Millisecond, PollInterval: 100 * time.Millisecond, DrainTimeout: 2 * time.Second})
+	// The DICOMweb door's counters stand for the collectors the wiring
+	// adds to /metrics.
+	d, err := New(ctx, Options{Config: cfg, Processor: p, Sink: s, Logger: log, RetryBase: 200 * time.Millisecond, PollInterval: 100 * time.Millisecond, DrainTimeout: 2 * time.Second,
+		Collectors: []prometheus.Collector{pull.NewMetrics()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,6 +336,9 @@ func TestDaemonFlow(t *testing.T) {
 		`tmcad_jobs{state="completed"}`:                                         3,
 		`tmcad_jobs{state="cancelled"}`:                                         1,
 		`tmcad_execution_provider{model="fake",provider="cpu",version="1.0.0"}`: 1,
+		`tmcad_hl7_messages_total{ack="AA"}`:                                    0,
+		`tmcad_hl7_connections`:                                                 0,
+		`tmcad_pull_series_fetched_total`:                                       0,
 	}
 	for k, v := range want {
 		if got := scrape(t, addr, k); got != v {

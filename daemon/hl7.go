@@ -20,7 +20,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"tmcad/config"
-	"tmcad/daemon/pipeline"
 	"tmcad/reports"
 	"tmcad/reports/mllp"
 )
@@ -45,6 +44,7 @@ type hl7Server struct {
 	maxConn int
 	dir     string
 	src     *reports.HL7Source
+	metrics *hl7Metrics
 
 	closing atomic.Bool
 	mu      sync.Mutex
@@ -87,7 +87,7 @@ func (d *Daemon) startHL7() (*hl7Server, error) {
 	s := &hl7Server{
 		log: d.log.With().Str("component", "hl7").Logger(), addr: ln.Addr().String(),
 		allow: allow, idle: h.IdleTimeout.Duration, maxMsg: h.MaxMessageBytes, maxConn: h.MaxConnections,
-		dir: dir, src: &reports.HL7Source{Options: pipeline.ReportOptions(cfg)},
+		dir: dir, src: &reports.HL7Source{Options: d.opts.Reports}, metrics: d.metrics.hl7,
 		conns: map[net.Conn]struct{}{}, done: make(chan struct{}),
 	}
 	s.ln = ln
@@ -112,11 +112,15 @@ func (s *hl7Server) serve(tlsCfg *tls.Config) {
 		peer := remoteAddr(conn)
 		if !s.allowed(peer) {
 			s.log.Warn().Str("remote", peer.String()).Msg("HL7 connection refused: address not in hl7.allow")
+			s.metrics.refused.WithLabelValues(hl7RefusedAddr).Inc()
 			conn.Close()
 			continue
 		}
-		if !s.track(conn) {
-			s.log.Warn().Str("remote", peer.String()).Int("max_connections", s.maxConn).Msg("HL7 connection refused: hl7.max_connections reached")
+		if ok, closing := s.track(conn); !ok {
+			if !closing {
+				s.log.Warn().Str("remote", peer.String()).Int("max_connections", s.maxConn).Msg("HL7 connection refused: hl7.max_connections reached")
+				s.metrics.refused.WithLabelValues(hl7RefusedMaxCon).Inc()
+			}
 			conn.Close()
 			continue
 		}
@@ -145,22 +149,28 @@ func (s *hl7Server) allowed(ip netip.Addr) bool {
 	return false
 }
 
-// track registers a connection; false when closing or full.
-func (s *hl7Server) track(c net.Conn) bool {
+// track registers a connection; ok is false when the listener is
+// closing (closing is then true) or serves hl7.max_connections already.
+func (s *hl7Server) track(c net.Conn) (ok, closing bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing.Load() || len(s.conns) >= s.maxConn {
-		return false
+	if s.closing.Load() {
+		return false, true
+	}
+	if len(s.conns) >= s.maxConn {
+		return false, false
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
-	return true
+	s.metrics.connections.Inc()
+	return true, false
 }
 
 // untrack forgets a connection that ended.
 func (s *hl7Server) untrack(c net.Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.metrics.connections.Dec()
 	s.mu.Unlock()
 	s.wg.Done()
 }
@@ -219,27 +229,30 @@ func (s *hl7Server) handle(conn net.Conn, peer netip.Addr) {
 }
 
 // answer handles one message (or the head of an overlong one, readErr
-// ErrTooLarge) and returns the acknowledgement to send.
+// ErrTooLarge) and returns the acknowledgement to send; it counts the
+// answer, and the reason of a refusal.
 func (s *hl7Server) answer(log zerolog.Logger, msg []byte, readErr error) []byte {
 	ackID := newAckID()
 	h, err := mllp.ParseHeader(msg)
-	nack := func(code mllp.Code, ec mllp.ErrorCode, reason string) []byte {
+	nack := func(code mllp.Code, ec mllp.ErrorCode, metric, reason string) []byte {
 		log.Warn().Str("ack", string(code)).Int("hl7_error", int(ec)).Str("reason", reason).Msg("HL7 message not accepted")
+		s.metrics.messages.WithLabelValues(string(code)).Inc()
+		s.metrics.rejected.WithLabelValues(metric).Inc()
 		return mllp.BuildACK(h, mllp.Ack{Code: code, Error: ec, Text: reason, ControlID: ackID})
 	}
 	switch {
 	case err != nil:
-		return nack(mllp.AR, mllp.SegmentSequenceError, "the message does not start with a valid MSH segment")
+		return nack(mllp.AR, mllp.SegmentSequenceError, hl7NoMSH, "the message does not start with a valid MSH segment")
 	case readErr != nil:
-		return nack(mllp.AR, mllp.ApplicationInternalError, fmt.Sprintf("message longer than hl7.max_message_bytes (%d bytes)", s.maxMsg))
+		return nack(mllp.AR, mllp.ApplicationInternalError, hl7TooLarge, fmt.Sprintf("message longer than hl7.max_message_bytes (%d bytes)", s.maxMsg))
 	case h.MessageType != "ORU":
-		return nack(mllp.AR, mllp.UnsupportedMessageType, "message type "+safeToken(h.MessageType)+" is not accepted; this receiver takes ORU^R01")
+		return nack(mllp.AR, mllp.UnsupportedMessageType, hl7MessageType, "message type "+safeToken(h.MessageType)+" is not accepted; this receiver takes ORU^R01")
 	case h.TriggerEvent != "R01":
-		return nack(mllp.AR, mllp.UnsupportedEventCode, "event "+safeToken(h.TriggerEvent)+" is not accepted; this receiver takes ORU^R01")
+		return nack(mllp.AR, mllp.UnsupportedEventCode, hl7Event, "event "+safeToken(h.TriggerEvent)+" is not accepted; this receiver takes ORU^R01")
 	case !hl7Versions[h.Version]:
-		return nack(mllp.AR, mllp.UnsupportedVersionID, "HL7 version "+safeToken(h.Version)+" is not accepted (2.3 to 2.5.1)")
+		return nack(mllp.AR, mllp.UnsupportedVersionID, hl7Version, "HL7 version "+safeToken(h.Version)+" is not accepted (2.3 to 2.5.1)")
 	case h.ProcessingID == "T":
-		return nack(mllp.AR, mllp.UnsupportedProcessingID, "training messages (MSH-11 T) are not accepted")
+		return nack(mllp.AR, mllp.UnsupportedProcessingID, hl7ProcessingID, "training messages (MSH-11 T) are not accepted")
 	}
 	reps, err := s.src.Parse("mllp", msg)
 	if err != nil {
@@ -248,15 +261,18 @@ func (s *hl7Server) answer(log zerolog.Logger, msg []byte, readErr error) []byte
 		if i := strings.Index(reason, ": "); i >= 0 && strings.HasPrefix(reason, "hl7 report mllp") {
 			reason = reason[i+2:]
 		}
-		return nack(mllp.AE, mllp.DataTypeError, reason)
+		return nack(mllp.AE, mllp.DataTypeError, hl7Parse, reason)
 	}
 	sum := sha256.Sum256(msg)
 	name := hex.EncodeToString(sum[:]) + ".hl7"
 	if err := storeDurably(s.dir, name, msg); err != nil {
 		log.Error().Err(err).Msg("storing an HL7 message failed; answered AR so that the sender tries again")
+		s.metrics.messages.WithLabelValues(string(mllp.AR)).Inc()
+		s.metrics.storeErrors.Inc()
 		return mllp.BuildACK(h, mllp.Ack{Code: mllp.AR, Error: mllp.ApplicationInternalError, Text: "the receiver could not store the message; send it again later", ControlID: ackID})
 	}
 	log.Info().Str("message_sha256", name[:16]).Int("reports", len(reps)).Str("version", h.Version).Msg("HL7 report received and stored")
+	s.metrics.messages.WithLabelValues(string(mllp.AA)).Inc()
 	return mllp.BuildACK(h, mllp.Ack{Code: mllp.AA, ControlID: ackID})
 }
 

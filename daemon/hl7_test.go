@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"tmcad/config"
@@ -51,7 +52,7 @@ func startTestHL7(t *testing.T, edit func(*config.Config)) (*hl7Server, string) 
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	d := &Daemon{log: zerolog.New(zerolog.NewTestWriter(t))}
+	d := &Daemon{log: zerolog.New(zerolog.NewTestWriter(t)), metrics: newMetrics()}
 	d.cfg.Store(cfg)
 	s, err := d.startHL7()
 	if err != nil {
@@ -59,6 +60,47 @@ func startTestHL7(t *testing.T, edit func(*config.Config)) (*hl7Server, string) 
 	}
 	t.Cleanup(s.close)
 	return s, cfg.Watch.ReportsDir
+}
+
+// checkHL7Metrics compares samples of the listener's metrics (name, or
+// name{label="value"}, as /metrics shows them) with want.
+func checkHL7Metrics(t *testing.T, s *hl7Server, want map[string]float64) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s.metrics)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			name := mf.GetName()
+			if len(labels) > 0 {
+				name += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.GetCounter() != nil:
+				got[name] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				got[name] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	for k, v := range want {
+		g, ok := got[k]
+		if !ok {
+			t.Errorf("no sample %s among the HL7 metrics", k)
+			continue
+		}
+		if g != v {
+			t.Errorf("%s = %v, want %v", k, g, v)
+		}
+	}
 }
 
 // mllpSend runs python3-hl7's mllp_send on file (--loose: segments may
@@ -145,13 +187,39 @@ func TestHL7MLLPSend(t *testing.T) {
 		got[0].Text != ref[0].Text || got[0].Status != ref[0].Status {
 		t.Fatalf("stored report reads differently from the file")
 	}
+	checkHL7Metrics(t, s, map[string]float64{
+		`tmcad_hl7_messages_total{ack="AA"}`: 2,
+		`tmcad_hl7_messages_total{ack="AR"}`: 0,
+		`tmcad_hl7_store_errors_total`:       0,
+	})
+
+	// With the reports folder gone the message cannot be stored: AR, so
+	// that the sender sends it again.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if code := sendRaw(t, conn, string(orig)); code != mllp.AR {
+		t.Fatalf("reports folder gone: %s, want AR", code)
+	}
+	checkHL7Metrics(t, s, map[string]float64{
+		`tmcad_hl7_messages_total{ack="AA"}`: 2,
+		`tmcad_hl7_messages_total{ack="AR"}`: 1,
+		`tmcad_hl7_store_errors_total`:       1,
+	})
 }
 
 // TestHL7Answers: several messages on one connection are each answered:
 // AA for ORU^R01 of every accepted version, AR with ERR code for another
-// type, event or version, AE for an ORU without result text.
+// type, event or version, AE for an ORU without result text; AR too for a
+// message without MSH, a training message and one over
+// hl7.max_message_bytes. The metrics count every answer and reason.
 func TestHL7Answers(t *testing.T) {
-	s, dir := startTestHL7(t, nil)
+	s, dir := startTestHL7(t, func(c *config.Config) { c.HL7.MaxMessageBytes = 1024 })
 	oru := func(id, typ, version, obx string) string {
 		return "MSH|^~\\&|RIS|H|TMCAD|H|20240315101500||" + typ + "|" + id + "|P|" + version + "\r" +
 			"PID|1||P1^^^H^MR\rOBR|1|PLC|ACC" + id + "|71046^XR CHEST^CPT4|||20240315093000|||||||||||||||||F\r" + obx
@@ -193,12 +261,45 @@ func TestHL7Answers(t *testing.T) {
 	if n := len(hl7Files(t, dir)); n != 3 {
 		t.Errorf("%d files stored, want 3 (the accepted messages only)", n)
 	}
+
+	conn, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	long := "OBX|1|TX|18782-3^Study observation^LN||IMPRESSION: " + strings.Repeat("Left lower lobe opacity. ", 60) + "||||||F\r"
+	for _, m := range []string{
+		"PID|1||P1^^^H^MR\r",
+		strings.Replace(oru("M8", "ORU^R01", "2.5", text), "|P|2.5", "|T|2.5", 1),
+		oru("M9", "ORU^R01", "2.5", long),
+	} {
+		if code := sendRaw(t, conn, m); code != mllp.AR {
+			t.Errorf("%.20q…: %s, want AR", m, code)
+		}
+	}
+	checkHL7Metrics(t, s, map[string]float64{
+		`tmcad_hl7_messages_total{ack="AA"}`:               3,
+		`tmcad_hl7_messages_total{ack="AE"}`:               1,
+		`tmcad_hl7_messages_total{ack="AR"}`:               6,
+		`tmcad_hl7_rejected_total{reason="message_type"}`:  1,
+		`tmcad_hl7_rejected_total{reason="event"}`:         1,
+		`tmcad_hl7_rejected_total{reason="version"}`:       1,
+		`tmcad_hl7_rejected_total{reason="parse"}`:         1,
+		`tmcad_hl7_rejected_total{reason="no_msh"}`:        1,
+		`tmcad_hl7_rejected_total{reason="processing_id"}`: 1,
+		`tmcad_hl7_rejected_total{reason="too_large"}`:     1,
+		`tmcad_hl7_store_errors_total`:                     0,
+	})
 }
 
 // TestHL7AllowList: a sender outside hl7.allow is disconnected at once,
-// unanswered, and nothing is stored.
+// unanswered, and nothing is stored; so is one over hl7.max_connections.
+// The metrics count both refusals and the connection served.
 func TestHL7AllowList(t *testing.T) {
-	s, dir := startTestHL7(t, func(c *config.Config) { c.HL7.Allow = []string{"127.0.0.2/32"} })
+	s, dir := startTestHL7(t, func(c *config.Config) {
+		c.HL7.Allow = []string{"127.0.0.2/32"}
+		c.HL7.MaxConnections = 1
+	})
 	out, _ := mllpSend(t, s.addr, filepath.Join("..", "reports", "testdata", "oru_final.hl7"))
 	if len(msaSegments(out)) != 0 {
 		t.Fatalf("a sender outside the allow-list was answered: %q", out)
@@ -216,6 +317,23 @@ func TestHL7AllowList(t *testing.T) {
 	if code := sendRaw(t, conn, "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|X1|P|2.5.1\r"); code != mllp.AR {
 		t.Fatalf("allowed sender: %s, want AR", code)
 	}
+	// A second connection while the first is served is one too many.
+	second, err := d.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	_ = second.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := second.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("connection over hl7.max_connections: read %d bytes, %v; want it closed (EOF)", n, err)
+	}
+	checkHL7Metrics(t, s, map[string]float64{
+		`tmcad_hl7_connections_refused_total{reason="address"}`:         1,
+		`tmcad_hl7_connections_refused_total{reason="max_connections"}`: 1,
+		`tmcad_hl7_connections`:                           1,
+		`tmcad_hl7_messages_total{ack="AR"}`:              1,
+		`tmcad_hl7_rejected_total{reason="message_type"}`: 1,
+	})
 }
 
 // sendRaw sends one message on conn and returns the acknowledgement code.
@@ -309,6 +427,11 @@ func TestHL7Connections(t *testing.T) {
 	if n := len(hl7Files(t, dir)); n != 60 {
 		t.Errorf("%d files stored, want 60", n)
 	}
+	// The half message was neither answered nor counted.
+	checkHL7Metrics(t, s, map[string]float64{
+		`tmcad_hl7_messages_total{ack="AA"}`: 60,
+		`tmcad_hl7_messages_total{ack="AR"}`: 0,
+	})
 }
 
 // TestHL7TLS: with hl7.tls_cert and hl7.tls_key the listener speaks MLLP

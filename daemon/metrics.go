@@ -27,6 +27,97 @@ type metrics struct {
 	// tried again; permanent: the archive refused the object).
 	exportFailures *prometheus.CounterVec
 	retrying       *retryingCollector
+	// hl7 are the HL7 listener's counters.
+	hl7 *hl7Metrics
+}
+
+// hl7Acks are the acknowledgement codes the HL7 listener answers with.
+var hl7Acks = []string{"AA", "AE", "AR"}
+
+// Reasons the HL7 listener refuses a message for (tmcad_hl7_rejected_total)
+// or a connection for (tmcad_hl7_connections_refused_total).
+const (
+	hl7NoMSH         = "no_msh"
+	hl7TooLarge      = "too_large"
+	hl7MessageType   = "message_type"
+	hl7Event         = "event"
+	hl7Version       = "version"
+	hl7ProcessingID  = "processing_id"
+	hl7Parse         = "parse"
+	hl7RefusedAddr   = "address"
+	hl7RefusedMaxCon = "max_connections"
+)
+
+// hl7Metrics count what the HL7 MLLP listener received and answered. A
+// hl7Metrics is a prometheus.Collector.
+type hl7Metrics struct {
+	// messages counts the messages answered, by acknowledgement code.
+	messages *prometheus.CounterVec
+	// rejected counts the messages refused for what they are (AE, AR),
+	// by reason.
+	rejected *prometheus.CounterVec
+	// storeErrors counts accepted messages that could not be stored
+	// (answered AR, so that the sender sends them again).
+	storeErrors prometheus.Counter
+	// refused counts connections closed unanswered, by reason.
+	refused *prometheus.CounterVec
+	// connections is the number of connections being served.
+	connections prometheus.Gauge
+}
+
+// newHL7Metrics returns the HL7 listener's metrics, every label value
+// present (0) from the start.
+func newHL7Metrics() *hl7Metrics {
+	m := &hl7Metrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tmcad_hl7_messages_total",
+			Help: "HL7 messages answered by the MLLP listener, by acknowledgement code (AA stored, AE unreadable, AR refused or not stored).",
+		}, []string{"ack"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tmcad_hl7_rejected_total",
+			Help: "HL7 messages refused by the MLLP listener, by reason (no_msh, too_large, message_type, event, version, processing_id, parse).",
+		}, []string{"reason"}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tmcad_hl7_store_errors_total",
+			Help: "HL7 messages accepted but not stored in the reports folder (answered AR; the sender sends them again).",
+		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tmcad_hl7_connections_refused_total",
+			Help: "HL7 connections closed unanswered, by reason (address: not in hl7.allow; max_connections: hl7.max_connections reached).",
+		}, []string{"reason"}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tmcad_hl7_connections",
+			Help: "HL7 connections being served.",
+		}),
+	}
+	for _, a := range hl7Acks {
+		m.messages.WithLabelValues(a)
+	}
+	for _, r := range []string{hl7NoMSH, hl7TooLarge, hl7MessageType, hl7Event, hl7Version, hl7ProcessingID, hl7Parse} {
+		m.rejected.WithLabelValues(r)
+	}
+	for _, r := range []string{hl7RefusedAddr, hl7RefusedMaxCon} {
+		m.refused.WithLabelValues(r)
+	}
+	return m
+}
+
+func (m *hl7Metrics) all() []prometheus.Collector {
+	return []prometheus.Collector{m.messages, m.rejected, m.storeErrors, m.refused, m.connections}
+}
+
+// Describe sends the descriptions of every metric.
+func (m *hl7Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range m.all() {
+		c.Describe(ch)
+	}
+}
+
+// Collect sends the current value of every metric.
+func (m *hl7Metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range m.all() {
+		c.Collect(ch)
+	}
 }
 
 // newMetrics registers every metric on a registry of its own.
@@ -69,6 +160,7 @@ func newMetrics() *metrics {
 		}, []string{"class"}),
 		retrying: &retryingCollector{desc: prometheus.NewDesc("tmcad_export_retrying",
 			"SEGs in the outbox whose last export attempt failed for a reason that may pass (archive down, busy, unmounted, full); they are tried again. Alert when it stays above 0.", nil, nil)},
+		hl7: newHL7Metrics(),
 	}
 	for _, c := range []pipeline.ErrorClass{pipeline.ClassTransient, pipeline.ClassPermanent} {
 		m.exportFailures.WithLabelValues(c.String())
@@ -76,7 +168,7 @@ func newMetrics() *metrics {
 	for _, k := range []string{"dicom", "report", "duplicate", "conflict", "unreadable", "ignored"} {
 		m.filesSeen.WithLabelValues(k)
 	}
-	m.reg.MustRegister(m.filesSeen, m.seriesReady, m.seriesParked, m.inference, m.segsStored, m.errors, m.provider, m.jobs, m.exportFailures, m.retrying,
+	m.reg.MustRegister(m.filesSeen, m.seriesReady, m.seriesParked, m.inference, m.segsStored, m.errors, m.provider, m.jobs, m.exportFailures, m.retrying, m.hl7,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -24,11 +24,11 @@ import (
 	"github.com/rs/zerolog"
 	ort "github.com/yalue/onnxruntime_go"
 
-	"tmcad/config"
 	"tmcad/daemon/pipeline"
 	"tmcad/dicomio"
 	"tmcad/reports"
 	"tmcad/segment"
+	"tmcad/writer"
 )
 
 // Result is what the benchmark writes as JSON.
@@ -317,14 +317,6 @@ func matmulGFLOPS(path string, n, threads int, seconds float64) (float64, error)
 // measures the wall time during which no session run was in progress; it
 // returns the median repetition and the time of LoadSeries alone.
 func pipelineOverhead(modelDir, folder string, opts segment.Options, reps int) (*PipelineResult, float64, error) {
-	cfg := config.Default()
-	cfg.Model.Dir = modelDir
-	cfg.Model.BatchSize = 16
-	cfg.Model.IntraOpThreads = opts.IntraOpThreads
-	cfg.Model.ConcurrentRuns = max(1, opts.ConcurrentRuns)
-	cfg.Model.ExecutionProvider = opts.Provider
-	cfg.Model.DeviceID = opts.DeviceID
-	cfg.Model.FallbackToCPU = false
 	var (
 		mu       sync.Mutex
 		firstRun time.Time
@@ -341,7 +333,23 @@ func pipelineOverhead(modelDir, folder string, opts segment.Options, reps int) (
 			lastEnd = now
 		}
 	}
-	p, err := pipeline.New(cfg, zerolog.Nop(), onRun)
+	// The SEG and report settings are the configuration's defaults.
+	p, err := pipeline.New(pipeline.Options{
+		ModelDir: modelDir,
+		Engine: segment.Options{
+			Provider:       opts.Provider,
+			DeviceID:       opts.DeviceID,
+			IntraOpThreads: opts.IntraOpThreads,
+			BatchSize:      16,
+			ConcurrentRuns: max(1, opts.ConcurrentRuns),
+			OnRun:          onRun,
+		},
+		SEG: writer.Description{
+			Type: writer.Binary, SeriesNumber: 9901, SeriesDescription: "TMCA segmentation",
+			ContentLabel: "TMCA", ContentCreatorName: "TMCAD^Daemon", Manufacturer: "tmcad",
+		},
+		Sections: []string{"FINDINGS", "IMPRESSION"},
+	}, zerolog.Nop())
 	if err != nil {
 		return nil, 0, err
 	}

@@ -48,7 +48,7 @@ func runExplainReport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("model %s: %w", m.ID(), err)
 	}
-	rd, err := reports.NewReader(pipeline.ReportOptions(cfg))
+	rd, err := reports.NewReader(reportOptions(cfg))
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func runExplainReport(args []string, stdout, stderr io.Writer) error {
 		if len(reps) > 1 {
 			fmt.Fprintf(stdout, "report %d of %d (%s, %s)\n", i+1, len(reps), r.Format, r.Status)
 		}
-		res := guide.Build(r.Text, pipeline.GuideOptions(cfg, m, tok, mod))
+		res := guide.Build(r.Text, pipeline.GuideOptions(cfg.Reports.Sections, m, tok, mod))
 		printExplanation(stdout, r.Text, res, tok, cfg, m, mod)
 	}
 	return nil

@@ -79,7 +79,7 @@ func runProcess(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	p, err := pipeline.New(cfg, log, nil)
+	p, err := pipeline.New(pipelineOptions(cfg), log)
 	if err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ func newPullDoor(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*
 		}
 		modelModalities = m.Modalities
 	}
-	opts, err := pull.FromConfig(cfg, modelModalities, log)
+	opts, err := pullOptions(cfg, modelModalities, log)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"tmcad/config"
 	"tmcad/daemon"
+	"tmcad/logging"
 	"tmcad/segment"
 )
 
@@ -65,6 +66,11 @@ func runReprocess(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if f.StudyUID != "" && r.Queued == 0 && len(r.Skipped) == 0 && cfg.Source.DICOMweb.Enabled {
+		// A study the catalogue has never seen may be in the PACS: it is
+		// fetched into the drop folder, where the running daemon finds it.
+		return fetchStudy(ctx, cfg, f.StudyUID, stdout, stderr)
+	}
 	fmt.Fprintf(stdout, "%d series queued for model %s %s\n", r.Queued, m.Name, m.Version)
 	for _, s := range r.Skipped {
 		fmt.Fprintf(stdout, "skipped %s: %s\n", s.SeriesUID, s.Reason)
@@ -72,6 +78,27 @@ func runReprocess(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// fetchStudy retrieves one study from the PACS over DICOMweb into
+// watch.dicom_dir and says what it wrote.
+func fetchStudy(ctx context.Context, cfg *config.Config, studyUID string, stdout, stderr io.Writer) error {
+	log, err := logging.New(stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	door, err := newPullDoor(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	res, err := door.FetchStudy(ctx, studyUID)
+	if err != nil {
+		return fmt.Errorf("reprocess --study %s: not in the catalogue, and fetching it from the PACS failed: %w", studyUID, err)
+	}
+	fmt.Fprintf(stdout, "study %s fetched from the PACS: %d series, %d instances written into %s (%d already there); the running daemon processes them as they arrive\n",
+		studyUID, res.Series, res.Instances, cfg.Watch.DICOMDir, res.Skipped)
+	return nil
+}
+
+// bar is n copies of c, for the progress bar.
 func bar(n int, c byte) string {
 	b := make([]byte, max(n, 0))
 	for i := range b {

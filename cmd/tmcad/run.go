@@ -46,7 +46,16 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	pipe, err := pipeline.New(cfg, log, nil)
+	// The DICOMweb door is built before the model loads, so that a bad
+	// [source.dicomweb] (folders, state file, modalities) fails at once.
+	// It polls on its own context, ended when the daemon stops.
+	doorCtx, stopDoor := context.WithCancel(ctx)
+	defer stopDoor()
+	door, err := newPullDoor(doorCtx, cfg, log)
+	if err != nil {
+		return err
+	}
+	pipe, err := pipeline.New(pipelineOptions(cfg), log)
 	if err != nil {
 		return err
 	}
@@ -55,11 +64,27 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d, err := daemon.New(ctx, daemon.Options{Config: cfg, Processor: pipe, Sink: sink, Logger: log})
+	opts := daemon.Options{Config: cfg, Processor: pipe, Sink: sink, Logger: log, Reports: reportOptions(cfg)}
+	if door != nil {
+		opts.Collectors = append(opts.Collectors, door.Metrics)
+	}
+	d, err := daemon.New(ctx, opts)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	if door != nil {
+		doorDone := make(chan struct{})
+		go func() {
+			defer close(doorDone)
+			if err := door.Run(); err != nil {
+				log.Error().Err(err).Msg("the DICOMweb door stopped")
+			}
+		}()
+		// On every way out (the daemon stopped, or failed), the door is
+		// stopped and waited for, so that tmcad exits between two files.
+		defer func() { stopDoor(); <-doorDone }()
+	}
 
 	go func() {
 		for {

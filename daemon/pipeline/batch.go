@@ -15,7 +15,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"tmcad/config"
 	"tmcad/dicomio"
 	"tmcad/logging"
 	"tmcad/reports"
@@ -98,7 +97,7 @@ func (r BatchRow) Failed() bool { return !r.Skipped && r.Error != "" }
 // through the pipeline in shared batches, stores the SEGs in opts.Sink and
 // returns one row per series found (selected or skipped), in a stable order.
 func RunBatch(ctx context.Context, p *Pipeline, sel dicomio.Selector, opts BatchOptions, log zerolog.Logger) ([]BatchRow, error) {
-	headers, cat, err := findInputs(opts, ReportOptions(p.cfg), log)
+	headers, cat, err := findInputs(opts, p.opts.Reports, log)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +211,7 @@ func (p *Pipeline) planBatch(headers []dicomio.Header, cat *reports.Catalog, sel
 			}
 		} else {
 			row.Report = "none: " + m.Reason
-			if p.cfg.Reports.Required || p.manifest.TextRequired {
+			if p.opts.ReportRequired || p.manifest.TextRequired {
 				row.Error = "no report: " + m.Reason
 			}
 		}
@@ -319,15 +318,6 @@ func storeBatchObjects(ctx context.Context, row *BatchRow, out Outcome, opts Bat
 		row.Objects = append(row.Objects, BatchObject{Kind: o.Kind, SOPInstanceUID: o.SOPInstanceUID, Output: where})
 	}
 	return true
-}
-
-// ReportOptions maps the configuration onto the report reader's options.
-func ReportOptions(cfg *config.Config) reports.Options {
-	cs := reports.CharsetAuto
-	if cfg.Reports.Charset == "latin1" {
-		cs = reports.CharsetLatin1
-	}
-	return reports.Options{Charset: cs}
 }
 
 // finishRow fills in the segmented amount of a row from the outcome.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"tmcad/config"
 	"tmcad/dicomio"
 	"tmcad/logging"
 	"tmcad/reports"
@@ -21,45 +20,82 @@ import (
 	"tmcad/writer"
 )
 
+// Options are what a Pipeline needs: the model and how it runs, the
+// limits on a series, the SEG and the objects made with it, and how a
+// report becomes the model's guide text. The package reads no
+// configuration file: `tmcad` maps its configuration onto these
+// (cmd/tmcad/wire.go), and tests and benchmarks fill them in directly.
+type Options struct {
+	// ModelDir is the model folder: manifest.json, the ONNX file and the
+	// tokenizer's vocabulary.
+	ModelDir string
+	// ORTLibrary is the ONNX Runtime shared library; "" lets
+	// segment.ResolveLibrary search for it.
+	ORTLibrary string
+	// Engine configures inference (provider, threads, batch size, ...).
+	// Its OnRun, when set, observes every session run (for the inference
+	// histogram); its Logger is replaced by New's.
+	Engine segment.Options
+	// Limits bound the size of a series loaded; a zero field takes
+	// dicomio.DefaultLimits' value.
+	Limits dicomio.Limits
+	// SEG is the configured part of every SEG's description: type, series
+	// number and description, content label and creator, manufacturer,
+	// UID root, empty frames kept or not, an empty SEG written or not.
+	// New adds what the model decides (its name and version, the
+	// segments, the manufacturer model name and software versions). An
+	// empty Type is BINARY.
+	SEG writer.Description
+	// SR writes a measurement report (Comprehensive SR, TID 1500) with
+	// each SEG.
+	SR bool
+	// Overlay writes an outline overlay (Secondary Capture) with each SEG.
+	Overlay bool
+	// Reports are the report readers' options: RunBatch reads report files
+	// with them.
+	Reports reports.Options
+	// Sections are the report sections the guide text is read from.
+	Sections []string
+	// RunWithoutTarget runs the model on the report's sections when the
+	// report describes no target finding; when false such a series is
+	// recorded without a model run (an empty SEG when the description
+	// does not skip empty ones).
+	RunWithoutTarget bool
+	// ReportRequired fails a series of a batch (RunBatch) for which no
+	// report was matched; the daemon decides this before it queues a
+	// series.
+	ReportRequired bool
+}
+
 // Pipeline is the production Processor: one series (or several, batched
 // through the model together) → dicomio.LoadSeries → the report's guiding
 // text tokenized → segment.Engine.Predict → writer.EncodeSEG.
 type Pipeline struct {
-	cfg      *config.Config
+	opts     Options
 	manifest *segment.Manifest
 	engine   *segment.Engine
 	tok      *reports.Tokenizer
-	limits   dicomio.Limits
 	desc     writer.Description
 	log      zerolog.Logger
 }
 
-// New loads ONNX Runtime, the model of cfg.Model.Dir and its
-// tokenizer, and prepares the SEG description. onRun, when set, observes
-// every session run (for the inference histogram).
-func New(cfg *config.Config, log zerolog.Logger, onRun func(batch int, d time.Duration)) (*Pipeline, error) {
-	m, err := segment.LoadManifest(cfg.Model.Dir)
+// New loads ONNX Runtime, the model of opts.ModelDir and its tokenizer,
+// and prepares the SEG description.
+func New(opts Options, log zerolog.Logger) (*Pipeline, error) {
+	m, err := segment.LoadManifest(opts.ModelDir)
 	if err != nil {
 		return nil, err
 	}
-	lib, err := segment.ResolveLibrary(cfg.ORT.Library)
+	lib, err := segment.ResolveLibrary(opts.ORTLibrary)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := segment.InitRuntime(lib); err != nil {
 		return nil, err
 	}
-	eng, err := segment.NewEngine(m, segment.Options{
-		Provider:         cfg.Model.ExecutionProvider,
-		DeviceID:         cfg.Model.DeviceID,
-		FallbackToCPU:    cfg.Model.FallbackToCPU,
-		IntraOpThreads:   cfg.Model.IntraOpThreads,
-		BatchSize:        cfg.Model.BatchSize,
-		ConcurrentRuns:   cfg.Model.ConcurrentRuns,
-		MinComponentArea: cfg.Model.MinComponentArea,
-		Logger:           log,
-		OnRun:            onRun,
-	})
+	eo := opts.Engine
+	eo.Logger = log
+	eng, err := segment.NewEngine(m, eo)
 	if err != nil {
 		return nil, err
 	}
@@ -77,13 +113,7 @@ func New(cfg *config.Config, log zerolog.Logger, onRun func(batch int, d time.Du
 		eng.Close()
 		return nil, err
 	}
-	p := &Pipeline{cfg: cfg, manifest: m, engine: eng, tok: tok, log: log,
-		limits: dicomio.Limits{
-			MaxRows: cfg.Limits.MaxRows, MaxColumns: cfg.Limits.MaxColumns,
-			MaxFrames: cfg.Limits.MaxFrames, MaxBytes: cfg.Limits.MaxVoxels * 4,
-		},
-		desc: segDescription(cfg, m),
-	}
+	p := &Pipeline{opts: opts, manifest: m, engine: eng, tok: tok, log: log, desc: segDescription(opts.SEG, m)}
 	if err := p.desc.Validate(); err != nil {
 		eng.Close()
 		return nil, fmt.Errorf("seg description: %w", err)
@@ -91,28 +121,17 @@ func New(cfg *config.Config, log zerolog.Logger, onRun func(batch int, d time.Du
 	return p, nil
 }
 
-// segDescription maps the configuration and the manifest onto the SEG
-// writer's typed description.
-func segDescription(cfg *config.Config, m *segment.Manifest) writer.Description {
-	d := writer.Description{
-		SeriesNumber:          cfg.SEG.SeriesNumber,
-		SeriesDescription:     cfg.SEG.SeriesDescription,
-		ContentLabel:          cfg.SEG.ContentLabel,
-		ContentCreatorName:    cfg.SEG.ContentCreatorName,
-		Manufacturer:          cfg.SEG.Manufacturer,
-		ManufacturerModelName: "tmcad " + m.Name,
-		SoftwareVersions:      m.Name + " " + m.Version,
-		KeepEmptyFrames:       !cfg.SEG.OmitEmptyFrames,
-		SkipIfEmpty:           !cfg.SEG.WriteWhenEmpty,
-		UIDRoot:               cfg.SEG.UIDRoot,
-		ModelName:             m.Name,
-		ModelVersion:          m.Version,
-	}
-	if cfg.SEG.Type == "fractional" {
-		d.Type = writer.Fractional
-	} else {
+// segDescription completes the configured SEG description with what the
+// manifest decides: the model and its segments.
+func segDescription(d writer.Description, m *segment.Manifest) writer.Description {
+	d.ManufacturerModelName = "tmcad " + m.Name
+	d.SoftwareVersions = m.Name + " " + m.Version
+	d.ModelName = m.Name
+	d.ModelVersion = m.Version
+	if d.Type == "" {
 		d.Type = writer.Binary
 	}
+	d.Segments = nil
 	for _, s := range m.Segments {
 		d.Segments = append(d.Segments, writer.Segment{
 			Number:   s.Number,
@@ -285,9 +304,9 @@ func (pm *packedMasks) add(frame int, mask []uint8) {
 func (p *Pipeline) prepare(job SeriesJob) (l *dicomio.Loading, req segment.Request, g guide.Result, noTarget bool, err error) {
 	var skipped []dicomio.Skipped
 	if job.Select != nil {
-		l, skipped, err = dicomio.StartLoadSelected(job.Paths, p.limits, *job.Select)
+		l, skipped, err = dicomio.StartLoadSelected(job.Paths, p.opts.Limits, *job.Select)
 	} else {
-		l, err = dicomio.StartLoadSeries(job.Paths, p.limits)
+		l, err = dicomio.StartLoadSeries(job.Paths, p.opts.Limits)
 	}
 	var notSelected *dicomio.SkippedError
 	if errors.As(err, &notSelected) {
@@ -306,13 +325,13 @@ func (p *Pipeline) prepare(job SeriesJob) (l *dicomio.Loading, req segment.Reque
 	}
 	text := ""
 	if job.Report != nil {
-		g = guide.Build(job.Report.Text, GuideOptions(p.cfg, p.manifest, p.tok, s.Modality))
+		g = guide.Build(job.Report.Text, GuideOptions(p.opts.Sections, p.manifest, p.tok, s.Modality))
 		text = g.Text
 		if !g.Described() {
-			if p.cfg.Reports.NoTarget != "run" {
+			if !p.opts.RunWithoutTarget {
 				return l, req, g, true, nil
 			}
-			text = reports.ExtractSections(job.Report.Text, p.cfg.Reports.Sections)
+			text = reports.ExtractSections(job.Report.Text, p.opts.Sections)
 		}
 	} else if p.manifest.TextRequired {
 		return l, req, g, false, Permanent("no_report", fmt.Errorf("series %s: model %s needs a report and none was matched", s.SeriesInstanceUID, p.manifest.ID()))
@@ -321,11 +340,11 @@ func (p *Pipeline) prepare(job SeriesJob) (l *dicomio.Loading, req segment.Reque
 	return l, segment.Request{Series: s, InputIDs: ids, AttentionMask: mask, WantProbabilities: p.desc.Type == writer.Fractional, Ready: l.WaitFrames}, g, false, nil
 }
 
-// GuideOptions maps the configuration and the model's manifest onto the
-// guide-text step for a series of modality; tok, when set, gives the
-// model's token budget.
-func GuideOptions(cfg *config.Config, m *segment.Manifest, tok *reports.Tokenizer, modality string) guide.Options {
-	o := guide.Options{Sections: cfg.Reports.Sections, Form: guide.Form(m.GuideForm(modality))}
+// GuideOptions maps the report sections read and the model's manifest
+// onto the guide-text step for a series of modality; tok, when set, gives
+// the model's token budget.
+func GuideOptions(sections []string, m *segment.Manifest, tok *reports.Tokenizer, modality string) guide.Options {
+	o := guide.Options{Sections: sections, Form: guide.Form(m.GuideForm(modality))}
 	if m.Guide != nil {
 		o.MaxZones = m.Guide.MaxZones
 	}
@@ -441,7 +460,7 @@ func (p *Pipeline) encode(job SeriesJob, s *dicomio.Series, pred *segment.Predic
 // on (no masks, no decoded pixels) no overlay; sum.Warnings says so.
 func (p *Pipeline) companions(s *dicomio.Series, seg *writer.SEG, pred *segment.Prediction, desc writer.Description, sum *Summary) ([]Companion, error) {
 	var out []Companion
-	if p.cfg.SEG.SR {
+	if p.opts.SR {
 		if q, v, ok := Measure(s, pred.SegmentedPixels); ok {
 			ms := make([]writer.Measurement, len(desc.Segments))
 			for i := range ms {
@@ -457,7 +476,7 @@ func (p *Pipeline) companions(s *dicomio.Series, seg *writer.SEG, pred *segment.
 			sum.Warnings = append(sum.Warnings, "no pixel spacing (or slice spacing) to measure with: no measurement report written")
 		}
 	}
-	if p.cfg.SEG.Overlay {
+	if p.opts.Overlay {
 		if pred.Masks != nil {
 			masks := make(writer.Masks, len(desc.Segments))
 			for i := range masks {

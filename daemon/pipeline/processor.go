@@ -15,7 +15,7 @@ import (
 	"tmcad/reports"
 )
 
-// Processor turns one series into one encoded DICOM SEG. daemon.Pipeline is
+// Processor turns one series into one encoded DICOM SEG. Pipeline is
 // the production implementation; tests use fakes. Process must honour ctx:
 // when it is cancelled (shutdown) the job is handed back and retried later.
 type Processor interface {

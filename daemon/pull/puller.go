@@ -8,8 +8,8 @@
 // and the day of the last complete poll) is kept in a JSON state file, so
 // a restart of tmcad or of the PACS loses and repeats nothing.
 //
-// It knows nothing of queues or jobs; it imports config, dicomio and
-// logging only.
+// It knows nothing of queues, jobs or the configuration file (the caller
+// fills in Options); it imports dicomio and logging only.
 package pull
 
 import (
@@ -27,7 +27,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"tmcad/config"
 	"tmcad/dicomio"
 	"tmcad/logging"
 )
@@ -104,36 +103,6 @@ type Options struct {
 	Metrics *Metrics
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
-}
-
-// FromConfig returns the Options of cfg's [source.dicomweb] table.
-// modelModalities (the model manifest's) are searched when neither
-// source.dicomweb.modalities nor select.modalities is set.
-func FromConfig(cfg *config.Config, modelModalities []string, log zerolog.Logger) (Options, error) {
-	s := cfg.Source.DICOMweb
-	since, err := cfg.PullSince()
-	if err != nil {
-		return Options{}, fmt.Errorf("pull: source.dicomweb.since: %w", err)
-	}
-	return Options{
-		BaseURL:            s.URL,
-		Username:           s.Username,
-		Password:           s.Password.Value,
-		BearerToken:        s.Token.Value,
-		CAFile:             s.CAFile,
-		InsecureSkipVerify: s.InsecureSkipVerify,
-		Timeout:            s.Timeout.Duration,
-		MaxAttempts:        s.MaxRetries + 1,
-		Modalities:         cfg.PullModalities(modelModalities),
-		Since:              since,
-		LookBackDays:       s.LookBackDays,
-		PageSize:           s.PageSize,
-		PollEvery:          s.PollEvery.Duration,
-		DropDir:            cfg.Watch.DICOMDir,
-		StagingDir:         cfg.PullStagingDir(),
-		StateDir:           cfg.PullStateDir(),
-		Logger:             log,
-	}, nil
 }
 
 // Puller polls one PACS and fetches studies from it. Poll (and Run) and
