@@ -80,24 +80,32 @@ func (d *Daemon) advance(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	for _, s := range waiting {
-		ref, err := d.cat.MatchReport(ctx, s)
+		ref, choice, err := d.cat.ChooseReport(ctx, s)
 		if err != nil {
 			return err
 		}
+		log := logging.Series{StudyUID: s.StudyUID, SeriesUID: s.SeriesUID}.Logger(d.log)
 		if ref != nil || !d.textRequired(cfg) {
-			if _, err := d.enqueue(ctx, s, ref, d.model.Version, ""); err != nil {
+			queued, err := d.enqueue(ctx, s, ref, d.model.Version, "")
+			if err != nil {
 				return err
+			}
+			if queued {
+				log.Info().Str("report_rule", choice.Reason).Msg("series queued")
 			}
 			continue
 		}
 		if now.Sub(s.ReadyAt) >= cfg.Reports.Wait.Duration {
-			log := logging.Series{StudyUID: s.StudyUID, SeriesUID: s.SeriesUID}.Logger(d.log)
-			if err := d.cat.SetState(ctx, s.SeriesUID, catalog.StateAwaitingReport, "no report within reports.wait"); err != nil {
+			// The parked reason carries the choice rule's own words (none
+			// found, ambiguous, another study's UID), as `tmcad process`
+			// reports them.
+			reason := "no report within reports.wait: " + choice.Reason
+			if err := d.cat.SetState(ctx, s.SeriesUID, catalog.StateAwaitingReport, reason); err != nil {
 				return err
 			}
 			// Logged once recorded: `tmcad status` shows what the log says.
 			d.metrics.seriesParked.Inc()
-			log.Info().Dur("waited", now.Sub(s.ReadyAt)).Msg("no report within reports.wait; series parked as awaiting_report")
+			log.Info().Dur("waited", now.Sub(s.ReadyAt)).Str("report_rule", choice.Reason).Msg("no report within reports.wait; series parked as awaiting_report")
 		}
 	}
 	return nil

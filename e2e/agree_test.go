@@ -66,6 +66,9 @@ type outcome struct {
 	// run` parked the series as awaiting_report, `tmcad process` failed it
 	// with "no report").
 	decision string
+	// refusal is, for "no report", the choice rule's reason: from run's
+	// parked log line, from process's summary error.
+	refusal string
 	// segSOPs are the SOP Instance UIDs of the SEGs that reference the
 	// series in the mode's archive.
 	segSOPs []string
@@ -212,7 +215,8 @@ func TestReportChoiceAgree(t *testing.T) {
 	for i, c := range cases {
 		uid := series[i].SeriesUID
 		if c.want == "" {
-			p.waitLog(120*time.Second, "series "+uid+" parked", seriesMsg(msgParked, uid))
+			parked := p.waitLog(120*time.Second, "series "+uid+" parked", seriesMsg(msgParked, uid))
+			runOut[i].refusal = parked.str("report_rule")
 			continue
 		}
 		stored := p.waitLog(120*time.Second, "SEG of series "+uid+" stored", seriesMsg(msgStored, uid))
@@ -288,6 +292,7 @@ func TestReportChoiceAgree(t *testing.T) {
 			switch {
 			case strings.HasPrefix(r.Error, "no report: "):
 				procOut[i].decision = "no report"
+				procOut[i].refusal = strings.TrimPrefix(r.Error, "no report: ")
 			case r.Error == "" && len(r.Objects) > 0 && r.Objects[0].Kind == "SEG":
 				procOut[i].decision = "segmented"
 				if !slices.Contains(procOut[i].segSOPs, r.Objects[0].SOP) {
@@ -317,6 +322,9 @@ func TestReportChoiceAgree(t *testing.T) {
 				run.decision, run.used, run.segSOPs, proc.decision, proc.used, procReport[i], proc.segSOPs)
 			if run.decision != proc.decision {
 				t.Errorf("the modes decide differently: run %q, process %q", run.decision, proc.decision)
+			}
+			if run.refusal != proc.refusal {
+				t.Errorf("the modes refused for different reasons: run %q, process %q", run.refusal, proc.refusal)
 			}
 			if !slices.Equal(run.segSOPs, proc.segSOPs) {
 				t.Errorf("the modes stored different SEGs: run %v, process %v", run.segSOPs, proc.segSOPs)

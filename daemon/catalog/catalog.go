@@ -255,10 +255,19 @@ type ReportRef struct {
 	Conflict string
 }
 
-// MatchReport finds the best report for a series: the SQL fetches every
-// report that shares an identifier with it, and reports.Choose decides,
-// the rule `tmcad process` uses too.
+// MatchReport finds the best report for a series (nil when none): the
+// rule of ChooseReport, without its reason.
 func (c *Catalog) MatchReport(ctx context.Context, s Series) (*ReportRef, error) {
+	ref, _, err := c.ChooseReport(ctx, s)
+	return ref, err
+}
+
+// ChooseReport finds the best report for a series: the SQL fetches every
+// report that shares an identifier with it, and reports.Choose decides,
+// the rule `tmcad process` uses too. The choice's Reason says why this
+// report, or why none (no candidate, ambiguous, another study's UID),
+// without PHI; the ref is nil when none was chosen.
+func (c *Catalog) ChooseReport(ctx context.Context, s Series) (*ReportRef, reports.Choice, error) {
 	type candidate struct {
 		ref ReportRef
 		cd  reports.Candidate
@@ -273,7 +282,7 @@ func (c *Catalog) MatchReport(ctx context.Context, s Series) (*ReportRef, error)
 		WHERE (study_uid <> '' AND study_uid = ?) OR (acc_hash <> '' AND acc_hash = ?) OR (pd_hash <> '' AND pd_hash = ?)`,
 		s.StudyUID, s.AccHash, s.PDHash)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: matching report: %w", err)
+		return nil, reports.Choice{}, fmt.Errorf("catalog: matching report: %w", err)
 	}
 	refs := make([]ReportRef, len(found))
 	cands := make([]reports.Candidate, len(found))
@@ -282,9 +291,9 @@ func (c *Catalog) MatchReport(ctx context.Context, s Series) (*ReportRef, error)
 	}
 	ch := reports.Choose(reports.StudyKeys{StudyUID: s.StudyUID, Accession: s.AccHash, PatientDate: s.PDHash}, cands, false)
 	if ch.Index < 0 {
-		return nil, nil
+		return nil, ch, nil
 	}
 	r := refs[ch.Index]
 	r.Conflict = ch.Conflict
-	return &r, nil
+	return &r, ch, nil
 }
