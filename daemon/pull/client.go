@@ -2,17 +2,14 @@ package pull
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"tmcad/internal/webclient"
 )
 
 // ErrUnauthorized is wrapped by errors of requests the PACS refused with
@@ -54,9 +51,7 @@ func (e *requestError) Unwrap() error { return e.err }
 type client struct {
 	base     string // without trailing slash
 	basePath string // the URL's path, for messages
-	user     string
-	pass     string
-	token    string
+	ep       webclient.Endpoint
 	hc       *http.Client
 	timeout  time.Duration
 	attempts int
@@ -67,46 +62,20 @@ type client struct {
 
 // newClient validates o's URL, authentication and TLS settings.
 func newClient(o *Options) (*client, error) {
-	u, err := url.Parse(o.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("pull: base URL %q must be an http(s) URL", redactURL(o.BaseURL))
+	ep := webclient.Endpoint{BaseURL: o.BaseURL, Username: o.Username, Password: o.Password, BearerToken: o.BearerToken,
+		CAFile: o.CAFile, InsecureSkipVerify: o.InsecureSkipVerify, Transport: o.Transport}
+	u, err := ep.Check()
+	if err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
 	}
-	if u.User != nil {
-		return nil, errors.New("pull: the base URL must not hold credentials; use the username/password or token options")
-	}
-	if o.BearerToken != "" && (o.Username != "" || o.Password != "") {
-		return nil, errors.New("pull: give either username/password or a bearer token, not both")
-	}
-	if o.Password != "" && o.Username == "" {
-		return nil, errors.New("pull: a password is set without a username")
-	}
-	tr := o.Transport
-	if tr == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify}
-		if o.CAFile != "" {
-			pem, err := os.ReadFile(o.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("pull: CA file: %w", err)
-			}
-			pool, err := x509.SystemCertPool()
-			if err != nil || pool == nil {
-				pool = x509.NewCertPool()
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("pull: CA file %q holds no PEM certificate", o.CAFile)
-			}
-			tc.RootCAs = pool
-		}
-		t.TLSClientConfig = tc
-		tr = t
+	tr, err := ep.RoundTripper()
+	if err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
 	}
 	return &client{
 		base:     strings.TrimRight(o.BaseURL, "/"),
 		basePath: strings.TrimRight(u.EscapedPath(), "/"),
-		user:     o.Username,
-		pass:     o.Password,
-		token:    o.BearerToken,
+		ep:       ep,
 		hc:       &http.Client{Transport: tr},
 		timeout:  o.Timeout,
 		attempts: o.MaxAttempts,
@@ -114,17 +83,6 @@ func newClient(o *Options) (*client, error) {
 		maxWait:  o.MaxBackoff,
 		onRetry:  o.OnRetry,
 	}, nil
-}
-
-// redactURL drops user information and the query from a URL for messages.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	u.User = nil
-	u.RawQuery = ""
-	return u.String()
 }
 
 // get GETs ref (a path and query below the base URL) with accept, and
@@ -174,12 +132,7 @@ func (c *client) once(ctx context.Context, op, ref, accept string, handle func(h
 		return &requestError{op: op, reason: "building the request: " + err.Error(), err: ErrBadAnswer}
 	}
 	req.Header.Set("Accept", accept)
-	switch {
-	case c.token != "":
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	case c.user != "":
-		req.SetBasicAuth(c.user, c.pass)
-	}
+	c.ep.Authorize(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -188,7 +141,7 @@ func (c *client) once(ctx context.Context, op, ref, accept string, handle func(h
 		if errors.Is(context.Cause(rctx), errIdle) {
 			return &requestError{op: op, reason: fmt.Sprintf("no answer within %v", c.timeout), retry: true, err: errIdle}
 		}
-		return &requestError{op: op, reason: "connection: " + describeNetError(err), retry: true, err: err}
+		return &requestError{op: op, reason: "connection: " + webclient.DescribeNetError(err), retry: true, err: err}
 	}
 	defer resp.Body.Close()
 	timer.Reset(c.timeout)
@@ -206,7 +159,7 @@ func (c *client) once(ctx context.Context, op, ref, accept string, handle func(h
 	}
 	if body.err != nil {
 		// The answer was cut short: the server went away or stalled.
-		reason := "reading the answer: " + describeNetError(body.err)
+		reason := "reading the answer: " + webclient.DescribeNetError(body.err)
 		if errors.Is(context.Cause(rctx), errIdle) {
 			reason = fmt.Sprintf("reading the answer: no data for %v", c.timeout)
 		}
@@ -253,16 +206,4 @@ func (r *idleReader) Read(p []byte) (int, error) {
 		r.err = err
 	}
 	return n, err
-}
-
-func describeNetError(err error) string {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return "timed out"
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
-	}
-	return err.Error()
 }

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"tmcad/internal/webclient"
 
 	"github.com/rs/zerolog"
 
@@ -174,7 +175,7 @@ func New(opts Options) (*Puller, error) {
 			return nil, fmt.Errorf("pull: modality %q is not a DICOM modality code", m)
 		}
 	}
-	log := opts.Logger.With().Str("component", "pull").Str("pacs", redactURL(opts.BaseURL)).Logger()
+	log := opts.Logger.With().Str("component", "pull").Str("pacs", webclient.RedactURL(opts.BaseURL)).Logger()
 	userRetry := opts.OnRetry
 	opts.OnRetry = func(attempt int, wait time.Duration, err error) {
 		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg("DICOMweb request failed; trying again")
@@ -198,7 +199,7 @@ func New(opts Options) (*Puller, error) {
 	}
 	p := &Puller{opts: opts, c: c, drop: d, log: log, metrics: opts.Metrics,
 		statePath: statePath(opts.StateDir, opts.BaseURL)}
-	if p.state, err = loadState(p.statePath, redactURL(opts.BaseURL)); err != nil {
+	if p.state, err = loadState(p.statePath, webclient.RedactURL(opts.BaseURL)); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -4,19 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"tmcad/internal/webclient"
 )
 
 // DICOMwebConfig configures a DICOMwebSink. Credentials arrive as plain
@@ -59,38 +56,14 @@ type DICOMwebSink struct {
 
 // NewDICOMwebSink validates cfg and returns a sink.
 func NewDICOMwebSink(cfg DICOMwebConfig) (*DICOMwebSink, error) {
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("writer: dicomweb sink: base_url %q must be an http(s) URL", redactURL(cfg.BaseURL))
-	}
-	if u.User != nil {
-		return nil, errors.New("writer: dicomweb sink: base_url must not contain credentials; use username/password or bearer_token")
-	}
-	if cfg.BearerToken != "" && (cfg.Username != "" || cfg.Password != "") {
-		return nil, errors.New("writer: dicomweb sink: set either username/password or bearer_token, not both")
-	}
-	if cfg.Password != "" && cfg.Username == "" {
-		return nil, errors.New("writer: dicomweb sink: password set without username")
+	ep := cfg.endpoint()
+	if _, err := ep.Check(); err != nil {
+		return nil, fmt.Errorf("writer: dicomweb sink: %w", err)
 	}
 	retryDefaults(&cfg.Timeout, &cfg.MaxAttempts, &cfg.InitialBackoff, &cfg.MaxBackoff)
-	tr := cfg.Transport
-	if tr == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("writer: dicomweb sink: ca_file: %w", err)
-			}
-			pool, err := x509.SystemCertPool()
-			if err != nil || pool == nil {
-				pool = x509.NewCertPool()
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("writer: dicomweb sink: ca_file %q holds no PEM certificate", cfg.CAFile)
-			}
-			t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		}
-		tr = t
+	tr, err := ep.RoundTripper()
+	if err != nil {
+		return nil, fmt.Errorf("writer: dicomweb sink: %w", err)
 	}
 	return &DICOMwebSink{
 		cfg:    cfg,
@@ -99,18 +72,14 @@ func NewDICOMwebSink(cfg DICOMwebConfig) (*DICOMwebSink, error) {
 	}, nil
 }
 
-// Name returns "dicomweb:<base URL>" without credentials.
-func (s *DICOMwebSink) Name() string { return "dicomweb:" + redactURL(s.cfg.BaseURL) }
-
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	u.User = nil
-	u.RawQuery = ""
-	return u.String()
+// endpoint is cfg's server and credentials.
+func (cfg DICOMwebConfig) endpoint() webclient.Endpoint {
+	return webclient.Endpoint{BaseURL: cfg.BaseURL, Username: cfg.Username, Password: cfg.Password,
+		BearerToken: cfg.BearerToken, CAFile: cfg.CAFile, Transport: cfg.Transport}
 }
+
+// Name returns "dicomweb:<base URL>" without credentials.
+func (s *DICOMwebSink) Name() string { return "dicomweb:" + webclient.RedactURL(s.cfg.BaseURL) }
 
 // stowError is a failed STOW-RS request; retry says whether trying again
 // may help (connection errors and 5xx).
@@ -191,18 +160,13 @@ func (s *DICOMwebSink) post(ctx context.Context, boundary string, body []byte, s
 	req.ContentLength = int64(len(body)) // sent as Content-Length, not chunked
 	req.Header.Set("Content-Type", `multipart/related; type="application/dicom"; boundary=`+boundary)
 	req.Header.Set("Accept", "application/dicom+json")
-	switch {
-	case s.cfg.BearerToken != "":
-		req.Header.Set("Authorization", "Bearer "+s.cfg.BearerToken)
-	case s.cfg.Username != "":
-		req.SetBasicAuth(s.cfg.Username, s.cfg.Password)
-	}
+	s.cfg.endpoint().Authorize(req)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return &stowError{msg: ctx.Err().Error(), err: ctx.Err()}
 		}
-		return &stowError{msg: "connection: " + describeNetError(err), retry: true, err: err}
+		return &stowError{msg: "connection: " + webclient.DescribeNetError(err), retry: true, err: err}
 	}
 	defer resp.Body.Close()
 	respBody, rerr := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
@@ -233,18 +197,6 @@ func (s *DICOMwebSink) post(ctx context.Context, boundary string, body []byte, s
 		return &stowError{msg: fmt.Sprintf("HTTP %s: the archive did not store the instance", resp.Status), err: ErrRejected}
 	}
 	return nil
-}
-
-func describeNetError(err error) string {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return "timed out"
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
-	}
-	return err.Error()
 }
 
 // dicomJSON is a DICOM JSON dataset (PS3.18 Annex F), enough of it to read a
