@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -12,8 +10,8 @@ import (
 	"tmcad/internal/testpeers"
 )
 
-// uploadToOrthanc stores the series' files in Orthanc through its REST API,
-// as a modality would have sent them to the PACS.
+// uploadToOrthanc stores the series' files in Orthanc, as a modality
+// would have sent them to the PACS.
 func uploadToOrthanc(t *testing.T, o *testpeers.Orthanc, s exampleSeries) {
 	t.Helper()
 	for _, f := range s.paths() {
@@ -21,20 +19,7 @@ func uploadToOrthanc(t *testing.T, o *testpeers.Orthanc, s exampleSeries) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req, err := http.NewRequest(http.MethodPost, o.Base+"/instances", bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.SetBasicAuth(o.User, o.Pass)
-		req.Header.Set("Content-Type", "application/dicom")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("uploading %s to Orthanc: %v", f, err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("uploading %s to Orthanc: HTTP %s", f, resp.Status)
-		}
+		o.Upload(f, b)
 	}
 }
 

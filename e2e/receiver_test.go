@@ -156,6 +156,22 @@ func (r *receiver) checkStagingEmpty(t *testing.T) {
 	}
 }
 
+// checkAllDelivered checks that every example file appeared in the drop
+// folder, each complete, and that nothing is left in staging; it returns
+// the number of files.
+func (r *receiver) checkAllDelivered(t *testing.T, sampler *dropSampler) int {
+	t.Helper()
+	files := 0
+	for _, s := range examples {
+		files += len(s.Files)
+	}
+	if got := sampler.check(t); got != files {
+		t.Errorf("%d files appeared in the drop folder, want the %d sent", got, files)
+	}
+	r.checkStagingEmpty(t)
+	return files
+}
+
 // TestReceiver: the shipped receiver answers C-ECHO, takes the example
 // series from storescu and dcmsend (alternately), and delivers each file
 // complete into the drop folder, where tmcad makes one SEG per series.
@@ -180,14 +196,7 @@ func TestReceiver(t *testing.T) {
 	e.waitArchive(90*time.Second, len(examples))
 	time.Sleep(2500 * time.Millisecond)
 	checkOneSEGPerSeries(t, archiveSEGs(t, e.cfg.ArchiveDir), examples)
-	files := 0
-	for _, s := range examples {
-		files += len(s.Files)
-	}
-	if got := sampler.check(t); got != files {
-		t.Errorf("%d files appeared in the drop folder, want the %d sent", got, files)
-	}
-	r.checkStagingEmpty(t)
+	files := r.checkAllDelivered(t, sampler)
 	e.checkMetrics(map[string]float64{
 		`tmcad_files_seen_total{kind="dicom"}`:      float64(files),
 		`tmcad_files_seen_total{kind="unreadable"}`: 0,
@@ -392,14 +401,7 @@ func TestReceiverGate(t *testing.T) {
 	}
 	e.waitArchive(120*time.Second, len(examples))
 	checkOneSEGPerSeries(t, archiveSEGs(t, e.cfg.ArchiveDir), examples)
-	files := 0
-	for _, s := range examples {
-		files += len(s.Files)
-	}
-	if got := sampler.check(t); got != files {
-		t.Errorf("%d files appeared in the drop folder, want the %d sent", got, files)
-	}
-	r.checkStagingEmpty(t)
+	r.checkAllDelivered(t, sampler)
 	p.stop()
 }
 

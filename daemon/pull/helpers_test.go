@@ -135,20 +135,7 @@ func series(t *testing.T, srcs []source, studyKey, seriesKey string, from, n int
 func upload(t *testing.T, o *testpeers.Orthanc, ins ...instance) {
 	t.Helper()
 	for _, in := range ins {
-		req, err := http.NewRequest(http.MethodPost, o.Base+"/instances", bytes.NewReader(in.data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.SetBasicAuth(o.User, o.Pass)
-		req.Header.Set("Content-Type", "application/dicom")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("uploading %s to Orthanc: HTTP %s", in.sop, resp.Status)
-		}
+		o.Upload("instance "+in.sop, in.data)
 	}
 }
 

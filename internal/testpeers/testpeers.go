@@ -217,6 +217,27 @@ func (o *Orthanc) Start() {
 // Stop stops Orthanc (SIGTERM, its normal shutdown).
 func (o *Orthanc) Stop() { o.proc.Stop(syscall.SIGTERM, 30*time.Second) }
 
+// Upload stores one DICOM file in Orthanc through its REST API (POST
+// /instances), as a modality sending to the PACS would; what is uploaded
+// is named by what in failures.
+func (o *Orthanc) Upload(what string, data []byte) {
+	o.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, o.Base+"/instances", bytes.NewReader(data))
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	req.SetBasicAuth(o.User, o.Pass)
+	req.Header.Set("Content-Type", "application/dicom")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		o.t.Fatalf("uploading %s to Orthanc: %v", what, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		o.t.Fatalf("uploading %s to Orthanc: HTTP %s", what, resp.Status)
+	}
+}
+
 // Get GETs path with the test user; it decodes a 200 JSON body into out
 // and returns the status code (0 when Orthanc cannot be reached).
 func (o *Orthanc) Get(path string, out any) int {
