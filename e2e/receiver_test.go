@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -219,72 +220,13 @@ func TestReceiverAbort(t *testing.T) {
 	r := startReceiver(t, drop)
 	sampler := startDropSampler(drop)
 
-	var files []string
-	for _, s := range examples {
-		if len(s.Files) > 1 {
-			files = append(files, s.paths()...)
-		}
-	}
+	files := multiFileSeries()
 	const ackBeforeKill = 5
-	if len(files) <= ackBeforeKill {
-		t.Fatalf("the examples have %d files in multi-file series; the test needs more than %d", len(files), ackBeforeKill)
-	}
-	// storescu logs "Sending file: F" then "Received Store Response
-	// (Success)" for each instance; it is killed (SIGKILL, so it sends no
-	// release) as soon as it has logged the ackBeforeKill-th success,
-	// while it is sending the next instance.
-	cmd := exec.Command(testpeers.RequireTool(t, "storescu"),
-		append([]string{"-v", "-aet", "PACS", "-aec", receiverAET, "127.0.0.1", strconv.Itoa(r.port)}, files...)...)
-	out, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = cmd.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var acked []string
-	current := ""
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		if f, ok := strings.CutPrefix(line, "I: Sending file: "); ok {
-			current = f
-		}
-		if strings.Contains(line, "Received Store Response (Success)") && current != "" {
-			acked = append(acked, current)
-			if len(acked) == ackBeforeKill {
-				_ = cmd.Process.Signal(syscall.SIGKILL) // our own child, by its process
-				break
-			}
-		}
-	}
-	_ = cmd.Wait()
-	if len(acked) < ackBeforeKill {
-		t.Fatalf("storescu acknowledged %d instance(s) before it ended, want %d", len(acked), ackBeforeKill)
-	}
-	if len(acked) == len(files) {
-		t.Fatalf("storescu sent all %d files before it was killed: no abort", len(files))
-	}
-
-	want := map[string]bool{}
-	for _, f := range acked {
-		h, err := dicomio.ReadHeader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[h.SOPInstanceUID] = true
-	}
-	delivered := func() map[string]bool {
-		got := map[string]bool{}
-		ents, _ := os.ReadDir(drop)
-		for _, e := range ents {
-			if h, err := dicomio.ReadHeader(filepath.Join(drop, e.Name())); err == nil {
-				got[h.SOPInstanceUID] = true
-			}
-		}
-		return got
-	}
+	acked := storeUntilAcked(t, r.port, files, ackBeforeKill, func(storescu *exec.Cmd) {
+		_ = storescu.Process.Signal(syscall.SIGKILL) // our own child, by its process
+	})
+	want := ackedSOPs(t, acked)
+	delivered := func() map[string]bool { return sopsIn(drop) }
 	waitFor(t, 10*time.Second, "the acknowledged instances in the drop folder", func() bool {
 		got := delivered()
 		for uid := range want {
@@ -428,4 +370,125 @@ func TestReceiverGateAddress(t *testing.T) {
 	if !r.child.Running() {
 		t.Errorf("the receiver exited after refusing a sender: %v", r.child.Err)
 	}
+}
+
+// storeUntilAcked sends files with storescu to the receiver on port and,
+// as soon as storescu has logged the n-th "Received Store Response
+// (Success)" (while it sends the next instance), calls kill; it returns
+// the files acknowledged. The test fails when storescu ends before n
+// acknowledgements or sends every file before kill stopped it.
+func storeUntilAcked(t *testing.T, port int, files []string, n int, kill func(storescu *exec.Cmd)) []string {
+	t.Helper()
+	cmd := exec.Command(testpeers.RequireTool(t, "storescu"),
+		append([]string{"-v", "-aet", "PACS", "-aec", receiverAET, "127.0.0.1", strconv.Itoa(port)}, files...)...)
+	out, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = cmd.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var acked []string
+	current := ""
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		if f, ok := strings.CutPrefix(line, "I: Sending file: "); ok {
+			current = f
+		}
+		if strings.Contains(line, "Received Store Response (Success)") && current != "" {
+			acked = append(acked, current)
+			if len(acked) == n {
+				kill(cmd)
+				break
+			}
+		}
+	}
+	_, _ = io.Copy(io.Discard, out)
+	_ = cmd.Wait()
+	if len(acked) < n {
+		t.Fatalf("storescu acknowledged %d instance(s) before it ended, want %d", len(acked), n)
+	}
+	if len(acked) == len(files) {
+		t.Fatalf("storescu sent all %d files before the kill: no abort", len(files))
+	}
+	return acked
+}
+
+// ackedSOPs are the SOP Instance UIDs of files.
+func ackedSOPs(t *testing.T, files []string) map[string]bool {
+	t.Helper()
+	want := map[string]bool{}
+	for _, f := range files {
+		h, err := dicomio.ReadHeader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[h.SOPInstanceUID] = true
+	}
+	return want
+}
+
+// sopsIn are the SOP Instance UIDs of the DICOM files in dir that parse.
+func sopsIn(dir string) map[string]bool {
+	got := map[string]bool{}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if h, err := dicomio.ReadHeader(filepath.Join(dir, e.Name())); err == nil {
+			got[h.SOPInstanceUID] = true
+		}
+	}
+	return got
+}
+
+// multiFileSeries are the files of the example series with more than one
+// instance, the ones an association can be cut in the middle of.
+func multiFileSeries() []string {
+	var files []string
+	for _, s := range examples {
+		if len(s.Files) > 1 {
+			files = append(files, s.paths()...)
+		}
+	}
+	return files
+}
+
+// TestReceiverKilled: the receiver itself (storescp, its per-association
+// process and the delivery step, the whole process group) is killed with
+// SIGKILL in the middle of an association, after a few instances were
+// acknowledged. Restarted on the same folders, it delivers every
+// acknowledged instance into the drop folder (what the kill left in
+// staging), none partial, and then takes new associations.
+func TestReceiverKilled(t *testing.T) {
+	dir := t.TempDir()
+	drop := filepath.Join(dir, "drop", "dicom")
+	if err := os.MkdirAll(drop, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := startReceiver(t, drop)
+	sampler := startDropSampler(drop)
+	files := multiFileSeries()
+	const ackBeforeKill = 5
+	acked := storeUntilAcked(t, r.port, files, ackBeforeKill, func(*exec.Cmd) {
+		_ = syscall.Kill(-r.child.Cmd.Process.Pid, syscall.SIGKILL) // the receiver's own process group
+	})
+	want := ackedSOPs(t, acked)
+	waitFor(t, 10*time.Second, "the killed receiver's processes gone", func() bool { return !r.child.Running() })
+
+	r2 := startReceiver(t, drop)
+	waitFor(t, 20*time.Second, "the acknowledged instances in the drop folder after the restart", func() bool {
+		got := sopsIn(drop)
+		for uid := range want {
+			if !got[uid] {
+				return false
+			}
+		}
+		return true
+	})
+	storeSCU(t, r2.port, files...)
+	waitFor(t, 20*time.Second, "every instance in the drop folder", func() bool { return len(sopsIn(drop)) == len(files) })
+	time.Sleep(200 * time.Millisecond)
+	n := sampler.check(t)
+	t.Logf("%d acknowledged before the receiver was killed, all delivered after its restart; %d files in the drop folder after the resend", len(acked), n)
 }
