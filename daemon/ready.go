@@ -58,7 +58,15 @@ func (d *Daemon) advance(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	// A file first seen within stable_after of a series' last catalogued
+	// instance and not yet catalogued may belong to it: under a backlog
+	// (a burst of thousands of files) the series waits until the
+	// catalogue has caught up, instead of being processed without it.
+	backlog := d.watcher.OldestUnhandled()
 	for _, s := range stable {
+		if !backlog.IsZero() && !backlog.After(s.LastSeen.Add(cfg.Watch.StableAfter.Duration)) {
+			continue
+		}
 		log := logging.Series{StudyUID: s.StudyUID, SeriesUID: s.SeriesUID}.Logger(d.log)
 		if reason, err := d.skipReason(ctx, cfg, s); err != nil {
 			return err

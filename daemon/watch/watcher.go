@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -84,6 +85,10 @@ type Watcher struct {
 	results []fileResult
 	// retrying is how many files wait to be sent again after a failure.
 	retrying int
+	// oldestUnhandled is when the longest-waiting file not yet handled
+	// (being watched for size, or sent and not yet Done) was first seen;
+	// zero when there is none. Files that failed are not counted.
+	oldestUnhandled time.Time
 
 	done chan struct{}
 }
@@ -95,6 +100,7 @@ type candidate struct {
 	modTime  time.Time
 	dev, ino uint64
 	since    time.Time // when size/modTime/identity last changed
+	seen     time.Time // when the watcher first saw the file
 }
 
 // sig is what a sent file looked like.
@@ -212,6 +218,18 @@ func (w *Watcher) Retrying() int {
 	return w.retrying
 }
 
+// OldestUnhandled returns when the longest-waiting file that is not yet
+// handled was first seen: one still being watched for its size, or sent
+// and not yet reported Done; zero when every file is handled. Files whose
+// handling failed are left out (they may fail for good). The ready loop
+// uses it so that a series is not judged complete while files that
+// arrived with it are still on their way to the catalogue (a backlog).
+func (w *Watcher) OldestUnhandled() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.oldestUnhandled
+}
+
 // Heartbeat returns when the run loop last went round.
 func (w *Watcher) Heartbeat() time.Time {
 	w.mu.Lock()
@@ -233,6 +251,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 	// sent holds the files sent and not failed: handled, or being handled.
 	sent := map[string]sig{}
 	retry := map[string]*retryState{}
+	// inflight holds the files sent and not yet Done, with when they were
+	// first seen.
+	inflight := map[string]time.Time{}
 
 	for _, r := range w.opts.Roots {
 		if err := os.MkdirAll(r, 0o750); err != nil {
@@ -290,10 +311,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 			results := w.results
 			w.results = nil
 			w.mu.Unlock()
+			for _, r := range results {
+				delete(inflight, r.ev.Path)
+			}
 			w.settle(results, pending, sent, retry, now)
-			if err := w.check(ctx, pending, sent, retry, stable, now); err != nil {
+			if err := w.check(ctx, pending, sent, retry, inflight, stable, now); err != nil {
 				return nil // ctx cancelled while sending
 			}
+			w.noteBacklog(pending, sent, retry, inflight)
 		}
 	}
 }
@@ -337,8 +362,9 @@ func (w *Watcher) rootOf(path string) string {
 func (w *Watcher) track(pending map[string]*candidate, root, path string, info fs.FileInfo) {
 	c, ok := pending[path]
 	if !ok {
-		c = &candidate{root: root}
-		c.update(info, time.Now())
+		now := time.Now()
+		c = &candidate{root: root, seen: now}
+		c.update(info, now)
 		pending[path] = c
 		return
 	}
@@ -424,10 +450,46 @@ func (w *Watcher) settle(results []fileResult, pending map[string]*candidate, se
 	w.mu.Unlock()
 }
 
-// check sends the files whose size has been stable long enough (and whose
-// retry backoff, after a failure, has passed).
-func (w *Watcher) check(ctx context.Context, pending map[string]*candidate, sent map[string]sig, retry map[string]*retryState, stable time.Duration, now time.Time) error {
+// noteBacklog records when the longest-waiting unhandled file was first
+// seen (see OldestUnhandled): files in flight, and files being watched
+// that are neither failed nor already handled unchanged (a rescan tracks
+// every file again).
+func (w *Watcher) noteBacklog(pending map[string]*candidate, sent map[string]sig, retry map[string]*retryState, inflight map[string]time.Time) {
+	var oldest time.Time
+	older := func(t time.Time) {
+		if oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
+	}
+	for _, t := range inflight {
+		older(t)
+	}
 	for path, c := range pending {
+		if _, failed := retry[path]; failed {
+			continue
+		}
+		if s, ok := sent[path]; ok && s.eq(sig{c.size, c.modTime, c.dev, c.ino}) {
+			continue
+		}
+		older(c.seen)
+	}
+	w.mu.Lock()
+	w.oldestUnhandled = oldest
+	w.mu.Unlock()
+}
+
+// check sends the files whose size has been stable long enough (and whose
+// retry backoff, after a failure, has passed), in path order, so that the
+// files of one series, which usually share a folder or a name prefix,
+// reach the catalogue together.
+func (w *Watcher) check(ctx context.Context, pending map[string]*candidate, sent map[string]sig, retry map[string]*retryState, inflight map[string]time.Time, stable time.Duration, now time.Time) error {
+	paths := make([]string, 0, len(pending))
+	for path := range pending {
+		paths = append(paths, path)
+	}
+	slices.Sort(paths)
+	for _, path := range paths {
+		c := pending[path]
 		// Lstat: a file replaced by a symbolic link (or anything but a
 		// regular file) is not followed, it is dropped.
 		info, err := os.Lstat(path)
@@ -454,6 +516,7 @@ func (w *Watcher) check(ctx context.Context, pending map[string]*candidate, sent
 		select {
 		case w.events <- FileEvent{Root: c.root, Path: path, Size: c.size, ModTime: c.modTime, Dev: c.dev, Ino: c.ino}:
 			sent[path] = cur
+			inflight[path] = c.seen
 		case <-ctx.Done():
 			return ctx.Err()
 		}
