@@ -176,7 +176,7 @@ func frameBytes(t testing.TB, file string, k int) ([]byte, frameSpec) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := readFrame(l, groups[k])
+	data, err := readFrame(l, groups[k], new([]byte))
 	if err != nil {
 		t.Fatal(err)
 	}

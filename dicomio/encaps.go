@@ -71,6 +71,11 @@ func j2kStart(b []byte) bool {
 // rawPool recycles the per-frame buffers of decoded stored values.
 var rawPool sync.Pool
 
+// framePool recycles the buffers that hold one frame's codestream while
+// it is decoded: a series would otherwise leave its compressed size in
+// garbage, which the collector, paced by the live volume, frees late.
+var framePool sync.Pool
+
 // encapsIndex is where each frame of an encapsulated multi-frame
 // instance lies (its fragments), found once, on first use, by whichever
 // decoding unit of the instance starts first.
@@ -120,17 +125,22 @@ func decodeEncapsulated(in *instance, l *layout, pf *pixelFormat, k0 int, dst []
 	var padded atomic.Int64
 	err = parallel.For(len(dst), func(j int) error {
 		k := k0 + j
-		data, err := readFrame(l, groups[k])
+		bp, _ := framePool.Get().(*[]byte)
+		if bp == nil {
+			bp = new([]byte)
+		}
+		defer framePool.Put(bp)
+		data, err := readFrame(l, groups[k], bp)
 		if err != nil {
 			return fmt.Errorf("frame %d (%s): %w", k+1, TransferSyntaxName(ts), err)
 		}
-		var raw []uint32
-		if p, ok := rawPool.Get().(*[]uint32); ok && cap(*p) >= npix {
-			raw = (*p)[:npix]
-		} else {
-			raw = make([]uint32, npix)
+		rp, _ := rawPool.Get().(*[]uint32)
+		if rp == nil || cap(*rp) < npix {
+			rp = &[]uint32{}
+			*rp = make([]uint32, npix)
 		}
-		defer rawPool.Put(&raw)
+		defer rawPool.Put(rp)
+		raw := (*rp)[:npix]
 		values, err := c.decode(data, fs, raw)
 		if err != nil {
 			return fmt.Errorf("frame %d: %s (%s) decoded by %s: %w", k+1, TransferSyntaxName(ts), ts, c.library, err)
@@ -148,9 +158,10 @@ func decodeEncapsulated(in *instance, l *layout, pf *pixelFormat, k0 int, dst []
 	return padded.Load(), err
 }
 
-// readFrame reads and concatenates the bytes of one frame's fragments; the
-// total is bounded by the file's size.
-func readFrame(l *layout, frags []fragment) ([]byte, error) {
+// readFrame reads and concatenates the bytes of one frame's fragments
+// into *buf (grown when too small; the total is bounded by the file's
+// size) and returns them.
+func readFrame(l *layout, frags []fragment, buf *[]byte) ([]byte, error) {
 	var n int64
 	for _, f := range frags {
 		n += f.len
@@ -158,7 +169,10 @@ func readFrame(l *layout, frags []fragment) ([]byte, error) {
 	if n == 0 {
 		return nil, errors.New("empty frame")
 	}
-	data := make([]byte, n)
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, n)
+	}
+	data := (*buf)[:n]
 	o := int64(0)
 	for _, f := range frags {
 		if _, err := l.data.ReadAt(data[o:o+f.len], f.off); err != nil {

@@ -171,19 +171,25 @@ done:
 	return rc;
 }
 
-// tm_j2k_decode is tm_j2k_decode_guarded with OpenJPEG's aborts turned
-// into errors (-2, m.msg says so).
-static int tm_j2k_decode(tm_mem *m, int jp2, uint32_t rows, uint32_t cols, int max_bits,
-                         uint32_t max_tiles, int32_t *dst, int32_t info[6]) {
+// tm_j2k_decode is tm_j2k_decode_guarded on the codestream src (size
+// bytes) with OpenJPEG's aborts turned into errors (-2, m.msg says so).
+// m points to src only during the call (src is Go memory).
+static int tm_j2k_decode(tm_mem *m, const OPJ_BYTE *src, OPJ_SIZE_T size, int jp2, uint32_t rows,
+                         uint32_t cols, int max_bits, uint32_t max_tiles, int32_t *dst, int32_t info[6]) {
 	pthread_once(&tm_abrt_once, tm_install_abrt);
+	m->data = src;
+	m->size = size;
+	m->pos = 0;
 	sigjmp_buf jb;
 	if (sigsetjmp(jb, 1) != 0) {
+		m->data = NULL;
 		strcpy(m->msg, "aborted on a corrupt code-block (assertion in OpenJPEG)");
 		return -2;
 	}
 	tm_abort_jmp = &jb;
 	int rc = tm_j2k_decode_guarded(m, jp2, rows, cols, max_bits, max_tiles, dst, info);
 	tm_abort_jmp = NULL;
+	m->data = NULL;
 	return rc;
 }
 */
@@ -215,21 +221,18 @@ func decodeJPEG2000(data []byte, fs frameSpec, raw []uint32) (bool, error) {
 		jp2 = 1
 	}
 	maxBits := min(fs.bitsAllocated, 31)
-	// The codestream is copied into C memory: the stream's user data (a C
-	// struct) points to it, and cgo forbids handing C a struct that holds
-	// Go pointers.
+	// The stream's user data is C memory; it points to the codestream (Go
+	// memory, pinned for the call) only while tm_j2k_decode runs, as cgo
+	// allows, so the codestream is not copied.
 	m := (*C.tm_mem)(C.calloc(1, C.size_t(unsafe.Sizeof(C.tm_mem{}))))
 	if m == nil {
 		return false, errors.New("JPEG 2000: out of memory")
 	}
 	defer C.free(unsafe.Pointer(m))
-	src := C.CBytes(data)
-	defer C.free(src)
-	m.data = (*C.OPJ_BYTE)(src)
-	m.size = C.OPJ_SIZE_T(len(data))
 	var info [6]C.int32_t
-	rc := C.tm_j2k_decode(m, C.int(jp2), C.uint32_t(fs.rows), C.uint32_t(fs.cols), C.int(maxBits),
-		C.uint32_t(maxJ2KTiles), (*C.int32_t)(unsafe.Pointer(&raw[0])), &info[0])
+	rc := C.tm_j2k_decode(m, (*C.OPJ_BYTE)(unsafe.Pointer(&data[0])), C.OPJ_SIZE_T(len(data)), C.int(jp2),
+		C.uint32_t(fs.rows), C.uint32_t(fs.cols), C.int(maxBits), C.uint32_t(maxJ2KTiles),
+		(*C.int32_t)(unsafe.Pointer(&raw[0])), &info[0])
 	switch rc {
 	case 0:
 		// OpenJPEG returns the values in the codestream's precision and

@@ -75,14 +75,27 @@ func (t *huffTable) build(counts [16]int, vals []byte) error {
 type bitReader struct {
 	data   []byte
 	pos    int
-	acc    uint64
-	n      uint // valid bits in acc (the top n)
-	marker byte // the marker that stopped the reader, 0 if none
-	zeros  int  // zero bytes supplied past the data
+	acc    uint64 // the next bits, left-aligned; the bits below the top n are zero
+	n      uint   // valid bits in acc (the top n)
+	marker byte   // the marker that stopped the reader, 0 if none
+	zeros  int    // zero bytes supplied past the data
 }
 
 // fill tops acc up to at least 57 bits.
 func (r *bitReader) fill() {
+	if r.marker == 0 && r.pos+8 <= len(r.data) {
+		// Eight bytes at once when none of them is 0xFF (no stuffing and
+		// no marker to handle): as many whole bytes as fit in acc.
+		w := binary.BigEndian.Uint64(r.data[r.pos:])
+		if x := ^w; (x-0x0101010101010101)&^x&0x8080808080808080 == 0 {
+			k := (64 - r.n) >> 3
+			n := r.n + 8*k
+			r.acc |= w >> r.n & (^uint64(0) << (64 - n))
+			r.n = n
+			r.pos += int(k)
+			return
+		}
+	}
 	for r.n <= 56 {
 		var b byte
 		switch {
@@ -132,9 +145,8 @@ func (r *bitReader) decode(t *huffTable) (byte, error) {
 		r.n -= l
 		return byte(e), nil
 	}
-	code := int32(r.acc >> (64 - lookBits))
 	for l := lookBits + 1; l <= 16; l++ {
-		code = int32(r.acc >> (64 - uint(l)))
+		code := int32(r.acc >> (64 - uint(l)))
 		if code <= t.maxcode[l] {
 			r.acc <<= uint(l)
 			r.n -= uint(l)
@@ -164,6 +176,95 @@ func (r *bitReader) restart(next int) error {
 	return nil
 }
 
+// diffBits is how many bits of the entropy-coded data the difference
+// table looks at: a Huffman code and its extra bits that together fit are
+// decoded by one lookup (most of a CT's differences: a code of 2 to 5
+// bits and a category up to 6).
+const diffBits = 11
+
+// diffTable maps the next diffBits bits to the difference they code,
+// diff << 8 | bits used; 0 where the code and its extra bits are longer
+// (or the category is invalid), which diff then decodes bit by bit.
+type diffTable [1 << diffBits]int32
+
+// build fills d from the Huffman table of the differences' categories.
+func (d *diffTable) build(t *huffTable) {
+	*d = diffTable{}
+	code, k := 0, 0
+	for l := 1; l <= 16; l++ {
+		n := 0
+		if t.maxcode[l] >= 0 {
+			n = int(t.maxcode[l]-t.mincode[l]) + 1
+		}
+		for i := 0; i < n; i++ {
+			c, s := code+i, int(t.vals[k+i])
+			total := l + s
+			if s == 16 {
+				total = l // 32768, no extra bits
+			}
+			if s > 16 || total > diffBits {
+				continue
+			}
+			extras := 1
+			if s < 16 {
+				extras = 1 << s
+			}
+			for v := 0; v < extras; v++ {
+				diff := int32(0)
+				switch {
+				case s == 16:
+					diff = 32768
+				case s > 0:
+					diff = int32(v)
+					if diff < 1<<(s-1) {
+						diff += -1<<s + 1
+					}
+				}
+				e := diff<<8 | int32(total)
+				base := (c<<s | v) << (diffBits - total)
+				if s == 16 {
+					base = c << (diffBits - total)
+				}
+				for j := 0; j < 1<<(diffBits-total); j++ {
+					d[base+j] = e
+				}
+			}
+		}
+		code = (code + n) << 1
+		k += n
+	}
+}
+
+// diff reads one difference: its Huffman-coded category and extra bits.
+func (r *bitReader) diff(t *huffTable, d *diffTable) (int32, error) {
+	if r.n < 32 {
+		r.fill()
+	}
+	if e := d[r.acc>>(64-diffBits)]; e != 0 {
+		l := uint(e & 0xFF)
+		r.acc <<= l
+		r.n -= l
+		return e >> 8, nil
+	}
+	s, err := r.decode(t)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case s == 0:
+		return 0, nil
+	case s == 16:
+		return 32768, nil
+	case s > 16:
+		return 0, fmt.Errorf("difference category %d", s)
+	}
+	v := int32(r.bits(uint(s)))
+	if v < 1<<(s-1) {
+		v += -1<<s + 1
+	}
+	return v, nil
+}
+
 // jpegLLHeader is what the frame and scan headers say.
 type jpegLLHeader struct {
 	precision, rows, cols int
@@ -180,19 +281,21 @@ func decodeJPEGLossless(data []byte, fs frameSpec, raw []uint32) (bool, error) {
 	}
 	rows, cols := h.rows, h.cols
 	r := &bitReader{data: scan}
+	d := new(diffTable)
+	d.build(h.table)
 	prec := h.precision - h.pt
 	initial := int32(1) << (prec - 1)
 	left := h.restart // samples left in the restart interval; 0: none
 	rst := 0
-	firstLine := true // the first line of the image or of a restart interval
+	first := true // the first sample of the image or of a restart interval
 	for y := 0; y < rows; y++ {
 		row := raw[y*cols : (y+1)*cols]
 		var above []uint32
-		if !firstLine {
+		if y > 0 {
 			above = raw[(y-1)*cols : y*cols]
 		}
-		for x := 0; x < cols; x++ {
-			first := y == 0 && x == 0
+		for x := 0; x < cols; {
+			end := cols
 			if h.restart > 0 {
 				if left == 0 {
 					if err := r.restart(rst); err != nil {
@@ -205,13 +308,15 @@ func decodeJPEGLossless(data []byte, fs frameSpec, raw []uint32) (bool, error) {
 					// its first line from the left.
 					first, above = true, nil
 				}
-				left--
+				end = min(cols, x+left)
+				left -= end - x
 			}
-			if err := sample(r, h, row, above, x, first, initial); err != nil {
+			if err := decodeRun(r, h, d, row[:end], above, x, first, initial); err != nil {
 				return false, fmt.Errorf("JPEG lossless row %d: %w", y+1, err)
 			}
+			first = false
+			x = end
 		}
-		firstLine = false
 		if r.zeros > 64 {
 			return false, fmt.Errorf("JPEG lossless: data ends at row %d of %d", y+1, rows)
 		}
@@ -224,56 +329,103 @@ func decodeJPEGLossless(data []byte, fs frameSpec, raw []uint32) (bool, error) {
 	return false, nil
 }
 
-// sample decodes the sample at x of row (the previous row is above, nil
-// for the first row) with the predictor rules of T.81 H.1.2.1.
-func sample(r *bitReader, h *jpegLLHeader, row, above []uint32, x int, first bool, initial int32) error {
-	s, err := r.decode(h.table)
+// decodeRun decodes the samples x0 to len(row)-1 of a row (above: the
+// previous row, nil on the first line of the image or of a restart
+// interval; first: x0 is the first sample of either) with the predictor
+// rules of T.81 H.1.2.1.
+func decodeRun(r *bitReader, h *jpegLLHeader, d *diffTable, row, above []uint32, x0 int, first bool, initial int32) error {
+	// The run's first sample, whose prediction depends on where it is.
+	var pred int32
+	switch {
+	case first || (above == nil && x0 == 0):
+		pred = initial
+	case above == nil:
+		pred = int32(row[x0-1])
+	case x0 == 0:
+		pred = int32(above[0])
+	default:
+		pred = predict(h.predictor, int32(row[x0-1]), int32(above[x0]), int32(above[x0-1]))
+	}
+	diff, err := r.diff(h.table, d)
 	if err != nil {
 		return err
 	}
-	var diff int32
-	switch {
-	case s == 0:
-	case s == 16:
-		diff = 32768
-	case s > 16:
-		return fmt.Errorf("difference category %d", s)
-	default:
-		v := int32(r.bits(uint(s)))
-		if v < 1<<(s-1) {
-			v += -1<<s + 1
+	row[x0] = uint32(pred+diff) & 0xFFFF
+	if above != nil && h.predictor != 1 {
+		above = above[:len(row)]
+		for x := x0 + 1; x < len(row); x++ {
+			diff, err := r.diff(h.table, d)
+			if err != nil {
+				return err
+			}
+			p := predict(h.predictor, int32(row[x-1]), int32(above[x]), int32(above[x-1]))
+			row[x] = uint32(p+diff) & 0xFFFF
 		}
-		diff = v
+		return nil
 	}
-	var pred int32
-	switch {
-	case first || (above == nil && x == 0):
-		pred = initial
-	case above == nil:
-		pred = int32(row[x-1])
-	case x == 0:
-		pred = int32(above[0])
-	default:
-		ra, rb, rc := int32(row[x-1]), int32(above[x]), int32(above[x-1])
-		switch h.predictor {
-		case 1:
-			pred = ra
-		case 2:
-			pred = rb
-		case 3:
-			pred = rc
-		case 4:
-			pred = ra + rb - rc
-		case 5:
-			pred = ra + ((rb - rc) >> 1)
-		case 6:
-			pred = rb + ((ra - rc) >> 1)
-		default: // 7
-			pred = (ra + rb) >> 1
+	// From the left: predictor 1 (SV1, what DICOM's JPEG Lossless SV1
+	// holds), and every predictor on the first line.
+	prev := row[x0]
+	acc, n, pos, data := r.acc, r.n, r.pos, r.data
+	for x := x0 + 1; x < len(row); x++ {
+		if n < 32 {
+			// fill's fast path, inline: eight bytes none of which is
+			// 0xFF (a stopped reader sits on the marker's 0xFF).
+			var w uint64
+			if pos+8 <= len(data) {
+				w = binary.BigEndian.Uint64(data[pos:])
+			}
+			if x := ^w; pos+8 <= len(data) && (x-0x0101010101010101)&^x&0x8080808080808080 == 0 {
+				k := (64 - n) >> 3
+				acc |= w >> n & (^uint64(0) << ((64 - n) & 7))
+				n += 8 * k
+				pos += int(k)
+			} else {
+				r.acc, r.n, r.pos = acc, n, pos
+				r.fill()
+				acc, n, pos = r.acc, r.n, r.pos
+			}
 		}
+		var diff int32
+		if e := d[acc>>(64-diffBits)]; e != 0 {
+			l := uint(e & 0xFF)
+			acc <<= l
+			n -= l
+			diff = e >> 8
+		} else {
+			r.acc, r.n, r.pos = acc, n, pos
+			v, err := r.diff(h.table, d)
+			if err != nil {
+				return err
+			}
+			acc, n, pos = r.acc, r.n, r.pos
+			diff = v
+		}
+		prev = uint32(int32(prev)+diff) & 0xFFFF
+		row[x] = prev
 	}
-	row[x] = uint32(pred+diff) & 0xFFFF
+	r.acc, r.n, r.pos = acc, n, pos
 	return nil
+}
+
+// predict is the prediction of predictor 1–7 from the samples to the
+// left (ra), above (rb) and above left (rc).
+func predict(predictor int, ra, rb, rc int32) int32 {
+	switch predictor {
+	case 1:
+		return ra
+	case 2:
+		return rb
+	case 3:
+		return rc
+	case 4:
+		return ra + rb - rc
+	case 5:
+		return ra + ((rb - rc) >> 1)
+	case 6:
+		return rb + ((ra - rc) >> 1)
+	}
+	return (ra + rb) >> 1
 }
 
 // parseJPEGLossless reads the markers up to the first scan and returns the

@@ -22,21 +22,37 @@ import (
 	"tmcad/dicomio"
 )
 
-// benchCodec is one lossless transfer syntax of the compressed section and
-// the real encoder that writes it (input and output paths are appended).
+// benchCodec is one compressed transfer syntax of the compressed section
+// and the real encoder that writes it (input and output paths are
+// appended; nil: OpenJPH's ojph_compress on each slice, see encodeHTJ2K).
 type benchCodec struct {
 	name    string
 	ts      string
 	sub     string // folder of its files under the compressed series' folder
 	encoder []string
+	// source: the native series it encodes, "native" (16-bit signed) or
+	// "native12" (the same values as 12-bit unsigned, for the 12-bit
+	// JPEG processes).
+	source string
+	// lossy: its volume is checked against peer (a)'s, not the native one.
+	lossy bool
+	// gdcm: pydicom with GDCM decodes it (peer b); else peer (a) is
+	// ojph_expand of the codestreams.
+	gdcm bool
 }
 
 // benchCodecs are the compressed syntaxes measured.
 var benchCodecs = []benchCodec{
-	{"JPEG Lossless SV1", dicomio.JPEGLosslessSV1, "sv1", []string{"dcmcjpeg", "+e1"}},
-	{"JPEG-LS lossless", dicomio.JPEGLSLossless, "jls", []string{"dcmcjpls", "+el"}},
-	{"JPEG 2000 lossless", dicomio.JPEG2000Lossless, "j2k", []string{"gdcmconv", "--j2k"}},
+	{"JPEG Lossless SV1", dicomio.JPEGLosslessSV1, "sv1", []string{"dcmcjpeg", "+e1"}, "native", false, true},
+	{"JPEG-LS lossless", dicomio.JPEGLSLossless, "jls", []string{"dcmcjpls", "+el"}, "native", false, true},
+	{"JPEG 2000 lossless", dicomio.JPEG2000Lossless, "j2k", []string{"gdcmconv", "--j2k"}, "native", false, true},
+	{"JPEG Extended 12-bit (lossy, dcmtk's default quality)", dicomio.JPEGExtended12Bit, "jpeg12", []string{"dcmcjpeg", "+ee"}, "native12", true, true},
+	{"HTJ2K lossless", dicomio.HTJ2KLossless, "htj2k", nil, "native", false, false},
 }
+
+// htj2kStreams is the folder (beside the codecs') of the bare HTJ2K
+// codestreams that peer (a) expands.
+const htj2kStreams = "htj2k-j2c"
 
 // gdcmPeer is what peer.py reports for pydicom decoding through GDCM.
 type gdcmPeer struct {
@@ -61,8 +77,11 @@ type codecResult struct {
 	raw, rawConv, rawLoad float64
 	peer                  gdcmPeer
 	mem                   memResult
-	// same: the volume LoadSeries returns equals the native series'.
+	// same: the volume LoadSeries returns equals the native series' (a
+	// lossy syntax: peer a's).
 	same bool
+	// peerSame: peer (b)'s volume equals the same reference.
+	peerSame bool
 }
 
 // compressedDir is the folder of the compressed section's series.
@@ -70,33 +89,53 @@ func compressedDir(dir string, slices, size int) string {
 	return filepath.Join(dir, fmt.Sprintf("compressed-%dx%dx%d", slices, size, size))
 }
 
-// ensureCompressed writes the phantom series (native) and its copies in
-// each benchCodecs syntax unless already there, and returns the native
-// paths and those of each copy by codec folder.
+// ensureCompressed writes the phantom series (native, and its 12-bit
+// variant) and its copies in each benchCodecs syntax unless already
+// there, and returns the native paths and those of each copy by codec
+// folder.
 func ensureCompressed(root string, slices, size int) ([]string, map[string][]string, error) {
+	tools := []string{"ojph_compress", "ojph_expand"}
 	for _, c := range benchCodecs {
-		if _, err := exec.LookPath(c.encoder[0]); err != nil {
-			return nil, nil, fmt.Errorf("compressed series: %s is not installed (make deps): %w", c.encoder[0], err)
+		if c.encoder != nil {
+			tools = append(tools, c.encoder[0])
 		}
 	}
-	nat := filepath.Join(root, "native")
-	if err := os.MkdirAll(nat, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("compressed series: %w", err)
+	for _, t := range tools {
+		if _, err := exec.LookPath(t); err != nil {
+			return nil, nil, fmt.Errorf("compressed series: %s is not installed (make deps): %w", t, err)
+		}
 	}
 	names := make([]string, slices)
-	native := make([]string, slices)
 	for k := range names {
 		names[k] = fmt.Sprintf("ct%04d.dcm", k)
-		native[k] = filepath.Join(nat, names[k])
 	}
-	err := parallelDo(slices, func(k int) error {
-		if st, err := os.Stat(native[k]); err == nil && st.Size() > int64(2*size*size) {
-			return nil
+	sources := map[string][]string{}
+	for _, src := range []struct {
+		sub    string
+		series string
+		f      ctFormat
+	}{
+		{"native", "1.2.826.0.1.3680043.10.1234.503", ctFormat{bitsStored: 16, signed: true}},
+		{"native12", "1.2.826.0.1.3680043.10.1234.504", ctFormat{bitsStored: 12}},
+	} {
+		d := filepath.Join(root, src.sub)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("compressed series: %w", err)
 		}
-		return writeCT(native[k], "1.2.826.0.1.3680043.10.1234.503", k, size, phantomSlice(k, size))
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("compressed series: %w", err)
+		paths := make([]string, slices)
+		err := parallelDo(slices, func(k int) error {
+			paths[k] = filepath.Join(d, names[k])
+			if st, err := os.Stat(paths[k]); err == nil && st.Size() > int64(2*size*size) {
+				return nil
+			}
+			// The phantom's stored values are 0..4095: the same in 12
+			// bits unsigned as in 16 bits signed.
+			return writeCTAs(paths[k], src.series, k, size, phantomSlice(k, size), src.f)
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("compressed series: %w", err)
+		}
+		sources[src.sub] = paths
 	}
 	out := map[string][]string{}
 	for _, c := range benchCodecs {
@@ -113,9 +152,16 @@ func ensureCompressed(root string, slices, size int) ([]string, map[string][]str
 			// Written under a temporary name first, so that an interrupted
 			// run leaves no partial file that a later run would keep.
 			tmp := paths[k] + ".part"
-			args := append(append([]string{}, c.encoder[1:]...), native[k], tmp)
+			if c.encoder == nil {
+				if err := encodeHTJ2K(root, k, size, tmp); err != nil {
+					return err
+				}
+				return os.Rename(tmp, paths[k])
+			}
+			src := sources[c.source][k]
+			args := append(append([]string{}, c.encoder[1:]...), src, tmp)
 			if b, err := exec.Command(c.encoder[0], args...).CombinedOutput(); err != nil {
-				return fmt.Errorf("%s %s: %w\n%s", strings.Join(c.encoder, " "), native[k], err, b)
+				return fmt.Errorf("%s %s: %w\n%s", strings.Join(c.encoder, " "), src, err, b)
 			}
 			return os.Rename(tmp, paths[k])
 		})
@@ -124,7 +170,86 @@ func ensureCompressed(root string, slices, size int) ([]string, map[string][]str
 		}
 		out[c.sub] = paths
 	}
-	return native, out, nil
+	return sources["native"], out, nil
+}
+
+// encodeHTJ2K writes slice k in HTJ2K lossless to path: its 16-bit
+// samples (the stored values' bit patterns, unsigned, as DICOM's HTJ2K
+// encoders write signed data) encoded by ojph_compress, reversible, one
+// tile, the bare codestream kept under htj2kStreams for peer (a).
+func encodeHTJ2K(root string, k, size int, path string) error {
+	dir := filepath.Join(root, htj2kStreams)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	vals := phantomSlice(k, size)
+	raw := make([]byte, 2*len(vals))
+	for i, v := range vals {
+		binary.LittleEndian.PutUint16(raw[2*i:], uint16(v))
+	}
+	yuv := filepath.Join(dir, fmt.Sprintf("ct%04d.yuv", k))
+	j2c := filepath.Join(dir, fmt.Sprintf("ct%04d.j2c", k))
+	if err := os.WriteFile(yuv, raw, 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(yuv)
+	cmd := exec.Command("ojph_compress", "-i", yuv, "-o", j2c, "-dims", fmt.Sprintf("{%d,%d}", size, size),
+		"-num_comps", "1", "-signed", "false", "-bit_depth", "16", "-downsamp", "{1,1}", "-reversible", "true", "-prog_order", "LRCP")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("ojph_compress slice %d: %w\n%s", k, err, b)
+	}
+	cs, err := os.ReadFile(j2c)
+	if err != nil {
+		return err
+	}
+	return writeCTAs(path, "1.2.826.0.1.3680043.10.1234.503", k, size, vals,
+		ctFormat{bitsStored: 16, signed: true, ts: dicomio.HTJ2KLossless, codestream: cs})
+}
+
+// expandHTJ2K is peer (a) for HTJ2K: ojph_expand of every slice's
+// codestream into raw samples (one process per slice on as many workers as
+// CPUs), checked equal to the phantom's values; it returns its seconds.
+func expandHTJ2K(root string, slices, size int, check bool) float64 {
+	in := filepath.Join(root, htj2kStreams)
+	out := filepath.Join(root, "raw-htj2k")
+	if err := os.RemoveAll(out); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(out)
+	t0 := time.Now()
+	err := parallelDo(slices, func(k int) error {
+		j2c := filepath.Join(in, fmt.Sprintf("ct%04d.j2c", k))
+		yuv := filepath.Join(out, fmt.Sprintf("ct%04d.yuv", k))
+		if b, err := exec.Command("ojph_expand", "-i", j2c, "-o", yuv).CombinedOutput(); err != nil {
+			return fmt.Errorf("ojph_expand %s: %w\n%s", j2c, err, b)
+		}
+		return nil
+	})
+	sec := time.Since(t0).Seconds()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if check {
+		for k := 0; k < slices; k++ {
+			b, err := os.ReadFile(filepath.Join(out, fmt.Sprintf("ct%04d.yuv", k)))
+			if err != nil {
+				log.Fatal(err)
+			}
+			vals := phantomSlice(k, size)
+			if len(b) != 2*len(vals) {
+				log.Fatalf("ojph_expand slice %d: %d bytes, want %d", k, len(b), 2*len(vals))
+			}
+			for i, v := range vals {
+				if binary.LittleEndian.Uint16(b[2*i:]) != uint16(v) {
+					log.Fatalf("ojph_expand slice %d: sample %d differs from the native series'", k, i)
+				}
+			}
+		}
+	}
+	return sec
 }
 
 // parallelDo runs f(0..n-1) on as many goroutines as CPUs and returns the
@@ -226,13 +351,30 @@ func benchCompressed(dir string, slices, size, reps int) {
 		for i, p := range paths {
 			rawPaths[i] = filepath.Join(rawDir, filepath.Base(p))
 		}
+		ref := nativeSum // what every volume must equal; lossy: peer (a)'s
+		var sums []string
 		for r := 0; r < reps; r++ {
 			sec, cpu, sum := loadTimed(paths)
 			if sec < res.tmcad {
 				res.tmcad, res.tmcadCPU = sec, cpu
 			}
-			res.same = res.same && sum == nativeSum
+			sums = append(sums, sum)
 
+			if !c.gdcm {
+				// ojph_expand writes raw samples equal to the native
+				// series' (checked); the native files are what a
+				// site would then load (wrapping the samples in DICOM
+				// is not counted).
+				conv := expandHTJ2K(root, slices, size, r == 0)
+				load, _, sum := loadTimed(native)
+				if conv+load < res.raw {
+					res.raw, res.rawConv, res.rawLoad = conv+load, conv, load
+				}
+				if sum != nativeSum {
+					log.Fatalf("%s: the native series loads differently than before", c.name)
+				}
+				continue
+			}
 			if err := os.RemoveAll(rawDir); err != nil {
 				log.Fatal(err)
 			}
@@ -254,15 +396,26 @@ func benchCompressed(dir string, slices, size, reps int) {
 			if conv+load < res.raw {
 				res.raw, res.rawConv, res.rawLoad = conv+load, conv, load
 			}
-			if sum != nativeSum {
+			if c.lossy {
+				ref = sum
+			} else if sum != nativeSum {
 				log.Fatalf("%s: the volume of gdcmconv --raw's copies differs from the native series'", c.name)
 			}
 		}
+		for _, sum := range sums {
+			res.same = res.same && sum == ref
+		}
+		if !res.same && !c.lossy {
+			log.Fatalf("%s: LoadSeries returns a volume that differs from the native series'", c.name)
+		}
 		_ = os.RemoveAll(rawDir)
 		res.mem = spawnFiles(filepath.Dir(paths[0]))
-		res.peer = runGDCMPeer(filepath.Dir(paths[0]), reps)
-		if res.peer.VolumeSHA256 != nativeSum {
-			log.Fatalf("%s: pydicom with GDCM returns a volume that differs from the native series'", c.name)
+		if c.gdcm {
+			res.peer = runGDCMPeer(filepath.Dir(paths[0]), reps)
+			res.peerSame = res.peer.VolumeSHA256 == ref
+			if !res.peerSame && !c.lossy {
+				log.Fatalf("%s: pydicom with GDCM returns a volume that differs from the native series'", c.name)
+			}
 		}
 		results = append(results, res)
 	}
@@ -273,25 +426,43 @@ func benchCompressed(dir string, slices, size, reps int) {
 	fmt.Printf("## dicomio: compressed series, LoadSeries throughput and memory\n\n")
 	fmt.Printf("Measured %s on %s (%s, %d CPUs visible, shared with other work; %s), `go run ./bench/dicomio -section compressed -reps %d`. "+
 		"Series: %d slices %d×%d CT, 16-bit signed, a chest-like phantom with Gaussian noise (15 HU in the body, 4 HU in the air; `phantomSlice` in `bench/dicomio/gen.go`) so that it compresses about as a scanner's CT does, "+
-		"native %.1f MB of files, encoded by dcmtk %s (`dcmcjpeg +e1`, `dcmcjpls +el`) and GDCM (`gdcmconv --j2k`); float32 volume %.1f MB. "+
-		"Peers on the same files in the same run: (a) `gdcmconv --raw` of every file (GDCM %s, one process per file on %d workers) then `LoadSeries` of the native copies; "+
-		"(b) Debian python3-pydicom %s with python3-gdcm %s as its only pixel data handler (`dcmread` + `pixel_array` + `apply_modality_lut`, stacked; `bench/dicomio/peer.py … gdcm`). "+
-		"Throughput is MB/s of decoded 16-bit pixel data (%.1f MB: slices × rows × columns × 2), best of the repetitions, with the CPU seconds per wall second of that repetition (cores busy: tmcad decodes files on GOMAXPROCS goroutines; pydicom is single-threaded, but GDCM's OpenJPEG decodes JPEG 2000 on threads of its own); every volume (tmcad's, the peers') is checked equal, float32 for float32, to LoadSeries of the native series.\n\n",
+		"native %.1f MB of files, encoded by dcmtk %s (`dcmcjpeg +e1`, `dcmcjpls +el`; `dcmcjpeg +ee` of a copy with the same values stored as 12-bit unsigned), GDCM (`gdcmconv --j2k`) and OpenJPH (`ojph_compress -reversible true`, each slice's codestream wrapped as one fragment); float32 volume %.1f MB. "+
+		"Peers on the same files in the same run: (a) `gdcmconv --raw` of every file (GDCM %s, one process per file on %d workers) then `LoadSeries` of the native copies; for HTJ2K, which this GDCM cannot decode, `ojph_expand` of every slice's bare codestream (one process per slice on as many workers; its samples checked equal to the native series') then `LoadSeries` of the native series (writing the samples into DICOM files is not counted); "+
+		"(b) Debian python3-pydicom %s with python3-gdcm %s as its only pixel data handler (`dcmread` + `pixel_array` + `apply_modality_lut`, stacked; `bench/dicomio/peer.py … gdcm`), which decodes no HTJ2K. "+
+		"Throughput is MB/s of decoded 16-bit pixel data (%.1f MB: slices × rows × columns × 2), best of the repetitions, with the CPU seconds per wall second of that repetition (cores busy: tmcad decodes files on GOMAXPROCS goroutines; pydicom is single-threaded, but GDCM's OpenJPEG decodes JPEG 2000 on threads of its own); every volume (tmcad's, the peers') is checked equal, float32 for float32, to LoadSeries of the native series (lossy JPEG Extended: to peer (a)'s, see below the table).\n\n",
 		time.Now().UTC().Format("2006-01-02"), host, cpuModel(), runtime.NumCPU(), runtime.Version(), reps,
 		slices, size, size, float64(nativeBytes)/1e6, dcmtkVersion(), float64(results[0].mem.VolumeBytes)/1e6,
 		p.GDCM, runtime.NumCPU(), p.Pydicom, p.GDCM, pixelMB)
-	fmt.Printf("| transfer syntax | files (vs native) | tmcad `LoadSeries` | (a) `gdcmconv --raw` + `LoadSeries` | tmcad / (a) | (b) pydicom + GDCM | tmcad / (b) |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| transfer syntax | files (vs native) | tmcad `LoadSeries` | (a) decoder tool + `LoadSeries` of native copies | tmcad / (a) | (b) pydicom + GDCM | tmcad / (b) |\n|---|---|---|---|---|---|---|\n")
 	fmt.Printf("| Explicit VR Little Endian (native, for reference) | %.1f MB | %.0f MB/s | | | | |\n", float64(nativeBytes)/1e6, mbps(nativeSec))
 	for _, r := range results {
-		fmt.Printf("| %s | %.1f MB (%.2f×) | %.0f MB/s (%.1f cores) | %.0f MB/s (%.2f s = %.2f s gdcmconv + %.2f s load) | %.1f× | %.0f MB/s (%.1f cores) | %.1f× |\n",
+		tool := "gdcmconv"
+		if !r.codec.gdcm {
+			tool = "ojph_expand"
+		}
+		b, rb := "cannot decode it", ""
+		if r.codec.gdcm {
+			b = fmt.Sprintf("%.0f MB/s (%.1f cores)", mbps(r.peer.LoadSeconds), r.peer.LoadCPU/r.peer.LoadSeconds)
+			rb = fmt.Sprintf("%.1f×", r.peer.LoadSeconds/r.tmcad)
+		}
+		fmt.Printf("| %s | %.1f MB (%.2f×) | %.0f MB/s (%.1f cores) | %.0f MB/s (%.2f s = %.2f s %s + %.2f s load) | %.1f× | %s | %s |\n",
 			r.codec.name, float64(r.fileBytes)/1e6, float64(r.fileBytes)/float64(nativeBytes),
-			mbps(r.tmcad), r.tmcadCPU/r.tmcad, mbps(r.raw), r.raw, r.rawConv, r.rawLoad, r.raw/r.tmcad,
-			mbps(r.peer.LoadSeconds), r.peer.LoadCPU/r.peer.LoadSeconds, r.peer.LoadSeconds/r.tmcad)
+			mbps(r.tmcad), r.tmcadCPU/r.tmcad, mbps(r.raw), r.raw, r.rawConv, tool, r.rawLoad, r.raw/r.tmcad, b, rb)
+	}
+	for _, r := range results {
+		if r.codec.lossy {
+			fmt.Printf("\n%s: tmcad's volume equals (a)'s: %v; pydicom + GDCM's equals (a)'s: %v.\n", r.codec.name, r.same, r.peerSame)
+		}
 	}
 	fmt.Printf("\nPeak memory (child processes: VmHWM of `LoadSeries`, whole Go process; ru_maxrss of the pydicom load):\n\n")
 	fmt.Printf("| transfer syntax | tmcad `LoadSeries` | × float32 volume | pydicom + GDCM | × float32 volume | tmcad / pydicom |\n|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		vol := float64(r.mem.VolumeBytes)
+		if !r.codec.gdcm {
+			fmt.Printf("| %s | %.0f MB | %.2f× | | | |\n", r.codec.name,
+				float64(r.mem.HWMAfterKB)*1024/1e6, float64(r.mem.HWMAfterKB)*1024/vol)
+			continue
+		}
 		fmt.Printf("| %s | %.0f MB | %.2f× | %.0f MB | %.2f× | %.2f× |\n", r.codec.name,
 			float64(r.mem.HWMAfterKB)*1024/1e6, float64(r.mem.HWMAfterKB)*1024/vol,
 			float64(r.peer.LoadMaxRSSKB)*1024/1e6, float64(r.peer.LoadMaxRSSKB)*1024/vol,

@@ -37,6 +37,25 @@ func us(v uint16) []byte { return binary.LittleEndian.AppendUint16(nil, v) }
 // endian, 16-bit signed, rescale intercept -1024) holding the stored
 // values (size × size, row by row).
 func writeCT(path, series string, k, size int, values []int16) error {
+	return writeCTAs(path, series, k, size, values, ctFormat{bitsStored: 16, signed: true})
+}
+
+// ctFormat is how writeCTAs stores a slice: BitsStored (HighBit one
+// below), signedness, and either native pixel data (codestream nil) or
+// one encapsulated frame, the codestream, in transfer syntax ts.
+type ctFormat struct {
+	bitsStored int
+	signed     bool
+	ts         string
+	codestream []byte
+}
+
+// writeCTAs is writeCT in the format f.
+func writeCTAs(path, series string, k, size int, values []int16, f ctFormat) error {
+	ts := "1.2.840.10008.1.2.1"
+	if f.codestream != nil {
+		ts = f.ts
+	}
 	var meta, ds bytes.Buffer
 	sop := fmt.Sprintf("%s.%d", series, k+1)
 	const ct = "1.2.840.10008.5.1.4.1.1.2"
@@ -44,7 +63,7 @@ func writeCT(path, series string, k, size int, values []int16) error {
 	element(&mb, 0x0002, 0x0001, "OB", []byte{0, 1})
 	element(&mb, 0x0002, 0x0002, "UI", []byte(ct))
 	element(&mb, 0x0002, 0x0003, "UI", []byte(sop))
-	element(&mb, 0x0002, 0x0010, "UI", []byte("1.2.840.10008.1.2.1"))
+	element(&mb, 0x0002, 0x0010, "UI", []byte(ts))
 	element(&mb, 0x0002, 0x0012, "UI", []byte("1.2.826.0.1.3680043.10.1234.99"))
 	meta.Write(make([]byte, 128))
 	meta.WriteString("DICM")
@@ -74,25 +93,49 @@ func writeCT(path, series string, k, size int, values []int16) error {
 	element(&ds, 0x0028, 0x0011, "US", us(uint16(size)))
 	element(&ds, 0x0028, 0x0030, "DS", []byte(`0.7\0.7`))
 	element(&ds, 0x0028, 0x0100, "US", us(16))
-	element(&ds, 0x0028, 0x0101, "US", us(16))
-	element(&ds, 0x0028, 0x0102, "US", us(15))
-	element(&ds, 0x0028, 0x0103, "US", us(1))
+	element(&ds, 0x0028, 0x0101, "US", us(uint16(f.bitsStored)))
+	element(&ds, 0x0028, 0x0102, "US", us(uint16(f.bitsStored-1)))
+	pr := uint16(0)
+	if f.signed {
+		pr = 1
+	}
+	element(&ds, 0x0028, 0x0103, "US", us(pr))
 	element(&ds, 0x0028, 0x1052, "DS", []byte("-1024"))
 	element(&ds, 0x0028, 0x1053, "DS", []byte("1"))
-	px := make([]byte, 2*size*size)
-	for i, v := range values {
-		binary.LittleEndian.PutUint16(px[2*i:], uint16(v))
+	if f.codestream != nil {
+		// Encapsulated (PS3.5 A.4): an empty Basic Offset Table, the
+		// frame as one fragment, the sequence delimiter.
+		item := func(e uint16, val []byte) {
+			_ = binary.Write(&ds, binary.LittleEndian, [2]uint16{0xFFFE, e})
+			_ = binary.Write(&ds, binary.LittleEndian, uint32(len(val)))
+			ds.Write(val)
+		}
+		_ = binary.Write(&ds, binary.LittleEndian, [2]uint16{0x7FE0, 0x0010})
+		ds.WriteString("OB\x00\x00")
+		_ = binary.Write(&ds, binary.LittleEndian, uint32(0xFFFFFFFF))
+		item(0xE000, nil)
+		cs := f.codestream
+		if len(cs)%2 == 1 {
+			cs = append(cs[:len(cs):len(cs)], 0)
+		}
+		item(0xE000, cs)
+		item(0xE0DD, nil)
+	} else {
+		px := make([]byte, 2*size*size)
+		for i, v := range values {
+			binary.LittleEndian.PutUint16(px[2*i:], uint16(v))
+		}
+		element(&ds, 0x7FE0, 0x0010, "OW", px)
 	}
-	element(&ds, 0x7FE0, 0x0010, "OW", px)
-	f, err := os.Create(path)
+	out, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(append(meta.Bytes(), ds.Bytes()...)); err != nil {
-		f.Close()
+	if _, err := out.Write(append(meta.Bytes(), ds.Bytes()...)); err != nil {
+		out.Close()
 		return err
 	}
-	return f.Close()
+	return out.Close()
 }
 
 // ensureSeries writes n slices of size×size into dir unless already there.

@@ -3,9 +3,10 @@
 // throughput (MB/s of files), and peak memory (VmHWM of a child process) of
 // LoadSeries on a 300-slice 512×512 CT relative to the float32 volume it
 // returns. Its compressed section measures LoadSeries on a 300-slice
-// 512×512 CT phantom in JPEG Lossless SV1, JPEG-LS lossless and JPEG 2000
-// lossless against gdcmconv --raw followed by LoadSeries of the native
-// copies, and against pydicom decoding through GDCM, on the same files.
+// 512×512 CT phantom in JPEG Lossless SV1, JPEG-LS lossless, JPEG 2000
+// lossless, JPEG Extended 12-bit and HTJ2K lossless against gdcmconv --raw
+// (HTJ2K: ojph_expand) followed by LoadSeries of the native copies, and
+// against pydicom decoding through GDCM, on the same files.
 // Run from the repository root:
 //
 //	go run ./bench/dicomio [-dir /tmp/tmcad-bench-dicomio] [-slices 300] [-size 512] [-section all|native|compressed]

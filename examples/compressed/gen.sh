@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Writes examples/compressed/ (or the folder given) from the native example
 # studies: the CR studies 001–004 in RLE Lossless, JPEG Lossless SV1,
-# JPEG-LS lossless and JPEG 2000 lossless, and the CT series of study 005
-# in JPEG 2000 lossless, with the reports of those studies. The encoders
-# (dcmtk's dcmcrle, dcmcjpeg, dcmcjpls and GDCM's gdcmconv, installed by
-# `make deps`) keep every UID and are deterministic: re-running rewrites
-# byte-identical files. Run from anywhere:
+# JPEG-LS lossless and JPEG 2000 lossless, the CT series of study 005 in
+# JPEG 2000 lossless and that of study 006 in HTJ2K lossless, with the
+# reports of those studies. The encoders (dcmtk's dcmcrle, dcmcjpeg,
+# dcmcjpls, GDCM's gdcmconv, and htj2k.py beside this script, which runs
+# OpenJPH's ojph_compress on each frame; all installed by `make deps`) keep
+# every UID and are deterministic: re-running rewrites byte-identical
+# files. Run from anywhere:
 #
 #     examples/compressed/gen.sh [OUT]
 set -euo pipefail
-examples=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+examples=$(dirname "$here")
 out=${1:-$examples/compressed}
 
-for tool in dcmcrle dcmcjpeg dcmcjpls gdcmconv dcmdump; do
+for tool in dcmcrle dcmcjpeg dcmcjpls gdcmconv dcmdump ojph_compress; do
   command -v "$tool" >/dev/null || { echo "gen.sh: $tool is not installed (make deps)" >&2; exit 1; }
 done
 
@@ -41,3 +44,4 @@ encode study-002 dcmcjpeg +e1          # JPEG Lossless SV1 (1.2.840.10008.1.2.4.
 encode study-003 dcmcjpls +el          # JPEG-LS lossless (1.2.840.10008.1.2.4.80)
 encode study-004 gdcmconv --j2k        # JPEG 2000 lossless (1.2.840.10008.1.2.4.90)
 encode study-005 gdcmconv --j2k        # JPEG 2000 lossless, CT series of 20 slices
+encode study-006 "$here/htj2k.py"      # HTJ2K lossless (1.2.840.10008.1.2.4.201), CT series of 20 slices
