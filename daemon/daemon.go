@@ -104,28 +104,11 @@ type Daemon struct {
 // migrations), builds the River client and the watcher. Nothing runs until
 // Run.
 func New(ctx context.Context, opts Options) (*Daemon, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
 	cfg := opts.Config
-	if cfg == nil {
-		return nil, errors.New("daemon: no configuration")
-	}
-	if opts.Processor == nil {
-		return nil, errors.New("daemon: no processor (model not loaded)")
-	}
-	if opts.Sink == nil {
-		return nil, errors.New("daemon: no archive sink")
-	}
-	if opts.DrainTimeout <= 0 {
-		opts.DrainTimeout = cfg.Queue.DrainTimeout.Duration
-	}
-	if opts.DrainTimeout <= 0 {
-		opts.DrainTimeout = 60 * time.Second
-	}
-	if opts.RetryBase <= 0 {
-		opts.RetryBase = 10 * time.Second
-	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = 500 * time.Millisecond
-	}
 	d := &Daemon{opts: opts, log: opts.Logger, proc: opts.Processor, sink: opts.Sink, now: time.Now}
 	d.cfg.Store(cfg)
 	d.model = opts.Processor.Model()
@@ -147,61 +130,111 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.lock = lock
-	d.metrics = newMetrics()
-	d.metrics.setModel(d.model)
-	for _, c := range opts.Collectors {
-		if err := d.metrics.reg.Register(c); err != nil {
-			lock.release()
-			return nil, fmt.Errorf("daemon: metrics: %w", err)
-		}
-	}
-
-	st, err := openStore(ctx, cfg)
-	if err != nil {
+	if err := d.open(ctx, cfg); err != nil {
 		lock.release()
 		return nil, err
+	}
+	return d, nil
+}
+
+// check reports the first of the configuration, the processor and the
+// sink that is missing.
+func (o Options) check() error {
+	if o.Config == nil {
+		return errors.New("daemon: no configuration")
+	}
+	if o.Processor == nil {
+		return errors.New("daemon: no processor (model not loaded)")
+	}
+	if o.Sink == nil {
+		return errors.New("daemon: no archive sink")
+	}
+	return nil
+}
+
+// withDefaults fills in the durations left at zero.
+func (o Options) withDefaults() Options {
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = o.Config.Queue.DrainTimeout.Duration
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 60 * time.Second
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = 10 * time.Second
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 500 * time.Millisecond
+	}
+	return o
+}
+
+// open builds what the daemon holds under the state_dir lock: the metrics,
+// the catalog, the watcher and the River client. On an error it closes
+// what it opened; the caller releases the lock.
+func (d *Daemon) open(ctx context.Context, cfg *config.Config) error {
+	d.metrics = newMetrics()
+	d.metrics.setModel(d.model)
+	for _, c := range d.opts.Collectors {
+		if err := d.metrics.reg.Register(c); err != nil {
+			return fmt.Errorf("daemon: metrics: %w", err)
+		}
+	}
+	if err := d.openCatalog(ctx, cfg); err != nil {
+		return err
+	}
+	var err error
+	if d.watcher, err = d.newWatcher(cfg); err != nil {
+		d.store.Close()
+		return err
+	}
+	if d.client, err = d.newQueueClient(cfg); err != nil {
+		d.store.Close()
+		return err
+	}
+	return nil
+}
+
+// openCatalog opens the queue database and the catalog on it, loads the
+// report keys and points the metrics that read them at it.
+func (d *Daemon) openCatalog(ctx context.Context, cfg *config.Config) error {
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
 	}
 	d.store = st
 	d.cat = catalog.New(st, d.now)
 	if d.reportKeys, err = catalog.LoadReportKeys(ctx, st); err != nil {
 		st.Close()
-		lock.release()
-		return nil, err
+		return err
 	}
 	d.metrics.jobs.s = st
 	d.metrics.retrying.cat = d.cat
+	return nil
+}
 
+// newWatcher watches the DICOM drop folder, and the reports folder when
+// it is another one.
+func (d *Daemon) newWatcher(cfg *config.Config) (*watch.Watcher, error) {
 	roots := []string{cfg.Watch.DICOMDir}
 	if cfg.Watch.ReportsDir != "" && cfg.Watch.ReportsDir != cfg.Watch.DICOMDir {
 		roots = append(roots, cfg.Watch.ReportsDir)
 	}
-	w, err := watch.New(watch.Options{
+	return watch.New(watch.Options{
 		Roots:         roots,
 		SizeStableFor: cfg.Watch.SizeStableFor.Duration,
 		RescanEvery:   cfg.Watch.RescanEvery.Duration,
 		Logger:        d.log.With().Str("component", "watcher").Logger(),
 	})
-	if err != nil {
-		st.Close()
-		lock.release()
-		return nil, err
-	}
-	d.watcher = w
+}
 
+// newQueueClient builds the River client on the open store.
+func (d *Daemon) newQueueClient(cfg *config.Config) (catalog.QueueClient, error) {
 	rc, err := d.riverConfig(cfg)
 	if err != nil {
-		st.Close()
-		lock.release()
 		return nil, err
 	}
-	client, err := st.QueueClient(rc)
-	if err != nil {
-		st.Close()
-		lock.release()
-		return nil, err
-	}
-	d.client = client
-	return d, nil
+	return d.store.QueueClient(rc)
 }
 
 // openStore opens the database the configuration names (state_dir,

@@ -120,6 +120,40 @@ func (s *HL7Source) parseMessage(name string, n int, raw [][]byte) ([]Report, er
 	if len(msh) < 8 {
 		return nil, fmt.Errorf("%s: MSH segment too short", where)
 	}
+	d, err := hl7MessageDelims(where, msh)
+	if err != nil {
+		return nil, err
+	}
+	// Character set and message type: read from the raw (ASCII) header.
+	mshFields := hl7Fields(string(msh), d.field, true)
+	latin1, err := hl7Latin1(where, mshFields)
+	if err != nil {
+		return nil, err
+	}
+	msgType := strings.ToUpper(component(field(mshFields, 9), d, 1))
+	if msgType != "ORU" {
+		return nil, fmt.Errorf("%s: message type %q is not ORU^R01", where, truncateForError(strings.ToUpper(field(mshFields, 9))))
+	}
+	text, latin1, err := s.decodeMessage(where, raw, latin1)
+	if err != nil {
+		return nil, err
+	}
+	m := &hl7Message{where: where, format: s.Format(), d: d, latin1: latin1}
+	for _, seg := range strings.Split(text, "\r")[1:] {
+		if len(seg) < 3 {
+			continue
+		}
+		if err := m.readSegment(hl7Fields(seg, d.field, false)); err != nil {
+			return nil, err
+		}
+	}
+	return m.reports()
+}
+
+// hl7MessageDelims reads the field separator (MSH-1) and the encoding
+// characters (MSH-2) of a message, each of which must be ASCII
+// punctuation.
+func hl7MessageDelims(where string, msh []byte) (hl7Delims, error) {
 	d := hl7Delims{field: msh[3]}
 	enc := msh[4:]
 	if i := bytes.IndexByte(enc, d.field); i >= 0 {
@@ -132,122 +166,166 @@ func (s *HL7Source) parseMessage(name string, n int, raw [][]byte) ([]Report, er
 	}
 	for _, c := range []byte{d.field, d.comp, d.rep, d.esc, d.sub} {
 		if c != 0 && (c <= ' ' || c >= 0x7f || isAlnum(c)) {
-			return nil, fmt.Errorf("%s: MSH-1/MSH-2 delimiter %q is not ASCII punctuation", where, c)
+			return hl7Delims{}, fmt.Errorf("%s: MSH-1/MSH-2 delimiter %q is not ASCII punctuation", where, c)
 		}
 	}
-	// Character set: MSH-18, read from the raw (ASCII) header.
-	mshFields := hl7Fields(string(msh), d.field, true)
-	latin1 := false
+	return d, nil
+}
+
+// hl7Latin1 reports whether MSH-18 declares ISO 8859-1; any character set
+// other than that, ASCII or UTF-8 is an error.
+func hl7Latin1(where string, mshFields []string) (bool, error) {
 	switch cs := strings.ToUpper(strings.TrimSpace(field(mshFields, 18))); {
 	case cs == "8859/1" || cs == "ISO-8859-1" || cs == "ISO_IR 100":
-		latin1 = true
+		return true, nil
 	case cs == "" || cs == "ASCII" || cs == "UNICODE UTF-8" || cs == "UNICODE" || cs == "UTF-8":
+		return false, nil
 	default:
-		return nil, fmt.Errorf("%s: MSH-18 character set %q is not supported (want ASCII, 8859/1 or UNICODE UTF-8)", where, truncateForError(cs))
+		return false, fmt.Errorf("%s: MSH-18 character set %q is not supported (want ASCII, 8859/1 or UNICODE UTF-8)", where, truncateForError(cs))
 	}
-	msgType := strings.ToUpper(component(field(mshFields, 9), d, 1))
-	if msgType != "ORU" {
-		return nil, fmt.Errorf("%s: message type %q is not ORU^R01", where, truncateForError(strings.ToUpper(field(mshFields, 9))))
-	}
-	joined := bytes.Join(raw, []byte{'\r'})
-	var text string
-	if latin1 {
-		text = decodeLatin1(joined)
-	} else {
-		t, err := decodeText(where, joined, s.Options.Charset)
-		if err != nil {
-			return nil, err
-		}
-		if !utf8.Valid(joined) { // decoded as Latin-1 by the fallback
-			latin1 = true
-		}
-		text = t
-	}
+}
 
-	var (
-		groups    []*hl7Group
-		cur       *hl7Group
-		patientID string
-		orc       []string
-		studyUID  string
-	)
-	newGroup := func() *hl7Group {
-		g := &hl7Group{r: Report{Format: s.Format(), PatientID: patientID}}
-		groups = append(groups, g)
-		return g
+// decodeMessage joins a message's segments with "\r" and decodes them to
+// text: as ISO 8859-1 when MSH-18 says so, else as UTF-8 with the
+// Options.Charset fallback. latin1 comes back true when either decoded the
+// message as ISO 8859-1.
+func (s *HL7Source) decodeMessage(where string, raw [][]byte, latin1 bool) (string, bool, error) {
+	joined := bytes.Join(raw, []byte{'\r'})
+	if latin1 {
+		return decodeLatin1(joined), true, nil
 	}
-	for _, seg := range strings.Split(text, "\r")[1:] {
-		if len(seg) < 3 {
-			continue
-		}
-		f := hl7Fields(seg, d.field, false)
-		switch f[0] {
-		case "PID":
-			patientID = unescapeHL7(component(field(f, 3), d, 1), d, latin1)
-			for _, g := range groups {
-				if g.r.PatientID == "" {
-					g.r.PatientID = patientID
-				}
-			}
-		case "ORC":
-			orc = f
-		case "OBR":
-			cur = newGroup()
-			acc := component(field(f, 3), d, 1)
-			if acc == "" {
-				acc = component(field(f, 18), d, 1)
-			}
-			if acc == "" && orc != nil {
-				acc = component(field(orc, 3), d, 1)
-			}
-			cur.r.AccessionNumber = strings.TrimSpace(unescapeHL7(acc, d, latin1))
-			if dt := component(field(f, 7), d, 1); len(dt) >= 8 && isDICOMDate(dt[:8]) {
-				cur.r.StudyDate = dt[:8]
-			}
-			cur.obrStat = strings.ToUpper(strings.TrimSpace(field(f, 25)))
-		case "OBX":
-			if cur == nil {
-				cur = newGroup()
-			}
-			if isStudyUIDObservation(field(f, 3), d) {
-				uid := strings.TrimSpace(unescapeHL7(component(field(f, 5), d, 1), d, latin1))
-				if !IsUID(uid) {
-					return nil, fmt.Errorf("%s: the Study Instance UID OBX value is not a DICOM UID", where)
-				}
-				cur.r.StudyInstanceUID = uid
-				continue
-			}
-			st := strings.ToUpper(strings.TrimSpace(field(f, 11)))
-			if st == "W" || st == "D" {
-				continue
-			}
-			switch strings.ToUpper(strings.TrimSpace(field(f, 2))) {
-			case "TX", "FT", "ST":
-			default:
-				continue
-			}
-			cur.obxStats = append(cur.obxStats, st)
-			v := field(f, 5)
-			var reps []string
-			if d.rep != 0 {
-				reps = strings.Split(v, string(d.rep))
-			} else {
-				reps = []string{v}
-			}
-			for _, rep := range reps {
-				cur.lines = append(cur.lines, unescapeHL7(rep, d, latin1))
-			}
-		case "ZDS":
-			if uid := strings.TrimSpace(unescapeHL7(component(field(f, 1), d, 1), d, latin1)); uid != "" {
-				if !IsUID(uid) {
-					return nil, fmt.Errorf("%s: ZDS-1 is not a DICOM UID", where)
-				}
-				studyUID = uid
-			}
+	text, err := decodeText(where, joined, s.Options.Charset)
+	if err != nil {
+		return "", false, err
+	}
+	// Invalid UTF-8 was decoded as Latin-1 by the fallback.
+	return text, !utf8.Valid(joined), nil
+}
+
+// hl7Message is one message's reports being assembled from its segments
+// after MSH.
+type hl7Message struct {
+	where  string
+	format string
+	d      hl7Delims
+	latin1 bool
+
+	groups    []*hl7Group
+	cur       *hl7Group // the group OBX segments go to
+	patientID string
+	orc       []string // the last ORC
+	studyUID  string   // from ZDS-1
+}
+
+// readSegment takes one segment's fields into the message.
+func (m *hl7Message) readSegment(f []string) error {
+	switch f[0] {
+	case "PID":
+		m.readPID(f)
+	case "ORC":
+		m.orc = f
+	case "OBR":
+		m.readOBR(f)
+	case "OBX":
+		return m.readOBX(f)
+	case "ZDS":
+		return m.readZDS(f)
+	}
+	return nil
+}
+
+// value is component 1 of field n, unescaped.
+func (m *hl7Message) value(f []string, n int) string {
+	return unescapeHL7(component(field(f, n), m.d, 1), m.d, m.latin1)
+}
+
+// newGroup starts a report for an OBR (or for OBX segments without one).
+func (m *hl7Message) newGroup() *hl7Group {
+	g := &hl7Group{r: Report{Format: m.format, PatientID: m.patientID}}
+	m.groups = append(m.groups, g)
+	return g
+}
+
+// readPID takes the patient ID (PID-3), also for the reports started
+// before it.
+func (m *hl7Message) readPID(f []string) {
+	m.patientID = m.value(f, 3)
+	for _, g := range m.groups {
+		if g.r.PatientID == "" {
+			g.r.PatientID = m.patientID
 		}
 	}
+}
+
+// readOBR starts a report: accession number, study date and OBR-25 status.
+func (m *hl7Message) readOBR(f []string) {
+	m.cur = m.newGroup()
+	d := m.d
+	acc := component(field(f, 3), d, 1)
+	if acc == "" {
+		acc = component(field(f, 18), d, 1)
+	}
+	if acc == "" && m.orc != nil {
+		acc = component(field(m.orc, 3), d, 1)
+	}
+	m.cur.r.AccessionNumber = strings.TrimSpace(unescapeHL7(acc, d, m.latin1))
+	if dt := component(field(f, 7), d, 1); len(dt) >= 8 && isDICOMDate(dt[:8]) {
+		m.cur.r.StudyDate = dt[:8]
+	}
+	m.cur.obrStat = strings.ToUpper(strings.TrimSpace(field(f, 25)))
+}
+
+// readOBX takes a Study Instance UID observation, or the text lines of a
+// TX, FT or ST observation that was not withdrawn or deleted.
+func (m *hl7Message) readOBX(f []string) error {
+	if m.cur == nil {
+		m.cur = m.newGroup()
+	}
+	if isStudyUIDObservation(field(f, 3), m.d) {
+		uid := strings.TrimSpace(m.value(f, 5))
+		if !IsUID(uid) {
+			return fmt.Errorf("%s: the Study Instance UID OBX value is not a DICOM UID", m.where)
+		}
+		m.cur.r.StudyInstanceUID = uid
+		return nil
+	}
+	st := strings.ToUpper(strings.TrimSpace(field(f, 11)))
+	if st == "W" || st == "D" {
+		return nil
+	}
+	switch strings.ToUpper(strings.TrimSpace(field(f, 2))) {
+	case "TX", "FT", "ST":
+	default:
+		return nil
+	}
+	m.cur.obxStats = append(m.cur.obxStats, st)
+	v := field(f, 5)
+	reps := []string{v}
+	if m.d.rep != 0 {
+		reps = strings.Split(v, string(m.d.rep))
+	}
+	for _, rep := range reps {
+		m.cur.lines = append(m.cur.lines, unescapeHL7(rep, m.d, m.latin1))
+	}
+	return nil
+}
+
+// readZDS takes the message's Study Instance UID from ZDS-1.
+func (m *hl7Message) readZDS(f []string) error {
+	if uid := strings.TrimSpace(m.value(f, 1)); uid != "" {
+		if !IsUID(uid) {
+			return fmt.Errorf("%s: ZDS-1 is not a DICOM UID", m.where)
+		}
+		m.studyUID = uid
+	}
+	return nil
+}
+
+// reports finishes the groups with a result and text into reports; a
+// message without any is an error.
+func (m *hl7Message) reports() ([]Report, error) {
 	var out []Report
-	for _, g := range groups {
+	for _, g := range m.groups {
 		st, ok := hl7Status(g.obrStat, g.obxStats)
 		if !ok {
 			continue // no result (cancelled, ordered, scheduled, in progress)
@@ -257,17 +335,17 @@ func (s *HL7Source) parseMessage(name string, n int, raw [][]byte) ([]Report, er
 			continue
 		}
 		if !utf8.ValidString(txt) {
-			return nil, fmt.Errorf("%s: an \\X..\\ escape decodes to invalid UTF-8", where)
+			return nil, fmt.Errorf("%s: an \\X..\\ escape decodes to invalid UTF-8", m.where)
 		}
 		g.r.Text = txt
 		g.r.Status = st
 		if g.r.StudyInstanceUID == "" {
-			g.r.StudyInstanceUID = studyUID
+			g.r.StudyInstanceUID = m.studyUID
 		}
 		out = append(out, g.r)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no result text (no OBX of value type TX, FT or ST under a resulted OBR)", where)
+		return nil, fmt.Errorf("%s: no result text (no OBX of value type TX, FT or ST under a resulted OBR)", m.where)
 	}
 	return out, nil
 }

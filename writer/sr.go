@@ -131,18 +131,56 @@ func EncodeSR(src *dicomio.Series, seg *SEG, ms []Measurement, desc Description)
 	if err := validateSource(src); err != nil {
 		return nil, err
 	}
+	if err := checkSRSEG(src, seg); err != nil {
+		return nil, err
+	}
+	bySegment, err := measurementsBySegment(ms, len(desc.Segments))
+	if err != nil {
+		return nil, err
+	}
+	d := desc.withDefaults(seriesInfo{seriesNumber: src.SeriesNumber})
+	uids, err := deriveSRUIDs(d, src.SeriesInstanceUID)
+	if err != nil {
+		return nil, fmt.Errorf("writer: deriving measurement report UIDs for series %s: %w", src.SeriesInstanceUID, err)
+	}
+	groups, err := measurementGroups(src, seg, d, bySegment)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := dicom.Write(&buf, srDataset(src, seg, d, uids, groups), dicom.SkipVRVerification()); err != nil {
+		return nil, fmt.Errorf("writer: encoding measurement report %s for series %s: %w", uids.sop, src.SeriesInstanceUID, err)
+	}
+	return &Object{
+		StudyInstanceUID:  src.StudyInstanceUID,
+		SeriesInstanceUID: uids.series,
+		SOPInstanceUID:    uids.sop,
+		SOPClassUID:       ComprehensiveSRStorage,
+		Data:              buf.Bytes(),
+	}, nil
+}
+
+// checkSRSEG checks that seg was encoded and belongs to the source's study.
+func checkSRSEG(src *dicomio.Series, seg *SEG) error {
 	if seg == nil || !uidPattern.MatchString(seg.SOPInstanceUID) || !uidPattern.MatchString(seg.SeriesInstanceUID) {
-		return nil, errors.New("writer: measurement report: no encoded SEG to refer to (use EncodeSEG first)")
+		return errors.New("writer: measurement report: no encoded SEG to refer to (use EncodeSEG first)")
 	}
 	if seg.StudyInstanceUID != src.StudyInstanceUID {
-		return nil, fmt.Errorf("writer: measurement report: SEG %s belongs to study %s, the source series %s to study %s",
+		return fmt.Errorf("writer: measurement report: SEG %s belongs to study %s, the source series %s to study %s",
 			seg.SOPInstanceUID, seg.StudyInstanceUID, src.SeriesInstanceUID, src.StudyInstanceUID)
 	}
+	return nil
+}
+
+// measurementsBySegment validates the measurements (one finite, non-negative
+// area or volume for each of the nSegments segments) and indexes them by
+// segment number.
+func measurementsBySegment(ms []Measurement, nSegments int) (map[int]Measurement, error) {
 	bySegment := make(map[int]Measurement, len(ms))
 	for i, m := range ms {
 		switch {
-		case m.Segment < 1 || m.Segment > len(desc.Segments):
-			return nil, fmt.Errorf("writer: measurement %d: segment %d is not one of the %d segments described", i, m.Segment, len(desc.Segments))
+		case m.Segment < 1 || m.Segment > nSegments:
+			return nil, fmt.Errorf("writer: measurement %d: segment %d is not one of the %d segments described", i, m.Segment, nSegments)
 		case m.Quantity != Area && m.Quantity != Volume:
 			return nil, fmt.Errorf("writer: measurement %d: quantity %q is not %q or %q", i, m.Quantity, Area, Volume)
 		case math.IsNaN(m.Value) || math.IsInf(m.Value, 0) || m.Value < 0:
@@ -153,14 +191,16 @@ func EncodeSR(src *dicomio.Series, seg *SEG, ms []Measurement, desc Description)
 		}
 		bySegment[m.Segment] = m
 	}
-	if len(bySegment) != len(desc.Segments) {
-		return nil, fmt.Errorf("writer: measurement report: %d segments described, %d measured; every segment needs its measurement", len(desc.Segments), len(bySegment))
+	if len(bySegment) != nSegments {
+		return nil, fmt.Errorf("writer: measurement report: %d segments described, %d measured; every segment needs its measurement", nSegments, len(bySegment))
 	}
-	d := desc.withDefaults(seriesInfo{seriesNumber: src.SeriesNumber})
-	uids, err := deriveSRUIDs(d, src.SeriesInstanceUID)
-	if err != nil {
-		return nil, fmt.Errorf("writer: deriving measurement report UIDs for series %s: %w", src.SeriesInstanceUID, err)
-	}
+	return bySegment, nil
+}
+
+// measurementGroups builds one measurement group per segment, in the
+// description's order, each with a tracking UID derived from the SEG and
+// the segment number.
+func measurementGroups(src *dicomio.Series, seg *SEG, d Description, bySegment map[int]Measurement) ([]item, error) {
 	var groups []item
 	for _, s := range d.Segments {
 		tracking, err := DeriveUID(d.UIDRoot, "tracking", seg.SOPInstanceUID, strconv.Itoa(s.Number))
@@ -169,7 +209,12 @@ func EncodeSR(src *dicomio.Series, seg *SEG, ms []Measurement, desc Description)
 		}
 		groups = append(groups, measurementGroup(src, seg, s, bySegment[s.Number], tracking))
 	}
+	return groups, nil
+}
 
+// srDataset is the measurement report's dataset: the SR document's
+// modules and its content tree, with the measurement groups.
+func srDataset(src *dicomio.Series, seg *SEG, d Description, uids srUIDs, groups []item) dicom.Dataset {
 	var ds item
 	ds.addMetaAndSOP(ComprehensiveSRStorage, uids.sop)
 	texts := addPatientStudy(&ds, src)
@@ -202,8 +247,20 @@ func EncodeSR(src *dicomio.Series, seg *SEG, ms []Measurement, desc Description)
 	ds.code(tag.ConceptNameCodeSequence, codeImagingMeasurementReport)
 	ds.str(tag.ContinuityOfContent, "CS", "SEPARATE")
 	ds.seq(tag.ContentTemplateSequence, template("1500"))
-	var content []item
-	content = append(content,
+	ds.seq(tag.ContentSequence, srContent(src, d, uids, groups)...)
+
+	if needsUTF8(append(texts, d.Manufacturer, d.ManufacturerModelName, d.DeviceSerialNumber, d.SoftwareVersions, d.SeriesDescription, d.ModelName)...) ||
+		needsUTF8(segmentTexts(d)...) || needsUTF8(siteTexts(d)...) {
+		ds.str(tag.SpecificCharacterSet, "CS", "ISO_IR 192")
+	}
+	return dicom.Dataset{Elements: ds.sorted()}
+}
+
+// srContent is the root container's tree (TID 1500): language, the device
+// observer, the procedure reported, the image library and the
+// measurement groups.
+func srContent(src *dicomio.Series, d Description, uids srUIDs, groups []item) []item {
+	return []item{
 		codeItemOf("HAS CONCEPT MOD", codeLanguage, codeEnglishUS),
 		codeItemOf("HAS OBS CONTEXT", codeObserverType, codeDevice),
 		uidrefItem("HAS OBS CONTEXT", codeDeviceObserverUID, uids.observer),
@@ -214,24 +271,7 @@ func EncodeSR(src *dicomio.Series, seg *SEG, ms []Measurement, desc Description)
 		codeItemOf("HAS CONCEPT MOD", codeProcedureReported, procedureReported(src.Modality)),
 		containerItem(codeImageLibrary, "", containerItem(codeImageLibraryGroup, "", imageLibrary(src)...)),
 		containerItem(codeImagingMeasurements, "", groups...),
-	)
-	ds.seq(tag.ContentSequence, content...)
-
-	if needsUTF8(append(texts, d.Manufacturer, d.ManufacturerModelName, d.DeviceSerialNumber, d.SoftwareVersions, d.SeriesDescription, d.ModelName)...) ||
-		needsUTF8(segmentTexts(d)...) || needsUTF8(siteTexts(d)...) {
-		ds.str(tag.SpecificCharacterSet, "CS", "ISO_IR 192")
 	}
-	var buf bytes.Buffer
-	if err := dicom.Write(&buf, dicom.Dataset{Elements: ds.sorted()}, dicom.SkipVRVerification()); err != nil {
-		return nil, fmt.Errorf("writer: encoding measurement report %s for series %s: %w", uids.sop, src.SeriesInstanceUID, err)
-	}
-	return &Object{
-		StudyInstanceUID:  src.StudyInstanceUID,
-		SeriesInstanceUID: uids.series,
-		SOPInstanceUID:    uids.sop,
-		SOPClassUID:       ComprehensiveSRStorage,
-		Data:              buf.Bytes(),
-	}, nil
 }
 
 // siteTexts are the segments' finding site meanings.

@@ -113,72 +113,33 @@ func main() {
 
 func run(modelDir, batchList string, seconds float64, opts segment.Options, matmul string, matmulN int, ct, ctPadded string, reps int, reference bool, out string) error {
 	threads := opts.IntraOpThreads
-	lib, err := segment.ResolveLibrary("")
-	if err != nil {
-		return err
-	}
-	if _, err := segment.InitRuntime(lib); err != nil {
-		return err
-	}
-	m, err := segment.LoadManifest(modelDir)
+	m, err := loadManifest(modelDir)
 	if err != nil {
 		return err
 	}
 	res := Result{Model: m.ID(), Threads: threads, ImagesPerSec: map[string]float64{},
 		GraphOptimization: opts.GraphOptimization, InterOpThreads: opts.InterOpThreads}
-	var sizes []int
-	for _, s := range strings.Split(batchList, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil {
-			return fmt.Errorf("-batches: %w", err)
-		}
-		sizes = append(sizes, n)
+	sizes, err := parseBatchSizes(batchList)
+	if err != nil {
+		return err
 	}
 	maxB := 0
 	for _, b := range sizes {
 		maxB = max(maxB, b)
 	}
 	opts.BatchSize = maxB
-	t0 := time.Now()
-	e, err := segment.NewEngine(m, opts)
+	e, err := res.openEngine(m, opts)
 	if err != nil {
 		return err
 	}
-	res.LoadSeconds = time.Since(t0).Seconds()
-	res.RSSLoadedMB = procStatusMB("VmRSS")
-	res.Provider = e.Provider()
-	res.Concurrent = max(1, opts.ConcurrentRuns)
 	defer e.Close()
 	if reference {
-		ref, err := segment.LoadReference(m)
-		if err != nil {
+		if err := res.compareReference(m, e, maxB); err != nil {
 			return err
 		}
-		if res.ReferenceMaxAbsDiff, err = ref.MaxAbsDifference(e, maxB); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "reference: max |engine - PyTorch| = %.2g\n", res.ReferenceMaxAbsDiff)
 	}
-	hw, l := m.Image.Height*m.Image.Width, m.Tokenizer.MaxLength
-	img := make([]float32, maxB*hw)
-	for i := range img {
-		img[i] = float32((i*7919)%1000)/500 - 1
-	}
-	ids := make([]int64, maxB*l)
-	mask := make([]int64, maxB*l)
-	for b := 0; b < maxB; b++ {
-		for j := 0; j < 12; j++ {
-			ids[b*l+j] = int64(5 + (b+j)%50)
-			mask[b*l+j] = 1
-		}
-	}
-	for _, b := range sizes {
-		ips, runs, err := throughput(e, res.Concurrent, b, seconds, img, ids, mask, hw)
-		if err != nil {
-			return err
-		}
-		res.ImagesPerSec[strconv.Itoa(b)] = ips
-		fmt.Fprintf(os.Stderr, "engine batch %2d ×%d: %.1f images/s (%d runs)\n", b, res.Concurrent, ips, runs)
+	if err := res.measureThroughput(e, m, sizes, maxB, seconds); err != nil {
+		return err
 	}
 	if matmul != "" {
 		g, err := matmulGFLOPS(matmul, matmulN, threads, seconds)
@@ -189,16 +150,8 @@ func run(modelDir, batchList string, seconds float64, opts segment.Options, matm
 		fmt.Fprintf(os.Stderr, "onnxruntime MatMul %d: %.1f GFLOP/s\n", matmulN, g)
 	}
 	if ct != "" {
-		pr, load, err := pipelineOverhead(modelDir, ct, opts, reps)
-		if err != nil {
+		if err := res.measurePipelines(modelDir, ct, ctPadded, opts, reps); err != nil {
 			return err
-		}
-		res.PipelineFrames, res.PipelineWall, res.PipelineRun, res.Overhead = pr.Frames, pr.Wall, pr.Run, pr.Overhead
-		res.Head, res.Gaps, res.Tail, res.Overheads, res.PipelineLoad = pr.Head, pr.Gaps, pr.Tail, pr.Overheads, load
-		if ctPadded != "" {
-			if res.Padded, _, err = pipelineOverhead(modelDir, ctPadded, opts, reps); err != nil {
-				return err
-			}
 		}
 	}
 	res.PeakRSSMB = procStatusMB("VmHWM")
@@ -207,6 +160,111 @@ func run(modelDir, batchList string, seconds float64, opts segment.Options, matm
 		return os.WriteFile(out, b, 0o644)
 	}
 	fmt.Println(string(b))
+	return nil
+}
+
+// loadManifest starts ONNX Runtime and reads the model folder's manifest.
+func loadManifest(modelDir string) (*segment.Manifest, error) {
+	lib, err := segment.ResolveLibrary("")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := segment.InitRuntime(lib); err != nil {
+		return nil, err
+	}
+	return segment.LoadManifest(modelDir)
+}
+
+// parseBatchSizes reads -batches, a comma-separated list of batch sizes.
+func parseBatchSizes(list string) ([]int, error) {
+	var sizes []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("-batches: %w", err)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
+}
+
+// openEngine creates the engine, recording how long that took, the
+// resident memory after it, the provider and the concurrent runs.
+func (res *Result) openEngine(m *segment.Manifest, opts segment.Options) (*segment.Engine, error) {
+	t0 := time.Now()
+	e, err := segment.NewEngine(m, opts)
+	if err != nil {
+		return nil, err
+	}
+	res.LoadSeconds = time.Since(t0).Seconds()
+	res.RSSLoadedMB = procStatusMB("VmRSS")
+	res.Provider = e.Provider()
+	res.Concurrent = max(1, opts.ConcurrentRuns)
+	return e, nil
+}
+
+// compareReference records the largest difference between the engine's
+// probabilities and the model folder's PyTorch reference.
+func (res *Result) compareReference(m *segment.Manifest, e *segment.Engine, maxB int) error {
+	ref, err := segment.LoadReference(m)
+	if err != nil {
+		return err
+	}
+	if res.ReferenceMaxAbsDiff, err = ref.MaxAbsDifference(e, maxB); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "reference: max |engine - PyTorch| = %.2g\n", res.ReferenceMaxAbsDiff)
+	return nil
+}
+
+// measureThroughput records the engine's images/s at each batch size, on
+// synthetic inputs.
+func (res *Result) measureThroughput(e *segment.Engine, m *segment.Manifest, sizes []int, maxB int, seconds float64) error {
+	hw, l := m.Image.Height*m.Image.Width, m.Tokenizer.MaxLength
+	img, ids, mask := syntheticInputs(maxB, hw, l)
+	for _, b := range sizes {
+		ips, runs, err := throughput(e, res.Concurrent, b, seconds, img, ids, mask, hw)
+		if err != nil {
+			return err
+		}
+		res.ImagesPerSec[strconv.Itoa(b)] = ips
+		fmt.Fprintf(os.Stderr, "engine batch %2d ×%d: %.1f images/s (%d runs)\n", b, res.Concurrent, ips, runs)
+	}
+	return nil
+}
+
+// syntheticInputs are n images of hw pixels in [-1, 1) and their token ids
+// and attention masks (sequences of length l, 12 tokens each).
+func syntheticInputs(n, hw, l int) (img []float32, ids, mask []int64) {
+	img = make([]float32, n*hw)
+	for i := range img {
+		img[i] = float32((i*7919)%1000)/500 - 1
+	}
+	ids = make([]int64, n*l)
+	mask = make([]int64, n*l)
+	for b := 0; b < n; b++ {
+		for j := 0; j < 12; j++ {
+			ids[b*l+j] = int64(5 + (b+j)%50)
+			mask[b*l+j] = 1
+		}
+	}
+	return img, ids, mask
+}
+
+// measurePipelines records the pipeline overhead on the CT series, and on
+// its padded copy when there is one.
+func (res *Result) measurePipelines(modelDir, ct, ctPadded string, opts segment.Options, reps int) error {
+	pr, load, err := pipelineOverhead(modelDir, ct, opts, reps)
+	if err != nil {
+		return err
+	}
+	res.PipelineFrames, res.PipelineWall, res.PipelineRun, res.Overhead = pr.Frames, pr.Wall, pr.Run, pr.Overhead
+	res.Head, res.Gaps, res.Tail, res.Overheads, res.PipelineLoad = pr.Head, pr.Gaps, pr.Tail, pr.Overheads, load
+	if ctPadded != "" {
+		if res.Padded, _, err = pipelineOverhead(modelDir, ctPadded, opts, reps); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -317,24 +375,79 @@ func matmulGFLOPS(path string, n, threads int, seconds float64) (float64, error)
 // measures the wall time during which no session run was in progress; it
 // returns the median repetition and the time of LoadSeries alone.
 func pipelineOverhead(modelDir, folder string, opts segment.Options, reps int) (*PipelineResult, float64, error) {
-	var (
-		mu       sync.Mutex
-		firstRun time.Time
-		lastEnd  time.Time
-	)
-	onRun := func(_ int, d time.Duration) {
-		now := time.Now()
-		mu.Lock()
-		defer mu.Unlock()
-		if s := now.Add(-d); firstRun.IsZero() || s.Before(firstRun) {
-			firstRun = s
-		}
-		if now.After(lastEnd) {
-			lastEnd = now
-		}
+	span := &runSpan{}
+	p, err := newBenchPipeline(modelDir, opts, span.onRun)
+	if err != nil {
+		return nil, 0, err
 	}
-	// The SEG and report settings are the configuration's defaults.
-	p, err := pipeline.New(pipeline.Options{
+	defer p.Close()
+	job, err := seriesJob(folder)
+	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := p.Process(context.Background(), job); err != nil { // warm-up (page cache, allocator)
+		return nil, 0, err
+	}
+	tl := time.Now()
+	if _, err := dicomio.LoadSeries(job.Paths, dicomio.Limits{}); err != nil {
+		return nil, 0, err
+	}
+	load := time.Since(tl).Seconds()
+	var all []PipelineResult
+	for i := 0; i < max(1, reps); i++ {
+		pr, err := measureRepetition(p, job, span)
+		if err != nil {
+			return nil, 0, err
+		}
+		all = append(all, pr)
+	}
+	med := medianOverhead(all)
+	fmt.Fprintf(os.Stderr, "pipeline %s, %d frames, median of %d: wall %.3fs, in Run %.3fs, overhead %.1f%% (before the first run %.1f ms, between runs %.1f ms, after the last %.1f ms; all: %s; LoadSeries alone %.3fs)\n",
+		filepath.Base(folder), med.Frames, len(all), med.Wall, med.Run, 100*med.Overhead, 1e3*med.Head, 1e3*med.Gaps, 1e3*med.Tail, percents(med.Overheads), load)
+	return &med, load, nil
+}
+
+// runSpan tracks, from the engine's OnRun calls, when the first session
+// run of a repetition started and when the last one ended.
+type runSpan struct {
+	mu       sync.Mutex
+	firstRun time.Time
+	lastEnd  time.Time
+}
+
+// onRun is the engine's OnRun: a run of duration d just ended.
+func (s *runSpan) onRun(_ int, d time.Duration) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := now.Add(-d); s.firstRun.IsZero() || st.Before(s.firstRun) {
+		s.firstRun = st
+	}
+	if now.After(s.lastEnd) {
+		s.lastEnd = now
+	}
+}
+
+// reset forgets the runs seen so far.
+func (s *runSpan) reset() {
+	s.mu.Lock()
+	s.firstRun, s.lastEnd = time.Time{}, time.Time{}
+	s.mu.Unlock()
+}
+
+// headTail is the time from t0 to the first run's start and from the last
+// run's end to t1, in seconds.
+func (s *runSpan) headTail(t0, t1 time.Time) (head, tail float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.firstRun.Sub(t0).Seconds(), t1.Sub(s.lastEnd).Seconds()
+}
+
+// newBenchPipeline builds the production pipeline with the engine
+// settings of opts (batches of 16) and onRun as the engine's OnRun; the
+// SEG and report settings are the configuration's defaults.
+func newBenchPipeline(modelDir string, opts segment.Options, onRun func(int, time.Duration)) (*pipeline.Pipeline, error) {
+	return pipeline.New(pipeline.Options{
 		ModelDir: modelDir,
 		Engine: segment.Options{
 			Provider:       opts.Provider,
@@ -350,71 +463,65 @@ func pipelineOverhead(modelDir, folder string, opts segment.Options, reps int) (
 		},
 		Sections: []string{"FINDINGS", "IMPRESSION"},
 	}, zerolog.Nop())
-	if err != nil {
-		return nil, 0, err
-	}
-	defer p.Close()
+}
+
+// seriesJob is the job for the series in a tmca.dicom_writer folder: its
+// files under dicom/ and its report, reports/<accession>.txt.
+func seriesJob(folder string) (pipeline.SeriesJob, error) {
 	var paths []string
-	err = filepath.WalkDir(filepath.Join(folder, "dicom"), func(path string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(folder, "dicom"), func(path string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".dcm") {
 			paths = append(paths, path)
 		}
 		return err
 	})
 	if err != nil {
-		return nil, 0, err
+		return pipeline.SeriesJob{}, err
 	}
 	h, err := dicomio.ReadHeader(paths[0])
 	if err != nil {
-		return nil, 0, err
+		return pipeline.SeriesJob{}, err
 	}
 	rd, err := reports.NewReader(reports.Options{})
 	if err != nil {
-		return nil, 0, err
+		return pipeline.SeriesJob{}, err
 	}
 	rps, err := rd.ReadFile(filepath.Join(folder, "reports", h.AccessionNumber+".txt"))
 	if err != nil {
-		return nil, 0, err
+		return pipeline.SeriesJob{}, err
 	}
-	job := pipeline.SeriesJob{StudyUID: h.StudyInstanceUID, SeriesUID: h.SeriesInstanceUID, Paths: paths, Report: &rps[0]}
-	if _, err := p.Process(context.Background(), job); err != nil { // warm-up (page cache, allocator)
-		return nil, 0, err
+	return pipeline.SeriesJob{StudyUID: h.StudyInstanceUID, SeriesUID: h.SeriesInstanceUID, Paths: paths, Report: &rps[0]}, nil
+}
+
+// measureRepetition processes the job once and splits its wall time into
+// session runs and the overhead before, between and after them.
+func measureRepetition(p *pipeline.Pipeline, job pipeline.SeriesJob, span *runSpan) (PipelineResult, error) {
+	runtime.GC() // each repetition starts as a job after an idle daemon would
+	busy0 := p.Engine().BusyTime()
+	span.reset()
+	t0 := time.Now()
+	r, err := p.Process(context.Background(), job)
+	if err != nil {
+		return PipelineResult{}, err
 	}
-	tl := time.Now()
-	if _, err := dicomio.LoadSeries(paths, dicomio.Limits{}); err != nil {
-		return nil, 0, err
-	}
-	load := time.Since(tl).Seconds()
-	var all []PipelineResult
-	for i := 0; i < max(1, reps); i++ {
-		runtime.GC() // each repetition starts as a job after an idle daemon would
-		busy0 := p.Engine().BusyTime()
-		mu.Lock()
-		firstRun, lastEnd = time.Time{}, time.Time{}
-		mu.Unlock()
-		t0 := time.Now()
-		r, err := p.Process(context.Background(), job)
-		if err != nil {
-			return nil, 0, err
-		}
-		t1 := time.Now()
-		wall := t1.Sub(t0).Seconds()
-		runS := (p.Engine().BusyTime() - busy0).Seconds()
-		pr := PipelineResult{Frames: r.Summary.Frames, Wall: wall, Run: runS, Overhead: (wall - runS) / wall}
-		mu.Lock()
-		pr.Head, pr.Tail = firstRun.Sub(t0).Seconds(), t1.Sub(lastEnd).Seconds()
-		mu.Unlock()
-		pr.Gaps = wall - runS - pr.Head - pr.Tail
-		all = append(all, pr)
-	}
+	t1 := time.Now()
+	wall := t1.Sub(t0).Seconds()
+	runS := (p.Engine().BusyTime() - busy0).Seconds()
+	pr := PipelineResult{Frames: r.Summary.Frames, Wall: wall, Run: runS, Overhead: (wall - runS) / wall}
+	pr.Head, pr.Tail = span.headTail(t0, t1)
+	pr.Gaps = wall - runS - pr.Head - pr.Tail
+	return pr, nil
+}
+
+// medianOverhead is the repetition of median overhead, with every
+// repetition's overhead in ascending order.
+func medianOverhead(all []PipelineResult) PipelineResult {
 	sort.Slice(all, func(i, j int) bool { return all[i].Overhead < all[j].Overhead })
 	med := all[len(all)/2]
 	for _, r := range all {
 		med.Overheads = append(med.Overheads, r.Overhead)
 	}
-	fmt.Fprintf(os.Stderr, "pipeline %s, %d frames, median of %d: wall %.3fs, in Run %.3fs, overhead %.1f%% (before the first run %.1f ms, between runs %.1f ms, after the last %.1f ms; all: %s; LoadSeries alone %.3fs)\n",
-		filepath.Base(folder), med.Frames, len(all), med.Wall, med.Run, 100*med.Overhead, 1e3*med.Head, 1e3*med.Gaps, 1e3*med.Tail, percents(med.Overheads), load)
-	return &med, load, nil
+	return med
 }
 
 // procStatusMB reads one memory line of /proc/self/status (VmRSS, VmHWM)

@@ -80,77 +80,20 @@ func writeFile(path string, fill func(io.Writer) error) error {
 func run(frames, size, runs int, dir string) error {
 	src, probs := fixture(frames, size)
 	n := size * size
-	// Masks as segment hands them over: thresholded straight into bits.
-	packed := writer.BitMasks{make([][]byte, frames)}
-	for f, p := range probs {
-		packed[0][f] = make([]byte, writer.PackedLen(n))
-		writer.ThresholdPack(packed[0][f], p, 0.5)
-	}
-	// The older hand-over: one byte per pixel.
-	byteMasks := writer.Masks{make([][]byte, frames)}
-	for f, p := range probs {
-		byteMasks[0][f] = thresholdBytes(make([]byte, n), p, 0.5)
-	}
-	// Segment side: producing the masks for the 300 frames.
-	mask := make([]byte, n)
-	bits := make([]byte, writer.PackedLen(n))
-	var thrBytes, thrBits, packFrame []sample
-	for i := 0; i < runs; i++ {
-		s, _ := timed(func() error {
-			for _, p := range probs {
-				thresholdBytes(mask, p, 0.5)
-			}
-			return nil
-		})
-		thrBytes = append(thrBytes, s)
-		s, _ = timed(func() error {
-			for _, p := range probs {
-				writer.ThresholdPack(bits, p, 0.5)
-			}
-			return nil
-		})
-		thrBits = append(thrBits, s)
-		s, _ = timed(func() error {
-			for _, m := range byteMasks[0] {
-				writer.PackFrame(bits, m)
-			}
-			return nil
-		})
-		packFrame = append(packFrame, s)
-	}
-
+	packed, byteMasks := handOverMasks(probs, n)
+	masks := timeMaskProduction(probs, byteMasks, n, runs)
 	probs = nil // not live during the SEG runs (the daemon frees them too)
 
-	desc := writer.Description{
-		SeriesDescription: "bench", Manufacturer: "tmcad", ManufacturerModelName: "tmcad TMCA",
-		SoftwareVersions: "bench", ModelName: "bench-model", ModelVersion: "1",
-		Segments: []writer.Segment{{Number: 1, Label: "Lesion",
-			Category: writer.Code{Value: "49755003", Scheme: "SCT", Meaning: "Morphologically Abnormal Structure"},
-			Type:     writer.Code{Value: "52988006", Scheme: "SCT", Meaning: "Lesion"}}},
-	}
-
+	desc := benchDescription()
 	segPath := filepath.Join(dir, "bench-seg.dcm")
 	rawPath := filepath.Join(dir, "bench-raw.bin")
 	defer os.Remove(segPath)
 	defer os.Remove(rawPath)
 
-	// Both paths must give the same file.
-	a, err := writer.EncodeSEG(src, packed, desc)
+	segSize, err := checkSamePaths(src, packed, byteMasks, desc, frames)
 	if err != nil {
 		return err
 	}
-	b, err := writer.EncodeSEG(src, byteMasks, desc)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(a.Data, b.Data) {
-		return fmt.Errorf("the SEGs from bit-packed and byte masks differ")
-	}
-	if a.NumberOfFrames != frames {
-		return fmt.Errorf("wrote %d frames, want %d", a.NumberOfFrames, frames)
-	}
-	segSize := len(a.Data)
-	a, b = nil, nil
 	raw := make([]byte, segSize)
 	for j := range raw {
 		raw[j] = byte(j)
@@ -158,24 +101,11 @@ func run(frames, size, runs int, dir string) error {
 
 	// Memory: untimed runs with a heap sampler (ReadMemStats stops the
 	// world, so it must not run during the timed runs).
-	// The sampler can miss short-lived peaks, so the bytes allocated
-	// during the call (an upper bound on what the encoder adds) are
-	// reported too.
-	peak := func(m writer.MaskSet) (before, peak, alloc uint64, err error) {
-		runtime.GC()
-		var ms, after runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		stop := sampleHeap(&peak)
-		_, err = writer.WriteSEG(io.Discard, src, m, desc)
-		stop()
-		runtime.ReadMemStats(&after)
-		return ms.HeapAlloc, peak, after.TotalAlloc - ms.TotalAlloc, err
-	}
-	packedBefore, packedPeak, packedAlloc, err := peak(packed)
+	packedHeap, err := measureHeap(src, packed, desc)
 	if err != nil {
 		return err
 	}
-	byteBefore, bytePeak, byteAlloc, err := peak(byteMasks)
+	byteHeap, err := measureHeap(src, byteMasks, desc)
 	if err != nil {
 		return err
 	}
@@ -198,44 +128,178 @@ func run(frames, size, runs int, dir string) error {
 			})
 		}
 	}
-	ops := []func() error{plainWrite, segWrite(packed), segWrite(byteMasks)}
+	writes, err := timeRotated([]func() error{plainWrite, segWrite(packed), segWrite(byteMasks)}, runs)
+	if err != nil {
+		return err
+	}
+	results{frames: frames, size: size, runs: runs, segSize: segSize, writes: writes,
+		masks: masks, packedHeap: packedHeap, byteHeap: byteHeap}.print()
+	return nil
+}
+
+// handOverMasks thresholds the probabilities into the two hand-overs from
+// segment to writer: bit-packed masks (as segment produces them) and the
+// older one byte per pixel.
+func handOverMasks(probs [][]float32, n int) (writer.BitMasks, writer.Masks) {
+	// Masks as segment hands them over: thresholded straight into bits.
+	packed := writer.BitMasks{make([][]byte, len(probs))}
+	for f, p := range probs {
+		packed[0][f] = make([]byte, writer.PackedLen(n))
+		writer.ThresholdPack(packed[0][f], p, 0.5)
+	}
+	// The older hand-over: one byte per pixel.
+	byteMasks := writer.Masks{make([][]byte, len(probs))}
+	for f, p := range probs {
+		byteMasks[0][f] = thresholdBytes(make([]byte, n), p, 0.5)
+	}
+	return packed, byteMasks
+}
+
+// maskTimes are the segment-side costs of producing one series' masks,
+// one sample per repetition.
+type maskTimes struct {
+	thrBytes  []sample // thresholding to bytes (segment.ProbToMask)
+	thrBits   []sample // writer.ThresholdPack straight to bits
+	packFrame []sample // writer.PackFrame of the byte masks
+}
+
+// timeMaskProduction times, runs times, producing the masks of every
+// frame each way.
+func timeMaskProduction(probs [][]float32, byteMasks writer.Masks, n, runs int) maskTimes {
+	mask := make([]byte, n)
+	bits := make([]byte, writer.PackedLen(n))
+	var t maskTimes
+	for i := 0; i < runs; i++ {
+		s, _ := timed(func() error {
+			for _, p := range probs {
+				thresholdBytes(mask, p, 0.5)
+			}
+			return nil
+		})
+		t.thrBytes = append(t.thrBytes, s)
+		s, _ = timed(func() error {
+			for _, p := range probs {
+				writer.ThresholdPack(bits, p, 0.5)
+			}
+			return nil
+		})
+		t.thrBits = append(t.thrBits, s)
+		s, _ = timed(func() error {
+			for _, m := range byteMasks[0] {
+				writer.PackFrame(bits, m)
+			}
+			return nil
+		})
+		t.packFrame = append(t.packFrame, s)
+	}
+	return t
+}
+
+// benchDescription describes the one-segment SEG the benchmark writes.
+func benchDescription() writer.Description {
+	return writer.Description{
+		SeriesDescription: "bench", Manufacturer: "tmcad", ManufacturerModelName: "tmcad TMCA",
+		SoftwareVersions: "bench", ModelName: "bench-model", ModelVersion: "1",
+		Segments: []writer.Segment{{Number: 1, Label: "Lesion",
+			Category: writer.Code{Value: "49755003", Scheme: "SCT", Meaning: "Morphologically Abnormal Structure"},
+			Type:     writer.Code{Value: "52988006", Scheme: "SCT", Meaning: "Lesion"}}},
+	}
+}
+
+// checkSamePaths encodes the SEG from both hand-overs, which must give the
+// same file of every frame, and returns its size.
+func checkSamePaths(src *dicomio.Series, packed, byteMasks writer.MaskSet, desc writer.Description, frames int) (int, error) {
+	a, err := writer.EncodeSEG(src, packed, desc)
+	if err != nil {
+		return 0, err
+	}
+	b, err := writer.EncodeSEG(src, byteMasks, desc)
+	if err != nil {
+		return 0, err
+	}
+	if !bytes.Equal(a.Data, b.Data) {
+		return 0, fmt.Errorf("the SEGs from bit-packed and byte masks differ")
+	}
+	if a.NumberOfFrames != frames {
+		return 0, fmt.Errorf("wrote %d frames, want %d", a.NumberOfFrames, frames)
+	}
+	return len(a.Data), nil
+}
+
+// heapUse is the Go heap around one WriteSEG call.
+type heapUse struct{ before, peak, alloc uint64 }
+
+// measureHeap runs WriteSEG once, untimed, with a heap sampler. The
+// sampler can miss short-lived peaks, so the bytes allocated during the
+// call (an upper bound on what the encoder adds) are reported too.
+func measureHeap(src *dicomio.Series, m writer.MaskSet, desc writer.Description) (heapUse, error) {
+	runtime.GC()
+	var ms, after runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	var peak uint64
+	stop := sampleHeap(&peak)
+	_, err := writer.WriteSEG(io.Discard, src, m, desc)
+	stop()
+	runtime.ReadMemStats(&after)
+	return heapUse{ms.HeapAlloc, peak, after.TotalAlloc - ms.TotalAlloc}, err
+}
+
+// timeRotated runs every op once per repetition, in an order that rotates
+// from one repetition to the next, and returns each op's samples.
+func timeRotated(ops []func() error, runs int) ([][]sample, error) {
 	res := make([][]sample, len(ops))
 	for i := 0; i < runs; i++ {
 		for k := range ops {
 			j := (k + i) % len(ops) // rotate the order
 			s, err := timed(ops[j])
 			if err != nil {
-				return err
+				return nil, err
 			}
 			res[j] = append(res[j], s)
 		}
 	}
+	return res, nil
+}
 
+// results are what one run measured.
+type results struct {
+	frames, size, runs, segSize int
+	// writes are the plain write's, the BitMasks SEG's and the byte
+	// Masks SEG's samples.
+	writes               [][]sample
+	masks                maskTimes
+	packedHeap, byteHeap heapUse
+}
+
+// print writes the report: the machine, the write times and their ratios,
+// the segment-side costs and the memory.
+func (r results) print() {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	load, _ := os.ReadFile("/proc/loadavg")
+	frames, res, n := r.frames, r.writes, r.size*r.size
 	fmt.Printf("frames=%d size=%dx%d SEG=%d bytes (%.2f MiB), %d runs, GOMAXPROCS=%d NumCPU=%d %s/%s %s, loadavg %s",
-		frames, size, size, segSize, float64(segSize)/(1<<20), runs, runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), load)
+		frames, r.size, r.size, r.segSize, float64(r.segSize)/(1<<20), r.runs, runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), load)
 	fmt.Printf("%-38s %12s %12s %12s\n", "", "wall median", "wall min", "CPU median")
 	names := []string{"plain buffered write, same bytes", "SEG from BitMasks (production)", "SEG from byte Masks (old path)"}
 	for k, name := range names {
 		fmt.Printf("%-38s %12v %12v %12v\n", name, med(res[k], wallOf), minOf(res[k], wallOf), med(res[k], cpuOf))
 	}
-	for k := 1; k < len(ops); k++ {
+	for k := 1; k < len(res); k++ {
 		fmt.Printf("ratio %s / plain: wall median-of-ratios %.2fx, ratio-of-medians %.2fx, ratio-of-mins %.2fx; CPU median-of-ratios %.2fx, ratio-of-medians %.2fx\n",
 			names[k],
 			medRatio(res[k], res[0], wallOf), ratio(med(res[k], wallOf), med(res[0], wallOf)), ratio(minOf(res[k], wallOf), minOf(res[0], wallOf)),
 			medRatio(res[k], res[0], cpuOf), ratio(med(res[k], cpuOf), med(res[0], cpuOf)))
 	}
+	m := r.masks
 	fmt.Printf("segment side, %d frames: threshold float32 -> bytes %v (CPU %v); ThresholdPack -> bits %v (CPU %v); PackFrame of byte masks %v (CPU %v) [wall/CPU medians]\n",
-		frames, med(thrBytes, wallOf), med(thrBytes, cpuOf), med(thrBits, wallOf), med(thrBits, cpuOf), med(packFrame, wallOf), med(packFrame, cpuOf))
+		frames, med(m.thrBytes, wallOf), med(m.thrBytes, cpuOf), med(m.thrBits, wallOf), med(m.thrBits, cpuOf), med(m.packFrame, wallOf), med(m.packFrame, cpuOf))
 	fmt.Printf("memory, BitMasks: peak Go heap %.1f MiB (%.1f MiB live before); allocated during WriteSEG %.1f MiB\n",
-		mib(packedPeak), mib(packedBefore), mib(packedAlloc))
+		mib(r.packedHeap.peak), mib(r.packedHeap.before), mib(r.packedHeap.alloc))
 	fmt.Printf("memory, byte Masks: peak Go heap %.1f MiB (%.1f MiB live before); allocated during WriteSEG %.1f MiB\n",
-		mib(bytePeak), mib(byteBefore), mib(byteAlloc))
+		mib(r.byteHeap.peak), mib(r.byteHeap.before), mib(r.byteHeap.alloc))
 	fmt.Printf("inputs: bit-packed masks %.1f MiB, byte masks %.1f MiB, probabilities %.1f MiB; process max RSS %.1f MiB\n",
 		mib(uint64(frames*writer.PackedLen(n))), mib(uint64(frames*n)), mib(uint64(frames*n*4)), float64(ru.Maxrss)/1024)
-	return nil
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }

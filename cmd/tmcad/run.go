@@ -8,6 +8,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/rs/zerolog"
+
 	"tmcad/config"
 	"tmcad/daemon"
 	"tmcad/daemon/pipeline"
@@ -32,12 +34,9 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := loadDaemonConfig(*cfgPath, *logLevel)
 	if err != nil {
 		return err
-	}
-	if *logLevel != "" {
-		cfg.Log.Level = *logLevel
 	}
 	log, err := logging.New(stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
@@ -74,45 +73,66 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	}
 	defer d.Close()
 	if door != nil {
-		doorDone := make(chan struct{})
-		go func() {
-			defer close(doorDone)
-			if err := door.Run(); err != nil {
-				log.Error().Err(err).Msg("the DICOMweb door stopped")
-			}
-		}()
+		waitDoor := startDoor(door, log)
 		// On every way out (the daemon stopped, or failed), the door is
 		// stopped and waited for, so that tmcad exits between two files.
-		defer func() { stopDoor(); <-doorDone }()
+		defer func() { stopDoor(); waitDoor() }()
 	}
 
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				next, err := config.Load(*cfgPath)
-				if err != nil {
-					// The error names the file and every bad key.
-					log.Error().Err(err).Str("config", *cfgPath).Msg("reload: configuration invalid; keeping the running one")
-					continue
-				}
-				if *logLevel != "" {
-					// --log-level still overrides: not a change of log.level.
-					next.Log.Level = *logLevel
-				}
-				applied, restart := d.Reload(next)
-				ev := log.Info()
-				if len(restart) > 0 {
-					ev = log.Warn()
-				}
-				ev.Str("config", *cfgPath).Strs("applied", applied).Strs("need_restart", restart).Msg(daemon.DescribeReload(applied, restart))
-			}
-		}
-	}()
+	go reloadOnHUP(ctx, hup, d, *cfgPath, *logLevel, log)
 	if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
+}
+
+// loadDaemonConfig loads the configuration file; a --log-level given on
+// the command line overrides its log.level.
+func loadDaemonConfig(path, logLevel string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if logLevel != "" {
+		cfg.Log.Level = logLevel
+	}
+	return cfg, nil
+}
+
+// startDoor runs the DICOMweb door in the background, logging why it
+// stopped if it failed; wait returns once it has stopped.
+func startDoor(door *pullDoor, log zerolog.Logger) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := door.Run(); err != nil {
+			log.Error().Err(err).Msg("the DICOMweb door stopped")
+		}
+	}()
+	return func() { <-done }
+}
+
+// reloadOnHUP reloads the configuration into d on every SIGHUP until ctx
+// ends; an invalid file is logged and the running configuration kept.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, d *daemon.Daemon, cfgPath, logLevel string, log zerolog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			// --log-level still overrides: not a change of log.level.
+			next, err := loadDaemonConfig(cfgPath, logLevel)
+			if err != nil {
+				// The error names the file and every bad key.
+				log.Error().Err(err).Str("config", cfgPath).Msg("reload: configuration invalid; keeping the running one")
+				continue
+			}
+			applied, restart := d.Reload(next)
+			ev := log.Info()
+			if len(restart) > 0 {
+				ev = log.Warn()
+			}
+			ev.Str("config", cfgPath).Strs("applied", applied).Strs("need_restart", restart).Msg(daemon.DescribeReload(applied, restart))
+		}
+	}
 }
