@@ -1,19 +1,15 @@
 package e2e
 
 import (
-	"context"
+	"tmcad/internal/pgtemp"
+
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"tmcad/internal/testpeers"
 )
@@ -80,83 +76,14 @@ func segSeries(t *testing.T, o *testpeers.Orthanc, study string) map[string][]st
 	return out
 }
 
-// startPostgres starts a throwaway PostgreSQL server on a free loopback
-// port, with trust authentication and a temporary data folder, and
-// returns its URL. Run as root, the server runs as the postgres user
-// (it refuses to run as root).
+// startPostgres starts a throwaway PostgreSQL server (internal/pgtemp) for
+// the test and returns its URL; it is stopped when the test ends.
 func startPostgres(t *testing.T) string {
 	t.Helper()
-	bindir := "/usr/lib/postgresql/15/bin"
-	for _, b := range []string{"initdb", "postgres"} {
-		if _, err := os.Stat(filepath.Join(bindir, b)); err != nil {
-			t.Fatalf("PostgreSQL 15 (%s) is required by this test (%v): run make deps", b, err)
-		}
-	}
-	base, err := os.MkdirTemp("", "tmcad-e2e-pg-")
+	srv, err := pgtemp.Start("tmcad-e2e-pg-")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("PostgreSQL for the test: %v", err)
 	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data, sock := filepath.Join(base, "data"), filepath.Join(base, "sock")
-	for _, d := range []string{data, sock} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var cred *syscall.Credential
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("running PostgreSQL as root needs the postgres user (%v): run make deps", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		for _, d := range []string{data, sock} {
-			if err := os.Chown(d, uid, gid); err != nil {
-				t.Fatal(err)
-			}
-		}
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	}
-	command := func(name string, args ...string) *exec.Cmd {
-		c := exec.Command(filepath.Join(bindir, name), args...)
-		c.Dir = base
-		c.Env = []string{"PATH=/usr/bin:/bin", "LANG=C", "LC_ALL=C", "HOME=" + base}
-		if cred != nil {
-			c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		}
-		return c
-	}
-	if out, err := command("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync").CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
-	port := testpeers.FreePort(t)
-	pg := testpeers.StartChild(t, command("postgres", "-D", data, "-k", sock, "-p", strconv.Itoa(port),
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=60"),
-		filepath.Join(base, "postgres.log"))
-	t.Cleanup(func() { pg.Stop(syscall.SIGINT, 20*time.Second) }) // fast shutdown
-	url := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		conn, err := pgx.Connect(ctx, url)
-		if err == nil {
-			err = conn.Ping(ctx)
-			conn.Close(ctx)
-		}
-		cancel()
-		if err == nil {
-			return url
-		}
-		if !pg.Running() {
-			t.Fatalf("postgres exited (%v):\n%s", pg.Err, pg.LogTail())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("PostgreSQL not accepting connections after 30s (%v):\n%s", err, pg.LogTail())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	t.Cleanup(srv.Stop)
+	return srv.URL
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmarks; each measures tmcad against a peer in the same run and
-# reports ratios. The engine, "Paper preset on CPU" and "doors" sections of
-# bench/RESULTS.md are rewritten from this run; the dicomio and writer programs print their tables (see their
+# reports ratios. The engine, "Paper preset on CPU", "doors" and "load"
+# sections of bench/RESULTS.md are rewritten from this run; the dicomio and writer programs print their tables (see their
 # sections in bench/RESULTS.md for how they were recorded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,10 +12,17 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 ROUNDS=${ROUNDS:-3}
-# COMPACT=0, PAPER=0 or DOORS=0 skips that section.
+# COMPACT=0, PAPER=0, DOORS=0 or LOAD=0 skips that section.
 COMPACT=${COMPACT:-1}
 PAPER=${PAPER:-1}
 DOORS=${DOORS:-1}
+LOAD=${LOAD:-1}
+# The load section's size: LOAD_N series, half CR, half CT of LOAD_CT_SLICES
+# slices of 512², generated once into LOAD_CACHE (outside the repository;
+# 52 MB per 100-slice CT).
+LOAD_N=${LOAD_N:-40}
+LOAD_CT_SLICES=${LOAD_CT_SLICES:-100}
+LOAD_CACHE=${LOAD_CACHE:-/tmp/tmcad-load-cache}
 # The paper-size model (random weights, 341 MB of ONNX) is exported once
 # into this cache folder, outside the repository.
 PAPER_MODEL=${PAPER_MODEL:-/tmp/tmcad-bench-cache/tmca-paper}
@@ -69,6 +76,23 @@ fi
 if [ "$DOORS" = 1 ]; then
 echo "== doors: the DICOM receiver (with and without tmcad dicom-gate) vs storescp alone; the HL7 listener vs MLLP sinks"
 ROUNDS="$ROUNDS" bench/doors.sh
+fi
+
+if [ "$LOAD" = 1 ]; then
+echo "== load: the daemon end to end (tmcad run), $LOAD_N series, half CR, half ${LOAD_CT_SLICES}-slice CT; burst, then steady at 80% of the SQLite burst's capacity; SQLite and PostgreSQL"
+go build -o "$tmp/tmcad" ./cmd/tmcad
+go build -o "$tmp/bench-load" ./bench/load
+# The run folder must share a filesystem with the cache (arrivals are hard links, renamed in).
+lc=(-n "$LOAD_N" -ct-slices "$LOAD_CT_SLICES" -cache "$LOAD_CACHE" -bin "$tmp/tmcad" -out "$tmp/load" -work "$(dirname "$LOAD_CACHE")/tmcad-load-run")
+# stable_after 1s in every run: a series still waits for files of its
+# own that the cataloguing backlog holds.
+"$tmp/bench-load" "${lc[@]}" -stable-after 1s -db sqlite -mode burst
+"$tmp/bench-load" "${lc[@]}" -stable-after 1s -db postgres -mode burst
+"$tmp/bench-load" "${lc[@]}" -stable-after 1s -db sqlite -mode steady -rate-from "$tmp/load/sqlite-burst-n$LOAD_N.json"
+"$tmp/bench-load" "${lc[@]}" -stable-after 1s -db postgres -mode steady -rate-from "$tmp/load/sqlite-burst-n$LOAD_N.json"
+"$tmp/bench-load" report -results-md bench/RESULTS.md -png-dir bench -intro bench/load/intro.md \
+  "$tmp/load/sqlite-burst-n$LOAD_N.json" "$tmp/load/postgres-burst-n$LOAD_N.json" \
+  "$tmp/load/sqlite-steady-n$LOAD_N.json" "$tmp/load/postgres-steady-n$LOAD_N.json"
 fi
 
 if [ "${BENCH_ALL:-0}" = 1 ]; then
