@@ -189,7 +189,8 @@ type ArchiveConfig struct {
 	Password Secret `toml:"password"`
 	// Token is a bearer token (prefer token_env or token_file).
 	Token Secret `toml:"token"`
-	// CAFile is a PEM bundle of CAs trusted for the DICOMweb server.
+	// CAFile is a PEM bundle of CAs trusted for the DICOMweb server, or
+	// for the PACS's certificate with kind = "dimse" and TLS.
 	CAFile string `toml:"ca_file"`
 	// Timeout of one STOW-RS request, or of one C-STORE association (dimse).
 	Timeout Duration `toml:"timeout"`
@@ -204,6 +205,14 @@ type ArchiveConfig struct {
 	// Host and Port are the PACS's DICOM address for kind = "dimse".
 	Host string `toml:"host"`
 	Port int    `toml:"port"`
+	// TLS sends C-STORE over DICOM TLS (PS3.15 Annex B) for kind =
+	// "dimse"; the PACS's certificate is verified against CAFile.
+	TLS bool `toml:"tls"`
+	// TLSCert and TLSKey are tmcad's PEM client certificate and
+	// unencrypted key for a PACS that requires one (mutual TLS); both or
+	// neither.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 	// RetryMaxInterval caps the wait between export attempts of a SEG the
 	// archive did not take for a reason that may go away (down, busy,
 	// unmounted, full): the wait doubles from 2 seconds up to this, and

@@ -79,6 +79,10 @@ func TestErrorsNameFileAndKey(t *testing.T) {
 		{"bad cron", "[schedule]\nreprocess = \"61 * * * *\"\n", []string{"schedule.reprocess"}},
 		{"wrong type", "[queue]\nworkers = \"two\"\n", []string{"tmcad.toml", "workers"}},
 		{"dicomweb without url", "[archive]\nkind = \"dicomweb\"\n", []string{"archive.url"}},
+		{"dimse tls without ca_file", "[archive]\nkind = \"dimse\"\ncalled_ae = \"PACS\"\nhost = \"pacs\"\ntls = true\n", []string{"archive.ca_file", "archive.tls = true"}},
+		{"dimse tls_cert without tls_key", "[archive]\nkind = \"dimse\"\ncalled_ae = \"PACS\"\nhost = \"pacs\"\ntls = true\nca_file = \"/ca.pem\"\ntls_cert = \"/c.pem\"\n", []string{"archive.tls_cert, archive.tls_key", "both"}},
+		{"dimse tls_cert without tls", "[archive]\nkind = \"dimse\"\ncalled_ae = \"PACS\"\nhost = \"pacs\"\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n", []string{"archive.tls_cert", "archive.tls = true"}},
+		{"tls with dicomweb", "[archive]\nkind = \"dicomweb\"\nurl = \"https://pacs/dicom-web\"\ntls = true\n", []string{"archive.tls", "only for archive.kind"}},
 		{"bad uid root", "[seg]\nuid_root = \"1.2.x\"\n", []string{"seg.uid_root"}},
 		{"two errors", "[queue]\nworkers = 0\nmax_attempts = 0\n", []string{"queue.workers", "queue.max_attempts"}},
 	}

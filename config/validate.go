@@ -123,6 +123,15 @@ func (c *Config) Validate() error {
 		if c.Archive.Port < 1 || c.Archive.Port > 65535 {
 			bad("archive.port", "must be between 1 and 65535 when archive.kind = \"dimse\"", c.Archive.Port)
 		}
+		if c.Archive.TLS && c.Archive.CAFile == "" {
+			bad("archive.ca_file", "must name the PEM bundle of the CAs that issue the PACS's certificate when archive.tls = true", "")
+		}
+		if (c.Archive.TLSCert == "") != (c.Archive.TLSKey == "") {
+			bad("archive.tls_cert, archive.tls_key", "give both (PEM files) to send a client certificate, or neither", c.Archive.TLSCert+", "+c.Archive.TLSKey)
+		}
+		if c.Archive.TLSCert != "" && !c.Archive.TLS {
+			bad("archive.tls_cert", "is used only with archive.tls = true", c.Archive.TLSCert)
+		}
 	case "filesystem":
 		if c.Archive.Dir == "" {
 			bad("archive.dir", "must be set when archive.kind = \"filesystem\"", c.Archive.Dir)
@@ -138,6 +147,10 @@ func (c *Config) Validate() error {
 		if c.Archive.Password.Value != "" && c.Archive.Username == "" {
 			add(errors.New("archive.username: must be set when archive.password is"))
 		}
+	}
+	if c.Archive.Kind != "dimse" && (c.Archive.TLS || c.Archive.TLSCert != "" || c.Archive.TLSKey != "") {
+		// DICOMweb's TLS is the https URL's, with archive.ca_file.
+		add(errors.New("archive.tls, archive.tls_cert, archive.tls_key: only for archive.kind = \"dimse\" (DICOMweb uses an https url)"))
 	}
 	if withoutUserInfo(c.Archive.URL) != c.Archive.URL {
 		// Credentials in the URL would be printed by check-config and

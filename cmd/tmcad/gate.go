@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -36,9 +37,11 @@ func (l *listFlag) Set(v string) error {
 // runGate runs the DICOM association gate (daemon/dimsegate) in front of a
 // receiver such as dcmtk's storescp until SIGTERM or SIGINT.
 func runGate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dicom-gate", "--upstream HOST:PORT (--allow-aet AE | --allow-net CIDR)...",
+	fs := newFlagSet("dicom-gate", "--upstream HOST:PORT (--allow-aet AE | --allow-net CIDR | --tls-cert FILE --tls-key FILE)...",
 		"Listens for DICOM associations, refuses senders whose address or calling AE title is not\n"+
 			"allowed (A-ASSOCIATE-RJ), and passes the others, unchanged, to the receiver at --upstream.\n"+
+			"With --tls-cert and --tls-key it accepts DICOM TLS only (TLS 1.2+), and with --tls-client-ca\n"+
+			"only senders whose certificate that CA issued; the receiver gets plaintext on loopback.\n"+
 			"SIGTERM stops accepting and lets the associations in progress finish (up to --grace).", stderr)
 	listen := fs.String("listen", ":11112", "address to accept associations on")
 	upstream := fs.String("upstream", "", "the receiver's address, host:port (normally on loopback)")
@@ -46,6 +49,9 @@ func runGate(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&aets, "allow-aet", "calling AE title allowed; repeatable or a comma list (none: any calling AE title)")
 	fs.Var(&nets, "allow-net", "peer network allowed, CIDR or address; repeatable or a comma list (none: any address)")
 	called := fs.String("called-aet", "", "the only called AE title accepted, the receiver's own (empty: any)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate (chain) of the gate for DICOM TLS (with --tls-key; empty: no TLS)")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
+	tlsClientCA := fs.String("tls-client-ca", "", "PEM bundle of the CAs that issue senders' certificates: require and verify one (mutual TLS; empty: none asked)")
 	maxConns := fs.Int("max-conns", dimsegate.DefaultMaxConns, "connections served at once; further ones are closed")
 	reqTimeout := fs.Duration("request-timeout", dimsegate.DefaultRequestTimeout, "time a peer has to send its association request")
 	grace := fs.Duration("grace", dimsegate.DefaultCloseGrace, "time for associations in progress on stop, and for a half-closed connection")
@@ -68,9 +74,18 @@ func runGate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var tlsCfg *tls.Config
+	switch {
+	case *tlsCert != "" || *tlsKey != "":
+		if tlsCfg, err = dimsegate.ServerTLSConfig(*tlsCert, *tlsKey, *tlsClientCA); err != nil {
+			return fmt.Errorf("--tls-cert, --tls-key: %w", err)
+		}
+	case *tlsClientCA != "":
+		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
+	}
 	reg := prometheus.NewRegistry()
 	g, err := dimsegate.New(dimsegate.Config{
-		Upstream: *upstream, AllowAETs: aets, AllowNets: prefixes, CalledAET: *called,
+		Upstream: *upstream, AllowAETs: aets, AllowNets: prefixes, CalledAET: *called, TLS: tlsCfg,
 		MaxConns: *maxConns, RequestTimeout: *reqTimeout, CloseGrace: *grace,
 		Log: log, Registerer: reg,
 	})
@@ -100,7 +115,8 @@ func runGate(args []string, stdout, stderr io.Writer) error {
 		defer srv.Close()
 	}
 	log.Info().Str("listen", ln.Addr().String()).Str("upstream", *upstream).Strs("allow_aet", aets).
-		Strs("allow_net", nets).Str("called_aet", *called).Int("max_conns", *maxConns).Msg("DICOM gate accepting associations")
+		Strs("allow_net", nets).Str("called_aet", *called).Bool("tls", tlsCfg != nil).Bool("tls_client_cert_required", *tlsClientCA != "").
+		Int("max_conns", *maxConns).Msg("DICOM gate accepting associations")
 	if err := g.Serve(ctx, ln); err != nil {
 		return err
 	}

@@ -152,6 +152,10 @@ func newSink(cfg *config.Config, log zerolog.Logger) (archive.Sink, *archive.Fil
 		}
 		return s, nil, nil
 	case "dimse":
+		var dimseTLS *archive.DIMSETLS
+		if cfg.Archive.TLS {
+			dimseTLS = &archive.DIMSETLS{CAFile: cfg.Archive.CAFile, CertFile: cfg.Archive.TLSCert, KeyFile: cfg.Archive.TLSKey}
+		}
 		s, err := archive.NewDIMSESink(archive.DIMSEConfig{
 			CalledAE:    cfg.Archive.CalledAE,
 			CallingAE:   cfg.Archive.CallingAE,
@@ -159,6 +163,7 @@ func newSink(cfg *config.Config, log zerolog.Logger) (archive.Sink, *archive.Fil
 			Port:        cfg.Archive.Port,
 			Timeout:     cfg.Archive.Timeout.Duration,
 			MaxAttempts: cfg.Archive.MaxRetries + 1,
+			TLS:         dimseTLS,
 			OnRetry: func(attempt int, wait time.Duration, err error) {
 				log.Warn().Int("attempt", attempt).Dur("wait", wait).Err(err).Msg("C-STORE failed; retrying")
 			},

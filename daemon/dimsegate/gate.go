@@ -7,6 +7,12 @@
 // hands the connection, the request included, to the receiver listening
 // on loopback, copying both directions until either side closes.
 //
+// With a TLS configuration the gate is the TLS end of DICOM TLS (PS3.15
+// Annex B): it completes the handshake (and, for mutual TLS, verifies the
+// client's certificate) before it reads the request, applies the same
+// checks to the decrypted request, and passes plaintext to the receiver
+// on loopback.
+//
 // The gate never interprets anything after the request: the receiver does
 // the whole association (C-ECHO, C-STORE, release). It logs refused
 // associations with the peer address and the AE titles (AE titles name
@@ -16,6 +22,7 @@ package dimsegate
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -61,10 +68,14 @@ const (
 	ReasonMaxConns = "max_conns"
 	// ReasonUpstream: the receiver behind the gate could not be reached.
 	ReasonUpstream = "upstream"
+	// ReasonTLS: on a TLS gate, a plaintext connection or a failed TLS
+	// handshake (no client certificate, one not issued by the client CA,
+	// no common protocol version or cipher suite).
+	ReasonTLS = "tls"
 )
 
-// Config describes a gate. Upstream and at least one allow-list are
-// required; the zero values of the limits select the defaults.
+// Config describes a gate. Upstream is required, and at least one
+// allow-list or TLS; the zero values of the limits select the defaults.
 type Config struct {
 	// Upstream is the receiver's host:port, normally on loopback.
 	Upstream string
@@ -77,6 +88,11 @@ type Config struct {
 	// CalledAET, when set, is the only called AE title let through (the
 	// receiver's own).
 	CalledAET string
+	// TLS, when set, makes the gate accept DICOM TLS only (see
+	// ServerTLSConfig); plaintext connections are refused. A TLS
+	// configuration with ClientAuth set to verify client certificates
+	// lets through only senders with a certificate from its ClientCAs.
+	TLS *tls.Config
 	// MaxConns limits the connections served at once; the ones beyond
 	// are closed at once.
 	MaxConns int
@@ -117,8 +133,11 @@ func New(cfg Config) (*Gate, error) {
 	if _, _, err := net.SplitHostPort(cfg.Upstream); err != nil {
 		return nil, fmt.Errorf("dicom gate: upstream %q: %w", cfg.Upstream, err)
 	}
-	if len(cfg.AllowAETs) == 0 && len(cfg.AllowNets) == 0 {
-		return nil, errors.New("dicom gate: neither calling AE titles nor networks to allow; without either the gate checks nothing")
+	if len(cfg.AllowAETs) == 0 && len(cfg.AllowNets) == 0 && cfg.TLS == nil {
+		return nil, errors.New("dicom gate: neither calling AE titles nor networks to allow, nor TLS; without any the gate checks nothing")
+	}
+	if cfg.TLS != nil && len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil && cfg.TLS.GetConfigForClient == nil {
+		return nil, errors.New("dicom gate: the TLS configuration has no server certificate")
 	}
 	g := &Gate{cfg: cfg, allowAETs: map[string]bool{}, conns: map[net.Conn]struct{}{}}
 	for _, ae := range cfg.AllowAETs {
@@ -158,9 +177,9 @@ func New(cfg Config) (*Gate, error) {
 	})
 	g.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tmcad_dicom_gate_refused_total",
-		Help: "Connections the DICOM gate refused, by reason (address, calling_ae, called_ae, malformed, no_request, max_conns, upstream).",
+		Help: "Connections the DICOM gate refused, by reason (address, calling_ae, called_ae, malformed, no_request, max_conns, upstream, tls).",
 	}, []string{"reason"})
-	for _, r := range []string{ReasonAddress, ReasonCallingAE, ReasonCalledAE, ReasonMalformed, ReasonNoRequest, ReasonMaxConns, ReasonUpstream} {
+	for _, r := range []string{ReasonAddress, ReasonCallingAE, ReasonCalledAE, ReasonMalformed, ReasonNoRequest, ReasonMaxConns, ReasonUpstream, ReasonTLS} {
 		g.refused.WithLabelValues(r)
 	}
 	g.active = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -283,16 +302,27 @@ func (g *Gate) refuse(c net.Conn, reason string, rq *AssociateRQ, msg string) {
 	ev.Msg("DICOM association refused: " + msg)
 }
 
-// handle serves one connection: the checks, then the answer or the
-// splice to the receiver.
-func (g *Gate) handle(c net.Conn) {
-	defer g.untrack(c)
-	defer c.Close()
-	if !g.addressAllowed(peerAddr(c)) {
-		g.refuse(c, ReasonAddress, nil, "peer address not allowed")
+// handle serves one connection: the address check, the TLS handshake on a
+// TLS gate, the checks of the request, then the answer or the splice to
+// the receiver.
+func (g *Gate) handle(raw net.Conn) {
+	defer g.untrack(raw)
+	defer raw.Close()
+	if !g.addressAllowed(peerAddr(raw)) {
+		g.refuse(raw, ReasonAddress, nil, "peer address not allowed")
 		return
 	}
-	_ = c.SetReadDeadline(time.Now().Add(g.cfg.RequestTimeout))
+	// The request timeout covers the TLS handshake and the request.
+	_ = raw.SetDeadline(time.Now().Add(g.cfg.RequestTimeout))
+	c, subject := raw, ""
+	if g.cfg.TLS != nil {
+		tc := g.startTLS(raw)
+		if tc == nil {
+			return
+		}
+		defer tc.Close()
+		c, subject = tc, clientSubject(tc)
+	}
 	rq, err := ReadAssociateRQ(c)
 	if err != nil {
 		var pe *pduError
@@ -321,14 +351,18 @@ func (g *Gate) handle(c net.Conn) {
 		return
 	}
 	defer up.Close()
-	_ = c.SetReadDeadline(time.Time{})
+	_ = c.SetDeadline(time.Time{})
 	if _, err := up.Write(rq.Raw); err != nil {
 		g.refuse(c, ReasonUpstream, rq, "passing the request to the receiver failed: "+err.Error())
 		g.answer(c, AssociateRJ(RJRejectedTransient, RJSourceProviderPresentation, RJReasonTemporaryCongestion))
 		return
 	}
 	g.accepted.Inc()
-	log := g.cfg.Log.With().Str("remote", peerAddr(c).String()).Str("calling_aet", rq.CallingAE).Str("called_aet", rq.CalledAE).Logger()
+	lc := g.cfg.Log.With().Str("remote", peerAddr(c).String()).Str("calling_aet", rq.CallingAE).Str("called_aet", rq.CalledAE)
+	if subject != "" {
+		lc = lc.Str("client_cert", subject)
+	}
+	log := lc.Logger()
 	log.Info().Msg("DICOM association passed to the receiver")
 	start := time.Now()
 	in, out := splice(c, up, g.cfg.CloseGrace)
@@ -343,8 +377,8 @@ func (g *Gate) answer(c net.Conn, pdu []byte) {
 	if _, err := c.Write(pdu); err != nil {
 		return
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
+	if hc, ok := c.(halfCloser); ok {
+		_ = hc.CloseWrite()
 	}
 	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	_, _ = io.CopyN(io.Discard, c, MaxRQLength)
