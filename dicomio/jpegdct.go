@@ -273,132 +273,125 @@ func parseJPEGDCT(data []byte, fs frameSpec) (*jpegDCTHeader, []byte, error) {
 	if len(data) < 4 || data[0] != 0xFF || data[1] != mSOI {
 		return nil, nil, errors.New("JPEG: missing SOI marker")
 	}
-	var dcTables, acTables [4]huffTable
-	var quant [4][64]int32
-	var quantSet [4]bool
-	h := &jpegDCTHeader{}
-	sof := false
-	tq := 0
-	p := 2
-	for {
-		for p < len(data) && data[p] != 0xFF {
-			p++ // tolerate garbage between segments
-		}
-		for p+1 < len(data) && data[p+1] == 0xFF {
-			p++ // fill bytes
-		}
-		if p+4 > len(data) {
-			return nil, nil, errors.New("JPEG: no scan before the end of the data")
-		}
-		m := data[p+1]
-		if m == mEOI {
-			return nil, nil, errors.New("JPEG: EOI before any scan")
-		}
-		n := int(binary.BigEndian.Uint16(data[p+2:]))
-		if n < 2 || p+2+n > len(data) {
-			return nil, nil, fmt.Errorf("JPEG: marker 0x%02X: length %d past the end of the data", m, n)
-		}
-		seg := data[p+4 : p+2+n]
-		p += 2 + n
-		switch {
-		case m == mSOF0 || m == mSOF1:
-			if sof {
-				return nil, nil, errors.New("JPEG: two frame headers")
-			}
-			if len(seg) < 9 {
-				return nil, nil, errors.New("JPEG: short SOF")
-			}
-			h.precision = int(seg[0])
-			h.rows = int(binary.BigEndian.Uint16(seg[1:]))
-			h.cols = int(binary.BigEndian.Uint16(seg[3:]))
-			if nc := int(seg[5]); nc != 1 {
-				return nil, nil, fmt.Errorf("JPEG: %d components; only greyscale is supported", nc)
-			}
-			if h.precision != 8 && (h.precision != 12 || m == mSOF0) {
-				return nil, nil, fmt.Errorf("JPEG: SOF%d with precision %d (baseline: 8, extended: 8 or 12)", m-mSOF0, h.precision)
-			}
-			if h.precision > fs.bitsAllocated {
-				return nil, nil, fmt.Errorf("JPEG: precision %d exceeds BitsAllocated %d", h.precision, fs.bitsAllocated)
-			}
-			if h.rows != fs.rows || h.cols != fs.cols {
-				return nil, nil, fmt.Errorf("JPEG: frame is %d×%d, header says %d×%d", h.cols, h.rows, fs.cols, fs.rows)
-			}
-			tq = int(seg[8])
-			if tq > 3 {
-				return nil, nil, fmt.Errorf("JPEG: quantisation table %d (0 to 3)", tq)
-			}
-			sof = true
-		case m >= mSOF2 && m <= 0xCF && m != mDHT && m != 0xC8 && m != 0xCC:
-			return nil, nil, fmt.Errorf("JPEG: SOF%d frame; only sequential DCT with Huffman coding (SOF0, SOF1) is supported", m-mSOF0)
-		case m == mDQT:
-			for len(seg) > 0 {
-				pq, id := seg[0]>>4, seg[0]&15
-				size := 65
-				if pq == 1 {
-					size = 129
-				}
-				if pq > 1 || id > 3 || len(seg) < size {
-					return nil, nil, fmt.Errorf("JPEG: bad DQT (precision %d, id %d, %d bytes)", pq, id, len(seg))
-				}
-				for i := 0; i < 64; i++ {
-					v := int32(seg[1+i])
-					if pq == 1 {
-						v = int32(binary.BigEndian.Uint16(seg[1+2*i:]))
-					}
-					quant[id][jpegNaturalOrder[i]] = v
-				}
-				quantSet[id] = true
-				seg = seg[size:]
-			}
-		case m == mDHT:
-			for len(seg) > 0 {
-				if len(seg) < 17 {
-					return nil, nil, errors.New("JPEG: short DHT")
-				}
-				class, id := seg[0]>>4, seg[0]&15
-				var counts [16]int
-				total := 0
-				for i := range counts {
-					counts[i] = int(seg[1+i])
-					total += counts[i]
-				}
-				if class > 1 || id > 3 || total > 256 || len(seg) < 17+total {
-					return nil, nil, fmt.Errorf("JPEG: bad DHT (class %d, id %d, %d values)", class, id, total)
-				}
-				t := &dcTables[id]
-				if class == 1 {
-					t = &acTables[id]
-				}
-				if err := t.build(counts, seg[17:17+total]); err != nil {
-					return nil, nil, fmt.Errorf("JPEG: %w", err)
-				}
-				seg = seg[17+total:]
-			}
-		case m == mDRI:
-			if len(seg) < 2 {
-				return nil, nil, errors.New("JPEG: short DRI")
-			}
-			h.restart = int(binary.BigEndian.Uint16(seg))
-		case m == mSOS:
-			if !sof {
-				return nil, nil, errors.New("JPEG: scan before the frame header")
-			}
-			if len(seg) < 6 || seg[0] != 1 {
-				return nil, nil, errors.New("JPEG: the scan must hold one component")
-			}
-			td, ta := seg[2]>>4, seg[2]&15
-			if td > 3 || !dcTables[td].defined || ta > 3 || !acTables[ta].defined {
-				return nil, nil, fmt.Errorf("JPEG: Huffman tables DC %d / AC %d are not defined", td, ta)
-			}
-			if !quantSet[tq] {
-				return nil, nil, fmt.Errorf("JPEG: quantisation table %d is not defined", tq)
-			}
-			if ss, se, a := seg[3], seg[4], seg[5]; ss != 0 || se != 63 || a != 0 {
-				return nil, nil, fmt.Errorf("JPEG: scan of spectral selection %d..%d, approximation 0x%02X; sequential DCT needs 0..63, 0", ss, se, a)
-			}
-			h.quant = quant[tq]
-			h.dc, h.ac = &dcTables[td], &acTables[ta]
-			return h, data[p:], nil
-		}
+	p := &jpegDCTParser{fs: fs}
+	scan, err := walkJPEGSegments(data, "JPEG", p.segment)
+	if err != nil {
+		return nil, nil, err
 	}
+	return &p.h, scan, nil
+}
+
+// jpegDCTParser is what parseJPEGDCT has read so far.
+type jpegDCTParser struct {
+	fs       frameSpec
+	h        jpegDCTHeader
+	dcTables [4]huffTable
+	acTables [4]huffTable
+	quant    [4][64]int32 // in natural order
+	quantSet [4]bool
+	sof      bool // the frame header was read
+	tq       int  // the frame's quantisation table
+}
+
+// segment reads one marker segment; it is the last after the scan header.
+func (p *jpegDCTParser) segment(m byte, seg []byte) (bool, error) {
+	switch {
+	case m == mSOF0 || m == mSOF1:
+		return false, p.frameHeader(m, seg)
+	case isSOF(m):
+		return false, fmt.Errorf("JPEG: SOF%d frame; only sequential DCT with Huffman coding (SOF0, SOF1) is supported", m-mSOF0)
+	case m == mDQT:
+		return false, p.readDQT(seg)
+	case m == mDHT:
+		return false, readDHT(seg, "JPEG", &p.dcTables, &p.acTables)
+	case m == mDRI:
+		restart, err := readDRI(seg, "JPEG")
+		p.h.restart = restart
+		return false, err
+	case m == mSOS:
+		return true, p.scanHeader(seg)
+	}
+	return false, nil
+}
+
+// frameHeader reads the SOF0 or SOF1 segment and checks it against the
+// DICOM header.
+func (p *jpegDCTParser) frameHeader(m byte, seg []byte) error {
+	h, fs := &p.h, p.fs
+	if p.sof {
+		return errors.New("JPEG: two frame headers")
+	}
+	if len(seg) < 9 {
+		return errors.New("JPEG: short SOF")
+	}
+	h.precision = int(seg[0])
+	h.rows = int(binary.BigEndian.Uint16(seg[1:]))
+	h.cols = int(binary.BigEndian.Uint16(seg[3:]))
+	if nc := int(seg[5]); nc != 1 {
+		return fmt.Errorf("JPEG: %d components; only greyscale is supported", nc)
+	}
+	if h.precision != 8 && (h.precision != 12 || m == mSOF0) {
+		return fmt.Errorf("JPEG: SOF%d with precision %d (baseline: 8, extended: 8 or 12)", m-mSOF0, h.precision)
+	}
+	if h.precision > fs.bitsAllocated {
+		return fmt.Errorf("JPEG: precision %d exceeds BitsAllocated %d", h.precision, fs.bitsAllocated)
+	}
+	if h.rows != fs.rows || h.cols != fs.cols {
+		return fmt.Errorf("JPEG: frame is %d×%d, header says %d×%d", h.cols, h.rows, fs.cols, fs.rows)
+	}
+	p.tq = int(seg[8])
+	if p.tq > 3 {
+		return fmt.Errorf("JPEG: quantisation table %d (0 to 3)", p.tq)
+	}
+	p.sof = true
+	return nil
+}
+
+// readDQT reads the quantisation tables of a DQT segment (8- or 16-bit
+// values, in zigzag order) into p.quant.
+func (p *jpegDCTParser) readDQT(seg []byte) error {
+	for len(seg) > 0 {
+		pq, id := seg[0]>>4, seg[0]&15
+		size := 65
+		if pq == 1 {
+			size = 129
+		}
+		if pq > 1 || id > 3 || len(seg) < size {
+			return fmt.Errorf("JPEG: bad DQT (precision %d, id %d, %d bytes)", pq, id, len(seg))
+		}
+		for i := 0; i < 64; i++ {
+			v := int32(seg[1+i])
+			if pq == 1 {
+				v = int32(binary.BigEndian.Uint16(seg[1+2*i:]))
+			}
+			p.quant[id][jpegNaturalOrder[i]] = v
+		}
+		p.quantSet[id] = true
+		seg = seg[size:]
+	}
+	return nil
+}
+
+// scanHeader reads the SOS segment: one component, its Huffman tables,
+// and the spectral selection of a sequential scan.
+func (p *jpegDCTParser) scanHeader(seg []byte) error {
+	if !p.sof {
+		return errors.New("JPEG: scan before the frame header")
+	}
+	if len(seg) < 6 || seg[0] != 1 {
+		return errors.New("JPEG: the scan must hold one component")
+	}
+	td, ta := seg[2]>>4, seg[2]&15
+	if td > 3 || !p.dcTables[td].defined || ta > 3 || !p.acTables[ta].defined {
+		return fmt.Errorf("JPEG: Huffman tables DC %d / AC %d are not defined", td, ta)
+	}
+	if !p.quantSet[p.tq] {
+		return fmt.Errorf("JPEG: quantisation table %d is not defined", p.tq)
+	}
+	if ss, se, a := seg[3], seg[4], seg[5]; ss != 0 || se != 63 || a != 0 {
+		return fmt.Errorf("JPEG: scan of spectral selection %d..%d, approximation 0x%02X; sequential DCT needs 0..63, 0", ss, se, a)
+	}
+	p.h.quant = p.quant[p.tq]
+	p.h.dc, p.h.ac = &p.dcTables[td], &p.acTables[ta]
+	return nil
 }

@@ -435,100 +435,90 @@ func parseJPEGLossless(data []byte, fs frameSpec) (*jpegLLHeader, []byte, error)
 	if len(data) < 4 || data[0] != 0xFF || data[1] != mSOI {
 		return nil, nil, errors.New("JPEG lossless: no SOI marker")
 	}
-	var tables [4]huffTable
-	h := &jpegLLHeader{}
-	sof := false
-	p := 2
-	for {
-		for p < len(data) && data[p] != 0xFF {
-			p++ // tolerate garbage between segments
-		}
-		for p+1 < len(data) && data[p+1] == 0xFF {
-			p++ // fill bytes
-		}
-		if p+4 > len(data) {
-			return nil, nil, errors.New("JPEG lossless: no scan before the end of the data")
-		}
-		m := data[p+1]
-		if m == mEOI {
-			return nil, nil, errors.New("JPEG lossless: EOI before any scan")
-		}
-		n := int(binary.BigEndian.Uint16(data[p+2:]))
-		if n < 2 || p+2+n > len(data) {
-			return nil, nil, fmt.Errorf("JPEG lossless: marker 0x%02X: length %d past the end of the data", m, n)
-		}
-		seg := data[p+4 : p+2+n]
-		p += 2 + n
-		switch {
-		case m == mSOF3:
-			if len(seg) < 6 {
-				return nil, nil, errors.New("JPEG lossless: short SOF3")
-			}
-			h.precision = int(seg[0])
-			h.rows = int(binary.BigEndian.Uint16(seg[1:]))
-			h.cols = int(binary.BigEndian.Uint16(seg[3:]))
-			nc := int(seg[5])
-			if nc != 1 {
-				return nil, nil, fmt.Errorf("JPEG lossless: %d components; only greyscale is supported", nc)
-			}
-			if h.precision < 2 || h.precision > 16 {
-				return nil, nil, fmt.Errorf("JPEG lossless: precision %d (2 to 16)", h.precision)
-			}
-			if h.precision > fs.bitsAllocated {
-				return nil, nil, fmt.Errorf("JPEG lossless: precision %d exceeds BitsAllocated %d", h.precision, fs.bitsAllocated)
-			}
-			if h.rows != fs.rows || h.cols != fs.cols {
-				return nil, nil, fmt.Errorf("JPEG lossless: frame is %d×%d, header says %d×%d", h.cols, h.rows, fs.cols, fs.rows)
-			}
-			sof = true
-		case m >= mSOF0 && m <= 0xCF && m != mDHT && m != 0xC8 && m != 0xCC:
-			return nil, nil, fmt.Errorf("JPEG lossless: SOF%d frame; only process 14 (SOF3) is lossless", m-mSOF0)
-		case m == mDHT:
-			for len(seg) > 0 {
-				if len(seg) < 17 {
-					return nil, nil, errors.New("JPEG lossless: short DHT")
-				}
-				class, id := seg[0]>>4, seg[0]&15
-				var counts [16]int
-				total := 0
-				for i := range counts {
-					counts[i] = int(seg[1+i])
-					total += counts[i]
-				}
-				if class != 0 || id > 3 || total > 256 || len(seg) < 17+total {
-					return nil, nil, fmt.Errorf("JPEG lossless: bad DHT (class %d, id %d, %d values)", class, id, total)
-				}
-				if err := tables[id].build(counts, seg[17:17+total]); err != nil {
-					return nil, nil, fmt.Errorf("JPEG lossless: %w", err)
-				}
-				seg = seg[17+total:]
-			}
-		case m == mDRI:
-			if len(seg) < 2 {
-				return nil, nil, errors.New("JPEG lossless: short DRI")
-			}
-			h.restart = int(binary.BigEndian.Uint16(seg))
-		case m == mSOS:
-			if !sof {
-				return nil, nil, errors.New("JPEG lossless: scan before the SOF3 frame header")
-			}
-			if len(seg) < 6 || seg[0] != 1 {
-				return nil, nil, errors.New("JPEG lossless: the scan must hold one component")
-			}
-			td := seg[2] >> 4
-			h.predictor = int(seg[3])
-			h.pt = int(seg[5] & 15)
-			if td > 3 || !tables[td].defined {
-				return nil, nil, fmt.Errorf("JPEG lossless: Huffman table %d is not defined", td)
-			}
-			if h.predictor < 1 || h.predictor > 7 {
-				return nil, nil, fmt.Errorf("JPEG lossless: predictor %d (1 to 7)", h.predictor)
-			}
-			if h.pt >= h.precision {
-				return nil, nil, fmt.Errorf("JPEG lossless: point transform %d for precision %d", h.pt, h.precision)
-			}
-			h.table = &tables[td]
-			return h, data[p:], nil
-		}
+	p := &jpegLLParser{fs: fs}
+	scan, err := walkJPEGSegments(data, "JPEG lossless", p.segment)
+	if err != nil {
+		return nil, nil, err
 	}
+	return &p.h, scan, nil
+}
+
+// jpegLLParser is what parseJPEGLossless has read so far.
+type jpegLLParser struct {
+	fs     frameSpec
+	h      jpegLLHeader
+	tables [4]huffTable
+	sof    bool // the SOF3 frame header was read
+}
+
+// segment reads one marker segment; it is the last after the scan header.
+func (p *jpegLLParser) segment(m byte, seg []byte) (bool, error) {
+	switch {
+	case m == mSOF3:
+		return false, p.frameHeader(seg)
+	case isSOF(m):
+		return false, fmt.Errorf("JPEG lossless: SOF%d frame; only process 14 (SOF3) is lossless", m-mSOF0)
+	case m == mDHT:
+		return false, readDHT(seg, "JPEG lossless", &p.tables, nil)
+	case m == mDRI:
+		restart, err := readDRI(seg, "JPEG lossless")
+		p.h.restart = restart
+		return false, err
+	case m == mSOS:
+		return true, p.scanHeader(seg)
+	}
+	return false, nil
+}
+
+// frameHeader reads the SOF3 segment and checks it against the DICOM
+// header.
+func (p *jpegLLParser) frameHeader(seg []byte) error {
+	h, fs := &p.h, p.fs
+	if len(seg) < 6 {
+		return errors.New("JPEG lossless: short SOF3")
+	}
+	h.precision = int(seg[0])
+	h.rows = int(binary.BigEndian.Uint16(seg[1:]))
+	h.cols = int(binary.BigEndian.Uint16(seg[3:]))
+	nc := int(seg[5])
+	if nc != 1 {
+		return fmt.Errorf("JPEG lossless: %d components; only greyscale is supported", nc)
+	}
+	if h.precision < 2 || h.precision > 16 {
+		return fmt.Errorf("JPEG lossless: precision %d (2 to 16)", h.precision)
+	}
+	if h.precision > fs.bitsAllocated {
+		return fmt.Errorf("JPEG lossless: precision %d exceeds BitsAllocated %d", h.precision, fs.bitsAllocated)
+	}
+	if h.rows != fs.rows || h.cols != fs.cols {
+		return fmt.Errorf("JPEG lossless: frame is %d×%d, header says %d×%d", h.cols, h.rows, fs.cols, fs.rows)
+	}
+	p.sof = true
+	return nil
+}
+
+// scanHeader reads the SOS segment: one component, its Huffman table, the
+// predictor and the point transform.
+func (p *jpegLLParser) scanHeader(seg []byte) error {
+	h := &p.h
+	if !p.sof {
+		return errors.New("JPEG lossless: scan before the SOF3 frame header")
+	}
+	if len(seg) < 6 || seg[0] != 1 {
+		return errors.New("JPEG lossless: the scan must hold one component")
+	}
+	td := seg[2] >> 4
+	h.predictor = int(seg[3])
+	h.pt = int(seg[5] & 15)
+	if td > 3 || !p.tables[td].defined {
+		return fmt.Errorf("JPEG lossless: Huffman table %d is not defined", td)
+	}
+	if h.predictor < 1 || h.predictor > 7 {
+		return fmt.Errorf("JPEG lossless: predictor %d (1 to 7)", h.predictor)
+	}
+	if h.pt >= h.precision {
+		return fmt.Errorf("JPEG lossless: point transform %d for precision %d", h.pt, h.precision)
+	}
+	h.table = &p.tables[td]
+	return nil
 }

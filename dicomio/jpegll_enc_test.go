@@ -23,22 +23,7 @@ func llPredict(row, above []uint32, x int, first bool, predictor int, initial in
 	case x == 0:
 		return int32(above[0])
 	}
-	ra, rb, rc := int32(row[x-1]), int32(above[x]), int32(above[x-1])
-	switch predictor {
-	case 1:
-		return ra
-	case 2:
-		return rb
-	case 3:
-		return rc
-	case 4:
-		return ra + rb - rc
-	case 5:
-		return ra + ((rb - rc) >> 1)
-	case 6:
-		return rb + ((ra - rc) >> 1)
-	}
-	return (ra + rb) >> 1
+	return predict(predictor, int32(row[x-1]), int32(above[x]), int32(above[x-1]))
 }
 
 // llCategory is the difference category of d (-32768..32767) and its

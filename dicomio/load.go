@@ -70,11 +70,37 @@ func startLoad(paths []string, lim Limits, sel *Selector) (*Loading, []Skipped, 
 		return nil, nil, errors.New("load series: no files")
 	}
 	lim = lim.withDefaults()
-	insts := make([]*instance, 0, len(paths))
-	seen := make(map[string]string, len(paths))
-	total := 0
+	read, err := readInstances(paths)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load series: %w", err)
+	}
+	var skipped []Skipped
+	if sel != nil {
+		read, paths, skipped = selectRead(read, paths, *sel)
+		if len(read) == 0 {
+			return nil, skipped, noneSelected(skipped)
+		}
+	}
+	insts, total, err := checkInstances(read, paths, lim)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkAlike(insts, total, lim); err != nil {
+		return nil, nil, err
+	}
+	s, refs, err := orderFrames(insts, total)
+	if err != nil {
+		return nil, nil, err
+	}
+	l := newLoading(s, refs, total, len(insts))
+	l.start(min(runtime.GOMAXPROCS(0), len(l.order)))
+	return l, skipped, nil
+}
+
+// readInstances reads the header of every file, on several cores.
+func readInstances(paths []string) ([]*instance, error) {
 	read := make([]*instance, len(paths))
-	if err := parallel.For(len(paths), func(i int) error {
+	err := parallel.For(len(paths), func(i int) error {
 		in, err := readInstance(paths[i])
 		if in != nil {
 			// Pass 2 scans single-frame files again; a multi-frame file
@@ -84,60 +110,83 @@ func startLoad(paths []string, lim Limits, sel *Selector) (*Loading, []Skipped, 
 		}
 		read[i] = in
 		return err
-	}); err != nil {
-		return nil, nil, fmt.Errorf("load series: %w", err)
+	})
+	return read, err
+}
+
+// noneSelected is the error of a selection that kept no instance: the
+// reason of the last instance skipped, for the series of the first.
+func noneSelected(skipped []Skipped) error {
+	reason := "no instance selected"
+	if len(skipped) > 0 {
+		reason = skipped[len(skipped)-1].Reason
 	}
-	var skipped []Skipped
-	if sel != nil {
-		read, paths, skipped = selectRead(read, paths, *sel)
-		if len(read) == 0 {
-			reason := "no instance selected"
-			if len(skipped) > 0 {
-				reason = skipped[len(skipped)-1].Reason
-			}
-			uid := ""
-			if len(skipped) > 0 {
-				uid = skipped[0].SeriesInstanceUID
-			}
-			return nil, skipped, &SkippedError{SeriesInstanceUID: uid, Reason: reason}
-		}
+	uid := ""
+	if len(skipped) > 0 {
+		uid = skipped[0].SeriesInstanceUID
 	}
+	return &SkippedError{SeriesInstanceUID: uid, Reason: reason}
+}
+
+// checkInstances checks each instance read from paths on its own (its
+// pixel data decodable, its image within lim) and against those before it
+// (one series, no SOP instance twice, the frames within lim), and returns
+// them with their total number of frames. It drops read's references as
+// it goes.
+func checkInstances(read []*instance, paths []string, lim Limits) ([]*instance, int, error) {
+	insts := make([]*instance, 0, len(paths))
+	seen := make(map[string]string, len(paths))
+	total := 0
 	for i, p := range paths {
 		in := read[i]
 		read[i] = nil
 		if err := checkDecodable(in); err != nil {
-			return nil, nil, fmt.Errorf("load series: %w", err)
+			return nil, 0, fmt.Errorf("load series: %w", err)
 		}
 		if err := lim.checkImage(in.Header); err != nil {
-			return nil, nil, fmt.Errorf("load series: %w", err)
+			return nil, 0, fmt.Errorf("load series: %w", err)
 		}
 		if first := insts; len(first) > 0 && in.SeriesInstanceUID != first[0].SeriesInstanceUID {
-			return nil, nil, fmt.Errorf("load series: %s is in series %s, %s in series %s", first[0].Path, first[0].SeriesInstanceUID, p, in.SeriesInstanceUID)
+			return nil, 0, fmt.Errorf("load series: %s is in series %s, %s in series %s", first[0].Path, first[0].SeriesInstanceUID, p, in.SeriesInstanceUID)
 		}
 		if other, dup := seen[in.SOPInstanceUID]; dup {
-			return nil, nil, fmt.Errorf("load series: duplicate instance %s in %s and %s", in.SOPInstanceUID, other, p)
+			return nil, 0, fmt.Errorf("load series: duplicate instance %s in %s and %s", in.SOPInstanceUID, other, p)
 		}
 		seen[in.SOPInstanceUID] = p
 		total += in.Frames()
 		if total > lim.MaxFrames {
-			return nil, nil, fmt.Errorf("load series: %w", &LimitError{p, "frames", int64(total), int64(lim.MaxFrames)})
+			return nil, 0, fmt.Errorf("load series: %w", &LimitError{p, "frames", int64(total), int64(lim.MaxFrames)})
 		}
 		insts = append(insts, in)
 	}
+	return insts, total, nil
+}
+
+// checkAlike checks that the instances share an image size and a
+// photometric interpretation, and that their total frames fit lim's
+// bytes as float32.
+func checkAlike(insts []*instance, total int, lim Limits) error {
 	first := insts[0]
 	for _, in := range insts[1:] {
 		if in.Rows != first.Rows || in.Columns != first.Columns {
-			return nil, nil, fmt.Errorf("load series: mixed image sizes: %d×%d in %s, %d×%d in %s", first.Rows, first.Columns, first.Path, in.Rows, in.Columns, in.Path)
+			return fmt.Errorf("load series: mixed image sizes: %d×%d in %s, %d×%d in %s", first.Rows, first.Columns, first.Path, in.Rows, in.Columns, in.Path)
 		}
 		if (in.PhotometricInterpretation == "MONOCHROME1") != (first.PhotometricInterpretation == "MONOCHROME1") {
-			return nil, nil, fmt.Errorf("load series: mixed photometric interpretation: %s in %s, %s in %s", first.PhotometricInterpretation, first.Path, in.PhotometricInterpretation, in.Path)
+			return fmt.Errorf("load series: mixed photometric interpretation: %s in %s, %s in %s", first.PhotometricInterpretation, first.Path, in.PhotometricInterpretation, in.Path)
 		}
 	}
 	size := int64(first.Rows) * int64(first.Columns) * int64(total) * 4
 	if size > lim.MaxBytes {
-		return nil, nil, fmt.Errorf("load series: %w", &LimitError{first.Path, "bytes", size, lim.MaxBytes})
+		return fmt.Errorf("load series: %w", &LimitError{first.Path, "bytes", size, lim.MaxBytes})
 	}
+	return nil
+}
 
+// orderFrames lists the frames of insts, orders them (along the slice
+// normal when every frame has a position and orientation, else by
+// number) and returns the Series they make, without its Frames yet.
+func orderFrames(insts []*instance, total int) (*Series, []frameRef, error) {
+	first := insts[0]
 	refs := make([]frameRef, 0, total)
 	geometric := 0
 	for _, in := range insts {
@@ -184,11 +233,17 @@ func startLoad(paths []string, lim Limits, sel *Selector) (*Loading, []Skipped, 
 	if !s.HasGeometry && first.SpacingBetweenSlices > 0 {
 		s.SpacingBetweenSlices = first.SpacingBetweenSlices
 	}
+	return s, refs, nil
+}
 
+// newLoading fills s.Frames (total of them) from the ordered refs and
+// returns the Loading that decodes them, its decoding units listed (ninst:
+// how many instances) but not started.
+func newLoading(s *Series, refs []frameRef, total, ninst int) *Loading {
 	// Pass 2 runs in the background: the instances in the order of their
 	// first frame, into a volume allocated in two pieces (headBytes).
 	s.Frames = make([]Frame, total)
-	npix := first.Rows * first.Columns
+	npix := s.Rows * s.Columns
 	l := &Loading{headFrames: min(total, max(1, headBytes/(4*npix))), series: s, done: make([]bool, total), changed: make(chan struct{}), finished: make(chan struct{})}
 	// A unit is an instance, or a range of frames of a multi-frame
 	// instance (unitBytes of decoded pixel data), so that one large file,
@@ -197,7 +252,7 @@ func startLoad(paths []string, lim Limits, sel *Selector) (*Loading, []Skipped, 
 		in    *instance
 		piece int
 	}
-	pos := make(map[unitKey]int, len(insts))
+	pos := make(map[unitKey]int, ninst)
 	for i, r := range refs {
 		s.Frames[i] = Frame{
 			SOPInstanceUID: r.in.SOPInstanceUID,
@@ -220,8 +275,7 @@ func startLoad(paths []string, lim Limits, sel *Selector) (*Loading, []Skipped, 
 		}
 		l.order[k].frames[r.index-l.order[k].k0] = i
 	}
-	l.start(min(runtime.GOMAXPROCS(0), len(l.order)))
-	return l, skipped, nil
+	return l
 }
 
 // selectRead keeps the instances of the one series in read that sel

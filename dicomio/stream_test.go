@@ -32,19 +32,7 @@ func TestStartLoadStreamsInFrameOrder(t *testing.T) {
 		t.Errorf("decoding order by first frame %v, want ascending", firsts)
 	}
 	s := l.Series()
-	for n := 1; n <= len(s.Frames); n++ {
-		if err := l.WaitFrames(context.Background(), n); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < n; i++ {
-			if !slices.Equal(s.Frames[i].Pixels, want.Frames[i].Pixels) {
-				t.Fatalf("after WaitFrames(%d), frame %d differs from LoadSeries'", n, i)
-			}
-		}
-	}
-	if err := l.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	checkEachPrefix(t, l, want, "LoadSeries'")
 	if err := l.WaitFrames(context.Background(), len(s.Frames)+1); err == nil || !strings.Contains(err.Error(), "frames asked for") {
 		t.Fatalf("WaitFrames past the last frame: %v, want an error", err)
 	}
@@ -183,6 +171,27 @@ func TestLoadMultiFrameInRanges(t *testing.T) {
 	}
 }
 
+// checkEachPrefix waits for l's frames one more at a time, checks that
+// every frame released equals want's (named so in a failure), then waits
+// for the whole loading.
+func checkEachPrefix(t *testing.T, l *Loading, want *Series, wantName string) {
+	t.Helper()
+	s := l.Series()
+	for n := 1; n <= len(s.Frames); n++ {
+		if err := l.WaitFrames(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			if !slices.Equal(s.Frames[i].Pixels, want.Frames[i].Pixels) {
+				t.Fatalf("after WaitFrames(%d), frame %d differs from %s", n, i, wantName)
+			}
+		}
+	}
+	if err := l.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // An encapsulated multi-frame file streams like a native one: with units
 // of one frame, each frame of the compressed fixtures (offset tables
 // present or not, frames in one or several fragments) is its own unit,
@@ -208,20 +217,7 @@ func TestLoadEncapsulatedMultiFrameInRanges(t *testing.T) {
 			if l.order[0].in.layout == nil || l.order[0].in.layout.index == nil {
 				t.Fatal("the instance's frames are not indexed once for its units")
 			}
-			s := l.Series()
-			for n := 1; n <= len(s.Frames); n++ {
-				if err := l.WaitFrames(context.Background(), n); err != nil {
-					t.Fatal(err)
-				}
-				for i := 0; i < n; i++ {
-					if !slices.Equal(s.Frames[i].Pixels, whole.Frames[i].Pixels) {
-						t.Fatalf("after WaitFrames(%d), frame %d differs from the file decoded in one piece", n, i)
-					}
-				}
-			}
-			if err := l.Wait(); err != nil {
-				t.Fatal(err)
-			}
+			checkEachPrefix(t, l, whole, "the file decoded in one piece")
 		})
 	}
 }

@@ -122,15 +122,10 @@ func ensureCompressed(root string, slices, size int) ([]string, map[string][]str
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, nil, fmt.Errorf("compressed series: %w", err)
 		}
-		paths := make([]string, slices)
-		err := parallelDo(slices, func(k int) error {
-			paths[k] = filepath.Join(d, names[k])
-			if st, err := os.Stat(paths[k]); err == nil && st.Size() > int64(2*size*size) {
-				return nil
-			}
+		paths, err := writeMissing(d, names, int64(2*size*size), func(k int, path string) error {
 			// The phantom's stored values are 0..4095: the same in 12
 			// bits unsigned as in 16 bits signed.
-			return writeCTAs(paths[k], src.series, k, size, phantomSlice(k, size), src.f)
+			return writeCTAs(path, src.series, k, size, phantomSlice(k, size), src.f)
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("compressed series: %w", err)
@@ -143,27 +138,22 @@ func ensureCompressed(root string, slices, size int) ([]string, map[string][]str
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, nil, fmt.Errorf("compressed series: %w", err)
 		}
-		paths := make([]string, slices)
-		err := parallelDo(slices, func(k int) error {
-			paths[k] = filepath.Join(d, names[k])
-			if st, err := os.Stat(paths[k]); err == nil && st.Size() > 0 {
-				return nil
-			}
+		paths, err := writeMissing(d, names, 0, func(k int, path string) error {
 			// Written under a temporary name first, so that an interrupted
 			// run leaves no partial file that a later run would keep.
-			tmp := paths[k] + ".part"
+			tmp := path + ".part"
 			if c.encoder == nil {
 				if err := encodeHTJ2K(root, k, size, tmp); err != nil {
 					return err
 				}
-				return os.Rename(tmp, paths[k])
+				return os.Rename(tmp, path)
 			}
 			src := sources[c.source][k]
 			args := append(append([]string{}, c.encoder[1:]...), src, tmp)
 			if b, err := exec.Command(c.encoder[0], args...).CombinedOutput(); err != nil {
 				return fmt.Errorf("%s %s: %w\n%s", strings.Join(c.encoder, " "), src, err, b)
 			}
-			return os.Rename(tmp, paths[k])
+			return os.Rename(tmp, path)
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("compressed series (%s): %w", c.name, err)
@@ -171,6 +161,21 @@ func ensureCompressed(root string, slices, size int) ([]string, map[string][]str
 		out[c.sub] = paths
 	}
 	return sources["native"], out, nil
+}
+
+// writeMissing writes, on as many workers as CPUs, each file names[k] in
+// dir that is not there yet with more than minSize bytes, by write(k,
+// path), and returns the paths of all of them.
+func writeMissing(dir string, names []string, minSize int64, write func(k int, path string) error) ([]string, error) {
+	paths := make([]string, len(names))
+	err := parallelDo(len(names), func(k int) error {
+		paths[k] = filepath.Join(dir, names[k])
+		if st, err := os.Stat(paths[k]); err == nil && st.Size() > minSize {
+			return nil
+		}
+		return write(k, paths[k])
+	})
+	return paths, err
 }
 
 // encodeHTJ2K writes slice k in HTJ2K lossless to path: its 16-bit
@@ -335,94 +340,127 @@ func benchCompressed(dir string, slices, size, reps int) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	nativeBytes := fileSizes(native)
-	pixelMB := float64(slices*size*size*2) / 1e6
-	nativeSec, nativeSum := math.Inf(1), ""
+	run := compressedRun{slices: slices, size: size, reps: reps, nativeBytes: fileSizes(native), pixelMB: float64(slices*size*size*2) / 1e6}
+	run.nativeSec, run.nativeSum = math.Inf(1), ""
 	for r := 0; r < reps; r++ {
 		sec, _, sum := loadTimed(native)
-		nativeSec, nativeSum = min(nativeSec, sec), sum
+		run.nativeSec, run.nativeSum = min(run.nativeSec, sec), sum
 	}
-	var results []codecResult
 	for _, c := range benchCodecs {
-		paths := byCodec[c.sub]
-		res := codecResult{codec: c, fileBytes: fileSizes(paths), tmcad: math.Inf(1), raw: math.Inf(1), same: true}
-		rawDir := filepath.Join(root, "raw-"+c.sub)
-		rawPaths := make([]string, len(paths))
-		for i, p := range paths {
-			rawPaths[i] = filepath.Join(rawDir, filepath.Base(p))
-		}
-		ref := nativeSum // what every volume must equal; lossy: peer (a)'s
-		var sums []string
-		for r := 0; r < reps; r++ {
-			sec, cpu, sum := loadTimed(paths)
-			if sec < res.tmcad {
-				res.tmcad, res.tmcadCPU = sec, cpu
-			}
-			sums = append(sums, sum)
+		run.results = append(run.results, run.measure(root, c, byCodec[c.sub], native))
+	}
+	run.printIntro()
+	run.printThroughput()
+	run.printMemory()
+}
 
-			if !c.gdcm {
-				// ojph_expand writes raw samples equal to the native
-				// series' (checked); the native files are what a
-				// site would then load (wrapping the samples in DICOM
-				// is not counted).
-				conv := expandHTJ2K(root, slices, size, r == 0)
-				load, _, sum := loadTimed(native)
-				if conv+load < res.raw {
-					res.raw, res.rawConv, res.rawLoad = conv+load, conv, load
-				}
-				if sum != nativeSum {
-					log.Fatalf("%s: the native series loads differently than before", c.name)
-				}
-				continue
-			}
-			if err := os.RemoveAll(rawDir); err != nil {
-				log.Fatal(err)
-			}
-			if err := os.MkdirAll(rawDir, 0o755); err != nil {
-				log.Fatal(err)
-			}
-			t0 := time.Now()
-			err := parallelDo(len(paths), func(i int) error {
-				if b, err := exec.Command("gdcmconv", "--raw", paths[i], rawPaths[i]).CombinedOutput(); err != nil {
-					return fmt.Errorf("gdcmconv --raw %s: %w\n%s", paths[i], err, b)
-				}
-				return nil
-			})
-			if err != nil {
-				log.Fatal(err)
-			}
-			conv := time.Since(t0).Seconds()
-			load, _, sum := loadTimed(rawPaths)
+// compressedRun is the compressed section's series and what was measured
+// on it.
+type compressedRun struct {
+	slices, size, reps int
+	nativeBytes        int64   // the native series' files
+	pixelMB            float64 // decoded 16-bit pixel data
+	// nativeSec: best seconds of LoadSeries on the native series;
+	// nativeSum: the SHA-256 of its volume.
+	nativeSec float64
+	nativeSum string
+	results   []codecResult
+}
+
+// measure times LoadSeries on codec c's files (paths) and peer (a) on the
+// same series, checks their volumes, and measures the memory of one load
+// and peer (b) when it decodes c.
+func (run *compressedRun) measure(root string, c benchCodec, paths, native []string) codecResult {
+	res := codecResult{codec: c, fileBytes: fileSizes(paths), tmcad: math.Inf(1), raw: math.Inf(1), same: true}
+	rawDir := filepath.Join(root, "raw-"+c.sub)
+	rawPaths := make([]string, len(paths))
+	for i, p := range paths {
+		rawPaths[i] = filepath.Join(rawDir, filepath.Base(p))
+	}
+	ref := run.nativeSum // what every volume must equal; lossy: peer (a)'s
+	var sums []string
+	for r := 0; r < run.reps; r++ {
+		sec, cpu, sum := loadTimed(paths)
+		if sec < res.tmcad {
+			res.tmcad, res.tmcadCPU = sec, cpu
+		}
+		sums = append(sums, sum)
+
+		if !c.gdcm {
+			// ojph_expand writes raw samples equal to the native
+			// series' (checked); the native files are what a
+			// site would then load (wrapping the samples in DICOM
+			// is not counted).
+			conv := expandHTJ2K(root, run.slices, run.size, r == 0)
+			load, _, sum := loadTimed(native)
 			if conv+load < res.raw {
 				res.raw, res.rawConv, res.rawLoad = conv+load, conv, load
 			}
-			if c.lossy {
-				ref = sum
-			} else if sum != nativeSum {
-				log.Fatalf("%s: the volume of gdcmconv --raw's copies differs from the native series'", c.name)
+			if sum != run.nativeSum {
+				log.Fatalf("%s: the native series loads differently than before", c.name)
 			}
+			continue
 		}
-		for _, sum := range sums {
-			res.same = res.same && sum == ref
+		conv := gdcmconvRaw(paths, rawPaths, rawDir)
+		load, _, sum := loadTimed(rawPaths)
+		if conv+load < res.raw {
+			res.raw, res.rawConv, res.rawLoad = conv+load, conv, load
 		}
-		if !res.same && !c.lossy {
-			log.Fatalf("%s: LoadSeries returns a volume that differs from the native series'", c.name)
+		if c.lossy {
+			ref = sum
+		} else if sum != run.nativeSum {
+			log.Fatalf("%s: the volume of gdcmconv --raw's copies differs from the native series'", c.name)
 		}
-		_ = os.RemoveAll(rawDir)
-		res.mem = spawnFiles(filepath.Dir(paths[0]))
-		if c.gdcm {
-			res.peer = runGDCMPeer(filepath.Dir(paths[0]), reps)
-			res.peerSame = res.peer.VolumeSHA256 == ref
-			if !res.peerSame && !c.lossy {
-				log.Fatalf("%s: pydicom with GDCM returns a volume that differs from the native series'", c.name)
-			}
-		}
-		results = append(results, res)
 	}
+	for _, sum := range sums {
+		res.same = res.same && sum == ref
+	}
+	if !res.same && !c.lossy {
+		log.Fatalf("%s: LoadSeries returns a volume that differs from the native series'", c.name)
+	}
+	_ = os.RemoveAll(rawDir)
+	res.mem = spawnFiles(filepath.Dir(paths[0]))
+	if c.gdcm {
+		res.peer = runGDCMPeer(filepath.Dir(paths[0]), run.reps)
+		res.peerSame = res.peer.VolumeSHA256 == ref
+		if !res.peerSame && !c.lossy {
+			log.Fatalf("%s: pydicom with GDCM returns a volume that differs from the native series'", c.name)
+		}
+	}
+	return res
+}
 
+// gdcmconvRaw is peer (a)'s conversion: gdcmconv --raw of every file in
+// paths to rawPaths, in the emptied folder rawDir, one process per file on
+// as many workers as CPUs; it returns its seconds.
+func gdcmconvRaw(paths, rawPaths []string, rawDir string) float64 {
+	if err := os.RemoveAll(rawDir); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.MkdirAll(rawDir, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	t0 := time.Now()
+	err := parallelDo(len(paths), func(i int) error {
+		if b, err := exec.Command("gdcmconv", "--raw", paths[i], rawPaths[i]).CombinedOutput(); err != nil {
+			return fmt.Errorf("gdcmconv --raw %s: %w\n%s", paths[i], err, b)
+		}
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return time.Since(t0).Seconds()
+}
+
+// mbps is the throughput of a load of the series in sec seconds, MB/s of
+// decoded 16-bit pixel data.
+func (run *compressedRun) mbps(sec float64) float64 { return run.pixelMB / sec }
+
+// printIntro prints the section's heading and how it was measured.
+func (run *compressedRun) printIntro() {
 	host, _ := os.Hostname()
-	mbps := func(sec float64) float64 { return pixelMB / sec }
-	p := results[0].peer
+	p := run.results[0].peer
 	fmt.Printf("## dicomio: compressed series, LoadSeries throughput and memory\n\n")
 	fmt.Printf("Measured %s on %s (%s, %d CPUs visible, shared with other work; %s), `go run ./bench/dicomio -section compressed -reps %d`. "+
 		"Series: %d slices %d×%d CT, 16-bit signed, a chest-like phantom with Gaussian noise (15 HU in the body, 4 HU in the air; `phantomSlice` in `bench/dicomio/gen.go`) so that it compresses about as a scanner's CT does, "+
@@ -430,33 +468,42 @@ func benchCompressed(dir string, slices, size, reps int) {
 		"Peers on the same files in the same run: (a) `gdcmconv --raw` of every file (GDCM %s, one process per file on %d workers) then `LoadSeries` of the native copies; for HTJ2K, which this GDCM cannot decode, `ojph_expand` of every slice's bare codestream (one process per slice on as many workers; its samples checked equal to the native series') then `LoadSeries` of the native series (writing the samples into DICOM files is not counted); "+
 		"(b) Debian python3-pydicom %s with python3-gdcm %s as its only pixel data handler (`dcmread` + `pixel_array` + `apply_modality_lut`, stacked; `bench/dicomio/peer.py … gdcm`), which decodes no HTJ2K. "+
 		"Throughput is MB/s of decoded 16-bit pixel data (%.1f MB: slices × rows × columns × 2), best of the repetitions, with the CPU seconds per wall second of that repetition (cores busy: tmcad decodes files on GOMAXPROCS goroutines; pydicom is single-threaded, but GDCM's OpenJPEG decodes JPEG 2000 on threads of its own); every volume (tmcad's, the peers') is checked equal, float32 for float32, to LoadSeries of the native series (lossy JPEG Extended: to peer (a)'s, see below the table).\n\n",
-		time.Now().UTC().Format("2006-01-02"), host, cpuModel(), runtime.NumCPU(), runtime.Version(), reps,
-		slices, size, size, float64(nativeBytes)/1e6, dcmtkVersion(), float64(results[0].mem.VolumeBytes)/1e6,
-		p.GDCM, runtime.NumCPU(), p.Pydicom, p.GDCM, pixelMB)
+		time.Now().UTC().Format("2006-01-02"), host, cpuModel(), runtime.NumCPU(), runtime.Version(), run.reps,
+		run.slices, run.size, run.size, float64(run.nativeBytes)/1e6, dcmtkVersion(), float64(run.results[0].mem.VolumeBytes)/1e6,
+		p.GDCM, runtime.NumCPU(), p.Pydicom, p.GDCM, run.pixelMB)
+}
+
+// printThroughput prints the throughput table, and whether each lossy
+// syntax's volumes agree.
+func (run *compressedRun) printThroughput() {
 	fmt.Printf("| transfer syntax | files (vs native) | tmcad `LoadSeries` | (a) decoder tool + `LoadSeries` of native copies | tmcad / (a) | (b) pydicom + GDCM | tmcad / (b) |\n|---|---|---|---|---|---|---|\n")
-	fmt.Printf("| Explicit VR Little Endian (native, for reference) | %.1f MB | %.0f MB/s | | | | |\n", float64(nativeBytes)/1e6, mbps(nativeSec))
-	for _, r := range results {
+	fmt.Printf("| Explicit VR Little Endian (native, for reference) | %.1f MB | %.0f MB/s | | | | |\n", float64(run.nativeBytes)/1e6, run.mbps(run.nativeSec))
+	for _, r := range run.results {
 		tool := "gdcmconv"
 		if !r.codec.gdcm {
 			tool = "ojph_expand"
 		}
 		b, rb := "cannot decode it", ""
 		if r.codec.gdcm {
-			b = fmt.Sprintf("%.0f MB/s (%.1f cores)", mbps(r.peer.LoadSeconds), r.peer.LoadCPU/r.peer.LoadSeconds)
+			b = fmt.Sprintf("%.0f MB/s (%.1f cores)", run.mbps(r.peer.LoadSeconds), r.peer.LoadCPU/r.peer.LoadSeconds)
 			rb = fmt.Sprintf("%.1f×", r.peer.LoadSeconds/r.tmcad)
 		}
 		fmt.Printf("| %s | %.1f MB (%.2f×) | %.0f MB/s (%.1f cores) | %.0f MB/s (%.2f s = %.2f s %s + %.2f s load) | %.1f× | %s | %s |\n",
-			r.codec.name, float64(r.fileBytes)/1e6, float64(r.fileBytes)/float64(nativeBytes),
-			mbps(r.tmcad), r.tmcadCPU/r.tmcad, mbps(r.raw), r.raw, r.rawConv, tool, r.rawLoad, r.raw/r.tmcad, b, rb)
+			r.codec.name, float64(r.fileBytes)/1e6, float64(r.fileBytes)/float64(run.nativeBytes),
+			run.mbps(r.tmcad), r.tmcadCPU/r.tmcad, run.mbps(r.raw), r.raw, r.rawConv, tool, r.rawLoad, r.raw/r.tmcad, b, rb)
 	}
-	for _, r := range results {
+	for _, r := range run.results {
 		if r.codec.lossy {
 			fmt.Printf("\n%s: tmcad's volume equals (a)'s: %v; pydicom + GDCM's equals (a)'s: %v.\n", r.codec.name, r.same, r.peerSame)
 		}
 	}
+}
+
+// printMemory prints the peak memory table.
+func (run *compressedRun) printMemory() {
 	fmt.Printf("\nPeak memory (child processes: VmHWM of `LoadSeries`, whole Go process; ru_maxrss of the pydicom load):\n\n")
 	fmt.Printf("| transfer syntax | tmcad `LoadSeries` | × float32 volume | pydicom + GDCM | × float32 volume | tmcad / pydicom |\n|---|---|---|---|---|---|\n")
-	for _, r := range results {
+	for _, r := range run.results {
 		vol := float64(r.mem.VolumeBytes)
 		if !r.codec.gdcm {
 			fmt.Printf("| %s | %.0f MB | %.2f× | | | |\n", r.codec.name,

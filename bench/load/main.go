@@ -98,9 +98,64 @@ type runConfig struct {
 	Model          string  `json:"model"`
 }
 
+// runOptions are the harness's own settings, beside what a run records.
+type runOptions struct {
+	cache, work, out string
+	bin, python      string
+	build, keep      bool
+	prepareOnly      bool
+	timeout          time.Duration
+}
+
+// runMain does `go run ./bench/load [flags]`: one run, its JSON and its
+// table row.
 func runMain(args []string) error {
+	rc, opt := parseRunFlags(args)
+	if err := rc.complete(); err != nil {
+		return err
+	}
+	repo, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(repo, "cmd", "tmcad")); err != nil {
+		return errors.New("run from the repository root (cmd/tmcad not found)")
+	}
+	if _, err := os.Stat(opt.bin); err != nil || opt.build {
+		log.Printf("building %s", opt.bin)
+		c := exec.Command("go", "build", "-o", opt.bin, "./cmd/tmcad")
+		c.Stdout, c.Stderr = os.Stdout, os.Stderr
+		if err := c.Run(); err != nil {
+			return fmt.Errorf("building tmcad: %w", err)
+		}
+	}
+	if err := os.MkdirAll(opt.out, 0o755); err != nil {
+		return err
+	}
+
+	t := time.Now()
+	log.Printf("preparing %d series (CT fraction %.2f, CT %d×%d²) in %s", rc.N, rc.CTFraction, rc.CTSlices, rc.CTSize, opt.cache)
+	corp, err := buildCorpus(opt.cache, repo, opt.python, rc.N, rc.CTFraction, rc.CRSize, rc.CTSlices, rc.CTSize)
+	if err != nil {
+		return err
+	}
+	log.Printf("series ready in %.1fs", time.Since(t).Seconds())
+	if opt.prepareOnly {
+		return nil
+	}
+
+	res, err := run(rc, corp, repo, opt)
+	if err != nil {
+		return err
+	}
+	return writeRun(res, opt.out)
+}
+
+// parseRunFlags reads the flags of a run.
+func parseRunFlags(args []string) (runConfig, runOptions) {
 	fs := flag.NewFlagSet("load", flag.ExitOnError)
 	var rc runConfig
+	var opt runOptions
 	fs.StringVar(&rc.Name, "name", "", "run name (default: <db>-<mode>-n<N>)")
 	fs.IntVar(&rc.N, "n", 20, "number of series")
 	fs.Float64Var(&rc.CTFraction, "ct-fraction", 0.5, "fraction of the series that are CT (the rest CR)")
@@ -120,17 +175,22 @@ func runMain(args []string) error {
 	fs.StringVar(&rc.StableAfter, "stable-after", "1s", "watch.stable_after")
 	fs.StringVar(&rc.SizeStableFor, "size-stable-for", "2s", "watch.size_stable_for (the daemon's default)")
 	fs.StringVar(&rc.Model, "model", "models/tmca-cxr-compact", "model.dir (relative to the repository root)")
-	cache := fs.String("cache", "/tmp/tmcad-load-cache", "folder of the generated phantom series (reused across runs)")
-	work := fs.String("work", "/tmp/tmcad-load-run", "run folder (drop, staging, state, archive); on the cache's filesystem, for hard links")
-	bin := fs.String("bin", "/tmp/tmcad-load-bin/tmcad", "tmcad binary (built from ./cmd/tmcad when missing)")
-	build := fs.Bool("build", false, "build -bin from ./cmd/tmcad even when it exists")
-	out := fs.String("out", "/tmp/tmcad-load-out", "folder for RUN.json, RUN.md and the daemon's log")
-	python := fs.String("python", "/usr/bin/python3", "Python with the repository's tmca package (phantom generator)")
-	timeout := fs.Duration("timeout", 3*time.Hour, "give up waiting for SEGs after this long")
-	keep := fs.Bool("keep", false, "keep the run folder (drop, state, archive) afterwards")
-	prepareOnly := fs.Bool("prepare-only", false, "only generate the series into -cache")
+	fs.StringVar(&opt.cache, "cache", "/tmp/tmcad-load-cache", "folder of the generated phantom series (reused across runs)")
+	fs.StringVar(&opt.work, "work", "/tmp/tmcad-load-run", "run folder (drop, staging, state, archive); on the cache's filesystem, for hard links")
+	fs.StringVar(&opt.bin, "bin", "/tmp/tmcad-load-bin/tmcad", "tmcad binary (built from ./cmd/tmcad when missing)")
+	fs.BoolVar(&opt.build, "build", false, "build -bin from ./cmd/tmcad even when it exists")
+	fs.StringVar(&opt.out, "out", "/tmp/tmcad-load-out", "folder for RUN.json, RUN.md and the daemon's log")
+	fs.StringVar(&opt.python, "python", "/usr/bin/python3", "Python with the repository's tmca package (phantom generator)")
+	fs.DurationVar(&opt.timeout, "timeout", 3*time.Hour, "give up waiting for SEGs after this long")
+	fs.BoolVar(&opt.keep, "keep", false, "keep the run folder (drop, state, archive) afterwards")
+	fs.BoolVar(&opt.prepareOnly, "prepare-only", false, "only generate the series into -cache")
 	fs.Parse(args)
+	return rc, opt
+}
 
+// complete checks the run's settings and fills in its default name and,
+// with -rate-from, its steady rate.
+func (rc *runConfig) complete() error {
 	if rc.Name == "" {
 		rc.Name = fmt.Sprintf("%s-%s-n%d", rc.DB, rc.Mode, rc.N)
 	}
@@ -162,47 +222,20 @@ func runMain(args []string) error {
 	default:
 		return fmt.Errorf("-mode %q: must be burst or steady", rc.Mode)
 	}
-	repo, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(filepath.Join(repo, "cmd", "tmcad")); err != nil {
-		return errors.New("run from the repository root (cmd/tmcad not found)")
-	}
-	if _, err := os.Stat(*bin); err != nil || *build {
-		log.Printf("building %s", *bin)
-		c := exec.Command("go", "build", "-o", *bin, "./cmd/tmcad")
-		c.Stdout, c.Stderr = os.Stdout, os.Stderr
-		if err := c.Run(); err != nil {
-			return fmt.Errorf("building tmcad: %w", err)
-		}
-	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return err
-	}
+	return nil
+}
 
-	t := time.Now()
-	log.Printf("preparing %d series (CT fraction %.2f, CT %d×%d²) in %s", rc.N, rc.CTFraction, rc.CTSlices, rc.CTSize, *cache)
-	corp, err := buildCorpus(*cache, repo, *python, rc.N, rc.CTFraction, rc.CRSize, rc.CTSlices, rc.CTSize)
-	if err != nil {
-		return err
-	}
-	log.Printf("series ready in %.1fs", time.Since(t).Seconds())
-	if *prepareOnly {
-		return nil
-	}
-
-	res, err := run(rc, corp, repo, *bin, *work, *out, *timeout, *keep)
-	if err != nil {
-		return err
-	}
+// writeRun summarizes a run and writes its JSON and its table row into
+// out (the row also to stdout); a series without a SEG is an error.
+func writeRun(res *result, out string) error {
+	rc := res.Config
 	res.Summary = summarize(res)
-	path := filepath.Join(*out, rc.Name+".json")
+	path := filepath.Join(out, rc.Name+".json")
 	if err := writeJSON(path, res); err != nil {
 		return err
 	}
 	md := tableHeader() + tableRow(res) + "\n"
-	if err := os.WriteFile(filepath.Join(*out, rc.Name+".md"), []byte(md), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(out, rc.Name+".md"), []byte(md), 0o644); err != nil {
 		return fmt.Errorf("writing the table: %w", err)
 	}
 	fmt.Print(md)
@@ -268,24 +301,17 @@ func ptr(v float64) *float64 { return &v }
 
 // run does one run: starts the daemon (and PostgreSQL), delivers the
 // series, waits for their SEGs and collects the timings.
-func run(rc runConfig, corp *corpus, repo, bin, work, out string, timeout time.Duration, keep bool) (*result, error) {
+func run(rc runConfig, corp *corpus, repo string, opt runOptions) (*result, error) {
 	res := &result{Config: rc, Started: time.Now(), Host: hostInfo{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadBefore: loadavgLine()}}
-	if err := os.RemoveAll(work); err != nil {
-		return nil, fmt.Errorf("clearing %s: %w", work, err)
+	dirs, err := makeRunFolder(opt.work)
+	if err != nil {
+		return nil, err
 	}
-	dirs := map[string]string{}
-	for _, d := range []string{"state", "drop/dicom", "drop/reports", "staging", "archive"} {
-		dirs[d] = filepath.Join(work, d)
-		if err := os.MkdirAll(dirs[d], 0o755); err != nil {
-			return nil, fmt.Errorf("run folder: %w", err)
-		}
-	}
-	if !keep {
-		defer os.RemoveAll(work)
+	if !opt.keep {
+		defer os.RemoveAll(opt.work)
 	}
 	var pg *pgtemp.Server
 	if rc.DB == "postgres" {
-		var err error
 		if pg, err = pgtemp.Start("tmcad-load-pg-"); err != nil {
 			return nil, err
 		}
@@ -296,17 +322,12 @@ func run(rc runConfig, corp *corpus, repo, bin, work, out string, timeout time.D
 	if err != nil {
 		return nil, err
 	}
-	dc := daemonConf{
-		StateDir: dirs["state"], DICOMDir: dirs["drop/dicom"], ReportsDir: dirs["drop/reports"], ArchiveDir: dirs["archive"],
-		ModelDir: filepath.Join(repo, rc.Model), HTTPListen: fmt.Sprintf("127.0.0.1:%d", port),
-		StableAfter: rc.StableAfter, SizeStableFor: rc.SizeStableFor,
-		Workers: rc.Workers, BatchSize: rc.BatchSize, IntraOpThreads: rc.IntraOpThreads, ConcurrentRuns: rc.ConcurrentRuns,
-	}
+	dc := rc.daemonConf(dirs, repo, port)
 	if pg != nil {
 		dc.DatabaseURL = pg.URL
 	}
-	res.DaemonLog = filepath.Join(out, rc.Name+".daemon.log")
-	d, err := startDaemon(bin, repo, filepath.Join(work, "tmcad.toml"), res.DaemonLog, dc)
+	res.DaemonLog = filepath.Join(opt.out, rc.Name+".daemon.log")
+	d, err := startDaemon(opt.bin, repo, filepath.Join(opt.work, "tmcad.toml"), res.DaemonLog, dc)
 	if err != nil {
 		return nil, err
 	}
@@ -327,29 +348,99 @@ func run(rc runConfig, corp *corpus, repo, bin, work, out string, timeout time.D
 	if err != nil {
 		return nil, err
 	}
+	byUID := res.listSeries(corp)
+
+	t0 := time.Now()
+	rel := since(t0)
+	smp := startSampler(d.Pid(), dc.HTTPListen, outboxDir(dc.StateDir), t0)
+	log.Printf("%s: delivering %d series (%s)", rc.Name, len(corp.Series), rc.Mode)
+	deliverErr := deliverAll(rc, staged, dirs, res.Series, t0, rel)
+	allDone := d.wait(opt.timeout, allFinished(len(corp.Series)))
+	if err := <-deliverErr; err != nil {
+		return nil, err
+	}
+	res.Samples = smp.finish()
+	if !allDone {
+		log.Printf("%s: not every series finished within %s", rc.Name, opt.timeout)
+	}
+	stopped = true
+	if err := d.stop(); err != nil {
+		log.Printf("%s: %v", rc.Name, err)
+	}
+	res.Host.LoadAfter = loadavgLine()
+
+	res.readLog(d.snapshot(), byUID, rel)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	jobs, err := readJobs(ctx, dc.StateDir, dc.DatabaseURL)
+	if err != nil {
+		log.Printf("%s: queue timings unavailable: %v", rc.Name, err)
+	}
+	res.readQueue(jobs, byUID, rel)
+	return res, nil
+}
+
+// makeRunFolder empties work and makes its folders, returned by name
+// ("state", "drop/dicom", "drop/reports", "staging", "archive").
+func makeRunFolder(work string) (map[string]string, error) {
+	if err := os.RemoveAll(work); err != nil {
+		return nil, fmt.Errorf("clearing %s: %w", work, err)
+	}
+	dirs := map[string]string{}
+	for _, d := range []string{"state", "drop/dicom", "drop/reports", "staging", "archive"} {
+		dirs[d] = filepath.Join(work, d)
+		if err := os.MkdirAll(dirs[d], 0o755); err != nil {
+			return nil, fmt.Errorf("run folder: %w", err)
+		}
+	}
+	return dirs, nil
+}
+
+// daemonConf is the daemon's configuration for this run, in the run
+// folder's dirs, its HTTP server on port; no database URL (SQLite).
+func (rc runConfig) daemonConf(dirs map[string]string, repo string, port int) daemonConf {
+	return daemonConf{
+		StateDir: dirs["state"], DICOMDir: dirs["drop/dicom"], ReportsDir: dirs["drop/reports"], ArchiveDir: dirs["archive"],
+		ModelDir: filepath.Join(repo, rc.Model), HTTPListen: fmt.Sprintf("127.0.0.1:%d", port),
+		StableAfter: rc.StableAfter, SizeStableFor: rc.SizeStableFor,
+		Workers: rc.Workers, BatchSize: rc.BatchSize, IntraOpThreads: rc.IntraOpThreads, ConcurrentRuns: rc.ConcurrentRuns,
+	}
+}
+
+// listSeries makes res.Series, one timeline per series of corp, and
+// returns them by series UID.
+func (res *result) listSeries(corp *corpus) map[string]*seriesTiming {
 	res.Series = make([]seriesTiming, len(corp.Series))
 	byUID := map[string]*seriesTiming{}
 	for i, s := range corp.Series {
 		res.Series[i] = seriesTiming{derived: *s, Files: len(s.Files)}
 		byUID[s.SeriesUID] = &res.Series[i]
 	}
+	return byUID
+}
 
-	t0 := time.Now()
-	rel := func(t time.Time) *float64 {
+// since returns the seconds from t0 to a time, nil for the zero time.
+func since(t0 time.Time) func(time.Time) *float64 {
+	return func(t time.Time) *float64 {
 		if t.IsZero() {
 			return nil
 		}
 		return ptr(t.Sub(t0).Seconds())
 	}
-	smp := startSampler(d.Pid(), dc.HTTPListen, outboxDir(dc.StateDir), t0)
-	log.Printf("%s: delivering %d series (%s)", rc.Name, len(corp.Series), rc.Mode)
+}
+
+// deliverAll delivers the staged series in the background, all at once
+// (burst) or series i at t0 + i/rate (steady), and records when each
+// arrived in series; the channel gets the first error, or nil once every
+// series is in.
+func deliverAll(rc runConfig, staged []stagedSeries, dirs map[string]string, series []seriesTiming, t0 time.Time, rel func(time.Time) *float64) <-chan error {
 	interval := time.Duration(0)
 	if rc.Mode == "steady" {
 		interval = time.Duration(float64(time.Hour) / rc.Rate)
 	}
 	deliverErr := make(chan error, 1)
 	go func() {
-		for i := range corp.Series {
+		for i := range staged {
 			if interval > 0 {
 				time.Sleep(time.Until(t0.Add(time.Duration(i) * interval)))
 			}
@@ -358,17 +449,21 @@ func run(rc runConfig, corp *corpus, repo, bin, work, out string, timeout time.D
 				deliverErr <- err
 				return
 			}
-			st := &res.Series[i]
+			st := &series[i]
 			// Written before the daemon can act on the series' last file
 			// event, read only after the run: no lock needed beyond the
-			// channel below.
+			// channel.
 			st.ArriveFirst, st.ArriveLast, st.ReportAt = rel(first), rel(last), rel(rep)
 		}
 		deliverErr <- nil
 	}()
+	return deliverErr
+}
 
-	n := len(corp.Series)
-	finished := func(evs []logEvent) bool {
+// allFinished is the condition that n series have their SEG stored or
+// their job failed for good.
+func allFinished(n int) func([]logEvent) bool {
+	return func(evs []logEvent) bool {
 		done := map[string]bool{}
 		for _, e := range evs {
 			if e.Message == "SEG stored" || strings.HasPrefix(e.Message, "job failed for good") {
@@ -377,21 +472,13 @@ func run(rc runConfig, corp *corpus, repo, bin, work, out string, timeout time.D
 		}
 		return len(done) >= n
 	}
-	allDone := d.wait(timeout, finished)
-	if err := <-deliverErr; err != nil {
-		return nil, err
-	}
-	res.Samples = smp.finish()
-	if !allDone {
-		log.Printf("%s: not every series finished within %s", rc.Name, timeout)
-	}
-	stopped = true
-	if err := d.stop(); err != nil {
-		log.Printf("%s: %v", rc.Name, err)
-	}
-	res.Host.LoadAfter = loadavgLine()
+}
 
-	for _, e := range d.snapshot() {
+// readLog takes from the daemon's log events the warning and error
+// counts, the first such lines, and each series' stable, SEG made and SEG
+// stored times.
+func (res *result) readLog(evs []logEvent, byUID map[string]*seriesTiming, rel func(time.Time) *float64) {
+	for _, e := range evs {
 		st := byUID[e.SeriesUID]
 		switch {
 		case e.Message == lateInstance:
@@ -423,12 +510,11 @@ func run(rc runConfig, corp *corpus, repo, bin, work, out string, timeout time.D
 			st.Stored, st.exportJobID = rel(e.At), e.JobID
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	jobs, err := readJobs(ctx, dc.StateDir, dc.DatabaseURL)
-	if err != nil {
-		log.Printf("%s: queue timings unavailable: %v", rc.Name, err)
-	}
+}
+
+// readQueue takes from River's job rows each series' process job times
+// (by series UID) and export job times (by the SEG's SOP instance UID).
+func (res *result) readQueue(jobs []riverJob, byUID map[string]*seriesTiming, rel func(time.Time) *float64) {
 	bySOP := map[string]*seriesTiming{}
 	for i := range res.Series {
 		if s := &res.Series[i]; s.segSOPUID != "" {
@@ -445,7 +531,6 @@ func run(rc runConfig, corp *corpus, repo, bin, work, out string, timeout time.D
 			st.ExportCreated, st.ExportStarted, st.ExportDone = rel(j.Created), rel(j.Attempted), rel(j.Finalized)
 		}
 	}
-	return res, nil
 }
 
 // stagedSeries is one series' files and report in the staging folder.

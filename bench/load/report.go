@@ -77,88 +77,104 @@ type summary struct {
 // summarize computes the summary of a run.
 func summarize(r *result) summary {
 	var s summary
-	var lat, wait, after, afterCR, afterCT, se, es, pr, mes, er, ms, inf []float64
-	last := 0.0
-	first, lastArr, firstStable := math.Inf(1), 0.0, math.Inf(1)
-	d := func(a, b *float64) (float64, bool) {
-		if a == nil || b == nil {
-			return 0, false
-		}
-		return *b - *a, true
-	}
-	for _, t := range r.Series {
+	s.setRates(s.countSeries(r.Series))
+	s.setLatencies(r.Series, r.Config.Workers)
+	s.setSamples(r.Samples)
+	s.setIngest(r)
+	return s
+}
+
+// seriesExtent is when a run's series first and last arrived, first became
+// stable and last had their SEG stored, in seconds.
+type seriesExtent struct {
+	first, lastArr, firstStable, last float64
+}
+
+// countSeries counts the series by kind and outcome into s, and returns
+// their extent (first is 0 when none arrived).
+func (s *summary) countSeries(series []seriesTiming) seriesExtent {
+	e := seriesExtent{first: math.Inf(1), firstStable: math.Inf(1)}
+	for _, t := range series {
 		if t.Kind == "CT" {
 			s.CT++
 		} else {
 			s.CR++
 		}
 		if t.ArriveFirst != nil {
-			first = math.Min(first, *t.ArriveFirst)
+			e.first = math.Min(e.first, *t.ArriveFirst)
 		}
 		if t.ArriveLast != nil {
-			lastArr = math.Max(lastArr, *t.ArriveLast)
+			e.lastArr = math.Max(e.lastArr, *t.ArriveLast)
 		}
 		if t.Failed {
 			s.Failed++
 		}
 		if t.Stable != nil {
-			firstStable = math.Min(firstStable, *t.Stable)
+			e.firstStable = math.Min(e.firstStable, *t.Stable)
 		}
 		s.LateInstances += t.LateInstances
 		if t.Made != nil && t.SEGFrames < t.Files && t.Kind == "CT" {
 			s.Incomplete++
 		}
-		if t.Stored == nil {
-			continue
-		}
-		s.Done++
-		last = math.Max(last, *t.Stored)
-		if v, ok := d(t.ArriveLast, t.Stored); ok {
-			lat = append(lat, v)
-		}
-		if v, ok := d(t.ArriveLast, t.Stable); ok {
-			wait = append(wait, v)
-		}
-		if v, ok := d(t.Stable, t.Stored); ok {
-			after = append(after, v)
-			if t.Kind == "CT" {
-				afterCT = append(afterCT, v)
-			} else {
-				afterCR = append(afterCR, v)
-			}
-		}
-		if v, ok := d(t.Stable, t.Enqueued); ok {
-			se = append(se, v)
-		}
-		if v, ok := d(t.Enqueued, t.Started); ok && t.Attempts <= 1 {
-			es = append(es, v)
-		}
-		if v, ok := d(t.Started, t.ProcessDone); ok {
-			pr = append(pr, v)
-		}
-		if v, ok := d(t.Made, t.ExportStarted); ok {
-			mes = append(mes, v)
-		}
-		if v, ok := d(t.ExportStarted, t.ExportDone); ok {
-			er = append(er, v)
-		}
-		if v, ok := d(t.Made, t.Stored); ok {
-			ms = append(ms, v)
-		}
-		if t.InferenceS > 0 {
-			inf = append(inf, t.InferenceS)
+		if t.Stored != nil {
+			s.Done++
+			e.last = math.Max(e.last, *t.Stored)
 		}
 	}
-	if math.IsInf(first, 1) {
-		first = 0
+	if math.IsInf(e.first, 1) {
+		e.first = 0
 	}
-	s.ArrivalS = lastArr - first
-	s.WallS = last - first
+	return e
+}
+
+// setRates sets the arrival span, the wall time and the studies per hour
+// (overall, and sustained from the first series stable) of the extent.
+func (s *summary) setRates(e seriesExtent) {
+	s.ArrivalS = e.lastArr - e.first
+	s.WallS = e.last - e.first
 	if s.WallS > 0 {
 		s.StudiesPerHour = float64(s.Done) / s.WallS * 3600
 	}
-	if span := last - firstStable; s.Done > 1 && span > 0 {
+	if span := e.last - e.firstStable; s.Done > 1 && span > 0 {
 		s.SustainedPerHour = float64(s.Done) / span * 3600
+	}
+}
+
+// addSpan appends b − a to *to when both happened.
+func addSpan(to *[]float64, a, b *float64) {
+	if a != nil && b != nil {
+		*to = append(*to, *b-*a)
+	}
+}
+
+// setLatencies sets the latency and queue timing distributions of the
+// series whose SEG was stored, and the workers' service rate from their
+// process job runs.
+func (s *summary) setLatencies(series []seriesTiming, workers int) {
+	var lat, wait, after, afterCR, afterCT, se, es, pr, mes, er, ms, inf []float64
+	for _, t := range series {
+		if t.Stored == nil {
+			continue
+		}
+		addSpan(&lat, t.ArriveLast, t.Stored)
+		addSpan(&wait, t.ArriveLast, t.Stable)
+		addSpan(&after, t.Stable, t.Stored)
+		if t.Kind == "CT" {
+			addSpan(&afterCT, t.Stable, t.Stored)
+		} else {
+			addSpan(&afterCR, t.Stable, t.Stored)
+		}
+		addSpan(&se, t.Stable, t.Enqueued)
+		if t.Attempts <= 1 {
+			addSpan(&es, t.Enqueued, t.Started)
+		}
+		addSpan(&pr, t.Started, t.ProcessDone)
+		addSpan(&mes, t.Made, t.ExportStarted)
+		addSpan(&er, t.ExportStarted, t.ExportDone)
+		addSpan(&ms, t.Made, t.Stored)
+		if t.InferenceS > 0 {
+			inf = append(inf, t.InferenceS)
+		}
 	}
 	s.Latency, s.Waiting, s.AfterStable = quantiles(lat), quantiles(wait), quantiles(after)
 	s.AfterStableCR, s.AfterStableCT = quantiles(afterCR), quantiles(afterCT)
@@ -170,11 +186,17 @@ func summarize(r *result) summary {
 		for _, v := range pr {
 			sum += v
 		}
-		s.ServicePerHour = float64(max(1, r.Config.Workers)) * 3600 / (sum / float64(len(pr)))
+		s.ServicePerHour = float64(max(1, workers)) * 3600 / (sum / float64(len(pr)))
 	}
+}
+
+// setSamples sets the peaks (RSS, jobs queued, SEGs in the outbox), the
+// daemon's CPU seconds and the mean load average over the wall time from
+// the per-second samples; setRates must have set WallS.
+func (s *summary) setSamples(samples []sample) {
 	var cpu0, cpu1 float64
 	var loads []float64
-	for i, sm := range r.Samples {
+	for i, sm := range samples {
 		s.PeakRSSMiB = math.Max(s.PeakRSSMiB, float64(sm.HWMKiB)/1024)
 		q := sm.Jobs["available"] + sm.Jobs["running"] + sm.Jobs["pending"] + sm.Jobs["scheduled"] + sm.Jobs["retryable"]
 		s.MaxQueued = math.Max(s.MaxQueued, q)
@@ -188,6 +210,14 @@ func summarize(r *result) summary {
 		}
 	}
 	s.DaemonCPUS = cpu1 - cpu0
+	for _, l := range loads {
+		s.LoadMean += l / float64(len(loads))
+	}
+}
+
+// setIngest sets the fastest rate instances were catalogued at over any
+// 5 s of samples, and when the last of the run's instances was.
+func (s *summary) setIngest(r *result) {
 	total := 0
 	for _, t := range r.Series {
 		total += t.Files
@@ -203,10 +233,6 @@ func summarize(r *result) summary {
 			s.IngestS = sm.T
 		}
 	}
-	for _, l := range loads {
-		s.LoadMean += l / float64(len(loads))
-	}
-	return s
 }
 
 // ms formats seconds as milliseconds, or seconds when large.
@@ -370,12 +396,6 @@ func goals(runs []*result) string {
 	bursts := map[string]*result{}
 	for _, r := range runs {
 		s := r.Summary
-		verdict := func(ok bool) string {
-			if ok {
-				return "met"
-			}
-			return "**missed**"
-		}
 		if s.Incomplete > 0 {
 			fmt.Fprintf(&b, "- `%s`: %d CT SEGs were made from incomplete series (%d instances catalogued after their series was queued): not a measure of the goals.\n", r.Config.Name, s.Incomplete, s.LateInstances)
 			continue
@@ -394,14 +414,17 @@ func goals(runs []*result) string {
 	}
 	if sq, pg := bursts["sqlite"], bursts["postgres"]; sq != nil && pg != nil && sq.Summary.SustainedPerHour > 0 {
 		ratio := pg.Summary.SustainedPerHour / sq.Summary.SustainedPerHour
-		ok := ratio >= 0.8
-		v := "met"
-		if !ok {
-			v = "**missed**"
-		}
-		fmt.Fprintf(&b, "- PostgreSQL within 20%% of SQLite (burst, sustained studies/hour): PostgreSQL / SQLite = %.2f, %s.\n", ratio, v)
+		fmt.Fprintf(&b, "- PostgreSQL within 20%% of SQLite (burst, sustained studies/hour): PostgreSQL / SQLite = %.2f, %s.\n", ratio, verdict(ratio >= 0.8))
 	}
 	return b.String()
+}
+
+// verdict says whether a goal was met.
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
 }
 
 // replaceSection rewrites the text between <!-- name:begin --> and
