@@ -18,8 +18,14 @@ import (
 
 // Config is the whole configuration of tmcad.
 type Config struct {
-	// StateDir holds the queue database, the outbox and the catalog.
-	StateDir  string          `toml:"state_dir"`
+	// StateDir holds the queue database and the catalog (unless
+	// queue.database_url), and the outbox (unless archive.outbox_dir).
+	StateDir string `toml:"state_dir"`
+	// Node names this node in logs, metrics, the queue and the shared
+	// outbox; empty means the host name. Nodes sharing one queue need
+	// distinct names.
+	Node      string          `toml:"node"`
+	Roles     RolesConfig     `toml:"roles"`
 	Log       LogConfig       `toml:"log"`
 	ORT       ORTConfig       `toml:"ort"`
 	Model     ModelConfig     `toml:"model"`
@@ -219,6 +225,24 @@ type ArchiveConfig struct {
 	// the SEG is tried again without end. Only an archive refusing the
 	// object itself fails the export.
 	RetryMaxInterval Duration `toml:"retry_max_interval"`
+	// OutboxDir is where SEGs wait for the archive, each node in its own
+	// sub-folder named after the node; empty means state_dir/outbox. Nodes
+	// sharing one queue set it to the same folder on shared storage, so
+	// that any node can export a SEG another one made.
+	OutboxDir string `toml:"outbox_dir"`
+}
+
+// RolesConfig says which parts of the pipeline this node runs. A node
+// alone runs them all; nodes sharing one PostgreSQL queue may split them
+// (a GPU node that only processes, say).
+type RolesConfig struct {
+	// Ingest runs the watcher on the drop folders, the ready loop that
+	// queues series, and the HL7 listener.
+	Ingest bool `toml:"ingest"`
+	// Process runs process jobs (the model).
+	Process bool `toml:"process"`
+	// Export runs export jobs (outbox to archive).
+	Export bool `toml:"export"`
 }
 
 // QueueConfig describes the job queue.

@@ -85,6 +85,11 @@ func TestErrorsNameFileAndKey(t *testing.T) {
 		{"tls with dicomweb", "[archive]\nkind = \"dicomweb\"\nurl = \"https://pacs/dicom-web\"\ntls = true\n", []string{"archive.tls", "only for archive.kind"}},
 		{"bad uid root", "[seg]\nuid_root = \"1.2.x\"\n", []string{"seg.uid_root"}},
 		{"two errors", "[queue]\nworkers = 0\nmax_attempts = 0\n", []string{"queue.workers", "queue.max_attempts"}},
+		{"bad node name", "node = \"gpu node/1\"\n", []string{"tmcad.toml: node:", "gpu node/1"}},
+		{"split roles on sqlite", "[roles]\ningest = false\n", []string{"roles.ingest", "embedded SQLite"}},
+		{"no role", "[roles]\ningest = false\nprocess = false\nexport = false\n", []string{"roles", "at least one"}},
+		{"process without export needs a shared outbox", "[queue]\ndatabase_url = \"postgres://db/tmcad\"\n[roles]\nexport = false\n", []string{"archive.outbox_dir", "roles.process and roles.export"}},
+		{"relative outbox_dir", "[archive]\noutbox_dir = \"outbox\"\n", []string{"archive.outbox_dir", "absolute"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -178,5 +183,16 @@ func TestSEGPreviewRemoved(t *testing.T) {
 	}
 	if _, err := Parse([]byte("[seg]\npreview = false\npreveiw = 1\n"), "tmcad.toml"); err == nil || !strings.Contains(err.Error(), "seg.preveiw: unknown key") {
 		t.Errorf("a misspelt key beside seg.preview = false: %v", err)
+	}
+}
+
+// A worker-only node on a shared queue with a shared outbox is accepted.
+func TestWorkerOnlyNode(t *testing.T) {
+	c, err := Parse([]byte("node = \"gpu-1\"\n[roles]\ningest = false\nexport = false\n[archive]\noutbox_dir = \"/srv/tmcad/outbox\"\n[queue]\ndatabase_url = \"postgres://db/tmcad\"\n"), "tmcad.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NodeName() != "gpu-1" || c.Roles.Ingest || !c.Roles.Process || c.Roles.Export || c.OutboxRoot() != "/srv/tmcad/outbox" {
+		t.Errorf("node %q roles %+v outbox %q", c.NodeName(), c.Roles, c.OutboxRoot())
 	}
 }

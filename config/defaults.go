@@ -7,6 +7,7 @@ func Default() *Config {
 	return &Config{
 		StateDir: "/var/lib/tmcad",
 		Log:      LogConfig{Level: "info", Format: "auto"},
+		Roles:    RolesConfig{Ingest: true, Process: true, Export: true},
 		Model: ModelConfig{
 			Dir:               "/usr/share/tmcad/models/tmca-cxr-compact",
 			ExecutionProvider: "cpu",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,6 +20,8 @@ import (
 var CronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 var uidRootRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*$`)
+
+var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 // Validate checks every key; the error names the file and each bad key.
 func (c *Config) Validate() error {
@@ -47,6 +50,10 @@ func (c *Config) Validate() error {
 	if c.StateDir == "" {
 		bad("state_dir", "must be set", c.StateDir)
 	}
+	if c.Node != "" && !nodeNameRE.MatchString(c.Node) {
+		bad("node", "must be 1-63 characters of A-Z, a-z, 0-9, '.', '_' or '-', starting with a letter or digit (it names a folder)", c.Node)
+	}
+	c.validateRoles(bad)
 	oneOf("log.level", c.Log.Level, "trace", "debug", "info", "warn", "error")
 	oneOf("log.format", c.Log.Format, "auto", "json", "console")
 
@@ -205,6 +212,54 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateRoles checks [roles] against the queue and the outbox: a node
+// on the embedded SQLite queue is alone and runs every part; a node that
+// processes without exporting, or exports without processing, shares its
+// SEGs with other nodes through archive.outbox_dir.
+func (c *Config) validateRoles(bad func(key, want string, got any)) {
+	r := c.Roles
+	if !r.Ingest && !r.Process && !r.Export {
+		bad("roles", "must turn on at least one of ingest, process, export", "all false")
+		return
+	}
+	if c.Queue.DatabaseURL.Value == "" {
+		for _, k := range []struct {
+			key string
+			on  bool
+		}{{"roles.ingest", r.Ingest}, {"roles.process", r.Process}, {"roles.export", r.Export}} {
+			if !k.on {
+				bad(k.key, "must be true with the embedded SQLite queue (a node alone runs every part; set queue.database_url to split the roles between nodes)", false)
+			}
+		}
+	}
+	if r.Process != r.Export && c.Archive.OutboxDir == "" {
+		bad("archive.outbox_dir", "must name a folder on storage shared by the nodes when roles.process and roles.export differ (one node makes the SEGs another exports)", "")
+	}
+	if c.Archive.OutboxDir != "" && !filepath.IsAbs(c.Archive.OutboxDir) {
+		bad("archive.outbox_dir", "must be an absolute path (the same on every node)", c.Archive.OutboxDir)
+	}
+}
+
+// NodeName is node, or the host name when node is empty ("localhost"
+// when the host has none).
+func (c *Config) NodeName() string {
+	if c.Node != "" {
+		return c.Node
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}
+
+// OutboxRoot is archive.outbox_dir, or state_dir/outbox.
+func (c *Config) OutboxRoot() string {
+	if c.Archive.OutboxDir != "" {
+		return c.Archive.OutboxDir
+	}
+	return filepath.Join(c.StateDir, "outbox")
 }
 
 // QuarantineDir is where unprocessable inputs go: retention.quarantine_dir,

@@ -62,15 +62,20 @@ type Options struct {
 // Daemon is tmcad's long-running service. New prepares it, Run runs it until
 // its context is cancelled, Close releases what New opened.
 type Daemon struct {
-	opts    Options
-	cfg     atomic.Pointer[config.Config]
-	log     zerolog.Logger
-	proc    pipeline.Processor
-	model   pipeline.ModelInfo
-	sink    archive.Sink
-	reader  *reports.Reader
-	store   *catalog.Store
-	lock    *stateLock
+	opts   Options
+	cfg    atomic.Pointer[config.Config]
+	log    zerolog.Logger
+	proc   pipeline.Processor
+	model  pipeline.ModelInfo
+	sink   archive.Sink
+	reader *reports.Reader
+	store  *catalog.Store
+	lock   *stateLock
+	// outboxLock holds this node's folder of a shared outbox
+	// (archive.outbox_dir), so that two nodes of one name cannot share it.
+	outboxLock *stateLock
+	// jobs are the jobs this node works now (nodeLoop).
+	jobs    jobTracker
 	cat     *catalog.Catalog
 	client  catalog.QueueClient
 	metrics *metrics
@@ -109,7 +114,10 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	}
 	opts = opts.withDefaults()
 	cfg := opts.Config
-	d := &Daemon{opts: opts, log: opts.Logger, proc: opts.Processor, sink: opts.Sink, now: time.Now}
+	// Every line says which node wrote it: nodes sharing a queue log to
+	// one place.
+	log := opts.Logger.With().Str("node", cfg.NodeName()).Logger()
+	d := &Daemon{opts: opts, log: log, proc: opts.Processor, sink: opts.Sink, now: time.Now}
 	d.cfg.Store(cfg)
 	d.model = opts.Processor.Model()
 	if d.model.Version == "" {
@@ -130,7 +138,16 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.lock = lock
+	if cfg.Archive.OutboxDir != "" {
+		ol, err := lockStateDir(d.outboxDir())
+		if err != nil {
+			lock.release()
+			return nil, fmt.Errorf("archive.outbox_dir: node %q: another node of this name uses its outbox folder; give each node its own name (node): %w", cfg.NodeName(), err)
+		}
+		d.outboxLock = ol
+	}
 	if err := d.open(ctx, cfg); err != nil {
+		d.outboxLock.release()
 		lock.release()
 		return nil, err
 	}
@@ -175,6 +192,7 @@ func (o Options) withDefaults() Options {
 func (d *Daemon) open(ctx context.Context, cfg *config.Config) error {
 	d.metrics = newMetrics()
 	d.metrics.setModel(d.model)
+	d.metrics.setNode(cfg.NodeName(), rolesString(cfg.Roles))
 	for _, c := range d.opts.Collectors {
 		if err := d.metrics.reg.Register(c); err != nil {
 			return fmt.Errorf("daemon: metrics: %w", err)
@@ -184,9 +202,11 @@ func (d *Daemon) open(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	var err error
-	if d.watcher, err = d.newWatcher(cfg); err != nil {
-		d.store.Close()
-		return err
+	if cfg.Roles.Ingest {
+		if d.watcher, err = d.newWatcher(cfg); err != nil {
+			d.store.Close()
+			return err
+		}
 	}
 	if d.client, err = d.newQueueClient(cfg); err != nil {
 		d.store.Close()
@@ -250,8 +270,16 @@ func openStore(ctx context.Context, cfg *config.Config) (*catalog.Store, error) 
 // config returns the current configuration (SIGHUP may replace it).
 func (d *Daemon) config() *config.Config { return d.cfg.Load() }
 
-// outboxDir is where SEGs wait for the archive.
-func (d *Daemon) outboxDir() string { return filepath.Join(d.config().StateDir, "outbox") }
+// outboxDir is where the SEGs this node makes wait for the archive:
+// state_dir/outbox, or the node's own folder in the shared
+// archive.outbox_dir (each node sweeps only its own folder at start).
+func (d *Daemon) outboxDir() string {
+	cfg := d.config()
+	if cfg.Archive.OutboxDir != "" {
+		return filepath.Join(cfg.Archive.OutboxDir, cfg.NodeName())
+	}
+	return filepath.Join(cfg.StateDir, "outbox")
+}
 
 // riverConfig builds the River client configuration: workers, queues and
 // the periodic jobs (which only the elected leader runs).
@@ -274,7 +302,7 @@ func (d *Daemon) riverConfig(cfg *config.Config) (*river.Config, error) {
 		return nil, err
 	}
 	return &river.Config{
-		ID:                   clientID(cfg.StateDir),
+		ID:                   clientID(cfg),
 		Logger:               newSlog(d.log),
 		JobTimeout:           -1,
 		MaxAttempts:          cfg.Queue.MaxAttempts,
@@ -283,13 +311,23 @@ func (d *Daemon) riverConfig(cfg *config.Config) (*river.Config, error) {
 		SoftStopTimeout:      d.opts.DrainTimeout,
 		RescueStuckJobsAfter: 2 * time.Hour,
 		PeriodicJobs:         periodic,
-		Queues: map[string]river.QueueConfig{
-			queueProcess:     {MaxWorkers: cfg.Queue.Workers},
-			queueExport:      {MaxWorkers: 2},
-			queueMaintenance: {MaxWorkers: 1},
-		},
-		Workers: workers,
+		Queues:               queuesFor(cfg),
+		Workers:              workers,
 	}, nil
+}
+
+// queuesFor are the queues a node works, by its roles. Every node works
+// the maintenance queue (the schedules' jobs, which only touch the
+// database), and so takes part in electing the leader that inserts them.
+func queuesFor(cfg *config.Config) map[string]river.QueueConfig {
+	q := map[string]river.QueueConfig{queueMaintenance: {MaxWorkers: 1}}
+	if cfg.Roles.Process {
+		q[queueProcess] = river.QueueConfig{MaxWorkers: cfg.Queue.Workers}
+	}
+	if cfg.Roles.Export {
+		q[queueExport] = river.QueueConfig{MaxWorkers: 2}
+	}
+	return q
 }
 
 // Run runs the daemon until ctx is cancelled, then drains: it tells systemd
@@ -297,12 +335,15 @@ func (d *Daemon) riverConfig(cfg *config.Config) (*river.Config, error) {
 // hands the rest back to the queue.
 func (d *Daemon) Run(ctx context.Context) error {
 	cfg := d.config()
-	n, err := d.store.RescueOrphans(ctx, clientID(cfg.StateDir))
+	n, err := d.store.RescueOrphans(ctx, clientID(cfg))
 	if err != nil {
 		return err
 	}
 	if n > 0 {
 		d.log.Warn().Int64("jobs", n).Msg("jobs left running by an earlier crash are queued again")
+	}
+	if cfg.Queue.DatabaseURL.Value != "" && cfg.Archive.OutboxDir == "" {
+		d.log.Warn().Msg("archive.outbox_dir is empty: the SEGs this node makes wait in its state_dir, where the export jobs other nodes on this queue take cannot read them; set it to a folder on shared storage (README \"Several nodes\")")
 	}
 	if n, err := d.sweepOutbox(ctx); err != nil {
 		return err
@@ -321,9 +362,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	defer stopLoops()
 	g, gctx := errgroup.WithContext(loopCtx)
-	g.Go(func() error { return d.watcher.Run(gctx) })
-	g.Go(func() error { return d.ingestLoop(gctx) })
-	g.Go(func() error { return d.readyLoop(gctx) })
+	if cfg.Roles.Ingest {
+		g.Go(func() error { return d.watcher.Run(gctx) })
+		g.Go(func() error { return d.ingestLoop(gctx) })
+		g.Go(func() error { return d.readyLoop(gctx) })
+	} else {
+		d.heartbeat()
+	}
+	g.Go(func() error { return d.nodeLoop(gctx) })
 	srv, err := d.startHTTP()
 	if err != nil {
 		stopLoops()
@@ -331,7 +377,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		_ = d.client.StopAndCancel(context.Background())
 		return err
 	}
-	hl7, err := d.startHL7()
+	var hl7 *hl7Server
+	if cfg.Roles.Ingest {
+		hl7, err = d.startHL7()
+	}
 	if err != nil {
 		if srv != nil {
 			srv.close()
@@ -343,10 +392,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	d.ready.Store(true)
-	notify(d.log, "READY=1\nSTATUS=watching "+cfg.Watch.DICOMDir)
+	status := "STATUS=watching " + cfg.Watch.DICOMDir
+	if !cfg.Roles.Ingest {
+		status = "STATUS=working the queue (" + rolesString(cfg.Roles) + ")"
+	}
+	notify(d.log, "READY=1\n"+status)
 	g.Go(func() error { return d.watchdogLoop(gctx) })
 	d.log.Info().Str("model_version", d.model.Version).Str("execution_provider", d.model.ExecutionProvider).
-		Str("queue", d.store.Kind()).Str("archive", d.sink.Name()).Msg("tmcad ready")
+		Str("queue", d.store.Kind()).Str("archive", d.sink.Name()).Str("roles", rolesString(cfg.Roles)).Msg("tmcad ready")
 
 	<-gctx.Done()
 	loopErr := context.Cause(gctx)
@@ -385,7 +438,7 @@ func (d *Daemon) Ready() bool { return d.ready.Load() }
 func (d *Daemon) Close() error {
 	var err error
 	d.closeOnce.Do(func() {
-		err = errors.Join(d.store.Close(), d.lock.release())
+		err = errors.Join(d.store.Close(), d.outboxLock.release(), d.lock.release())
 	})
 	return err
 }
@@ -403,5 +456,8 @@ func (d *Daemon) alive(within time.Duration) bool {
 	sb := d.schedBeat
 	d.beatMu.Unlock()
 	now := time.Now()
+	if d.watcher == nil {
+		return now.Sub(sb) < within
+	}
 	return now.Sub(sb) < within && now.Sub(d.watcher.Heartbeat()) < within
 }

@@ -9,7 +9,8 @@ import (
 
 // enqueue queues a process job for a series (idempotent: the job is unique
 // per series, model version and rerun tag) and marks it queued. It returns
-// false when an equal job already existed.
+// false when an equal job already existed, or when the series had left
+// the state s was read in (another node queued it first).
 func (d *Daemon) enqueue(ctx context.Context, s catalog.Series, ref *catalog.ReportRef, modelVersion, rerun string) (bool, error) {
 	return enqueueSeries(ctx, d.cat, d.client, s, ref, modelVersion, rerun)
 }
@@ -18,12 +19,12 @@ func (d *Daemon) enqueue(ctx context.Context, s catalog.Series, ref *catalog.Rep
 func enqueueSeries(ctx context.Context, cat *catalog.Catalog, client catalog.QueueClient, s catalog.Series, ref *catalog.ReportRef, modelVersion, rerun string) (bool, error) {
 	// Mark first, insert second: a crash in between leaves a queued series
 	// that requeueQueued inserts again at start; the insert is idempotent.
-	if err := cat.SetQueued(ctx, s.SeriesUID, 0, modelVersion, ref); err != nil {
+	if moved, err := cat.SetQueued(ctx, s.SeriesUID, s.State, 0, modelVersion, ref); err != nil || !moved {
 		return false, err
 	}
 	res, err := client.Insert(ctx, ProcessArgs{SeriesUID: s.SeriesUID, StudyUID: s.StudyUID, ModelVersion: modelVersion, Rerun: rerun}, nil)
 	if err != nil {
-		_ = cat.SetState(ctx, s.SeriesUID, s.State, s.Reason)
+		_, _ = cat.MoveState(ctx, s.SeriesUID, catalog.StateQueued, s.State, s.Reason)
 		return false, fmt.Errorf("queue: inserting job for series: %w", err)
 	}
 	if err := cat.SetJobIfUnset(ctx, s.SeriesUID, res.Job.ID); err != nil {

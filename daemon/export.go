@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,6 +61,7 @@ func (w *exportWorker) Timeout(*river.Job[ExportArgs]) time.Duration {
 // Work exports one SEG.
 func (w *exportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) error {
 	d := w.d
+	defer d.jobs.start(job.ID)()
 	win, err := newExportWindow(d.config())
 	if err != nil {
 		return err
@@ -68,8 +70,12 @@ func (w *exportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 		return river.JobSnooze(win.nextOpen(now).Sub(now))
 	}
 	seg, err := d.cat.SEG(ctx, job.Args.SOPUID)
-	if err != nil {
+	if errors.Is(err, sql.ErrNoRows) {
 		return river.JobCancel(err)
+	}
+	if err != nil {
+		// The database is unreachable (restarting, say): tried again.
+		return err
 	}
 	log := logging.Series{StudyUID: seg.StudyUID, SeriesUID: seg.SourceSeriesUID, JobID: job.ID}.Logger(d.log)
 	if !seg.StoredAt.IsZero() {

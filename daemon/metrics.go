@@ -22,7 +22,9 @@ type metrics struct {
 	segsStored   prometheus.Counter
 	errors       *prometheus.CounterVec
 	provider     *prometheus.GaugeVec
-	jobs         *jobsCollector
+	// node is 1 with this node's name and roles as labels.
+	node *prometheus.GaugeVec
+	jobs *jobsCollector
 	// exportFailures counts failed export attempts by class (transient:
 	// tried again; permanent: the archive refused the object).
 	exportFailures *prometheus.CounterVec
@@ -153,6 +155,10 @@ func newMetrics() *metrics {
 			Name: "tmcad_execution_provider",
 			Help: "1 for the ONNX Runtime execution provider in use, with the model's name and version.",
 		}, []string{"provider", "model", "version"}),
+		node: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tmcad_node_info",
+			Help: "1, with this node's name (node, or the host name) and the roles it runs.",
+		}, []string{"node", "roles"}),
 		jobs: &jobsCollector{desc: prometheus.NewDesc("tmcad_jobs", "Process jobs in the queue by state.", []string{"state"}, nil)},
 		exportFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tmcad_export_failures_total",
@@ -168,7 +174,7 @@ func newMetrics() *metrics {
 	for _, k := range []string{"dicom", "report", "duplicate", "conflict", "unreadable", "ignored"} {
 		m.filesSeen.WithLabelValues(k)
 	}
-	m.reg.MustRegister(m.filesSeen, m.seriesReady, m.seriesParked, m.inference, m.segsStored, m.errors, m.provider, m.jobs, m.exportFailures, m.retrying, m.hl7,
+	m.reg.MustRegister(m.filesSeen, m.seriesReady, m.seriesParked, m.inference, m.segsStored, m.errors, m.provider, m.node, m.jobs, m.exportFailures, m.retrying, m.hl7,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -177,6 +183,12 @@ func newMetrics() *metrics {
 func (m *metrics) setModel(mi pipeline.ModelInfo) {
 	m.provider.Reset()
 	m.provider.WithLabelValues(mi.ExecutionProvider, mi.Name, mi.Version).Set(1)
+}
+
+// setNode sets the node gauge.
+func (m *metrics) setNode(name, roles string) {
+	m.node.Reset()
+	m.node.WithLabelValues(name, roles).Set(1)
 }
 
 // jobStates are River's job states, all exported (0 when none).

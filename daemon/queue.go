@@ -3,9 +3,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
-	"os"
-
-	"tmcad/daemon/catalog"
+	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -70,9 +68,10 @@ type ReprocessArgs struct{}
 // Kind names the job kind.
 func (ReprocessArgs) Kind() string { return kindReprocess }
 
-// InsertOpts puts the sweep on the maintenance queue.
+// InsertOpts puts the sweep on the maintenance queue, once per
+// scheduled instant (periodicOnce).
 func (ReprocessArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: queueMaintenance, MaxAttempts: 3}
+	return river.InsertOpts{Queue: queueMaintenance, MaxAttempts: 3, UniqueOpts: periodicOnce}
 }
 
 // ExportWindowArgs opens the export window: every SEG in the outbox gets
@@ -82,24 +81,18 @@ type ExportWindowArgs struct{}
 // Kind names the job kind.
 func (ExportWindowArgs) Kind() string { return kindExportWindow }
 
-// InsertOpts puts the window opener on the maintenance queue.
+// InsertOpts puts the window opener on the maintenance queue, once per
+// scheduled instant (periodicOnce).
 func (ExportWindowArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: queueMaintenance, MaxAttempts: 3}
+	return river.InsertOpts{Queue: queueMaintenance, MaxAttempts: 3, UniqueOpts: periodicOnce}
 }
 
-// clientID is this node's stable River client ID: the same after a
-// restart, so that jobs left running by a crash can be recognised.
-func clientID(stateDir string) string {
-	host, _ := os.Hostname()
-	if host == "" {
-		host = "localhost"
-	}
-	id := "tmcad-" + host + "-" + catalog.MatchHash(stateDir)[:8]
-	if len(id) > 100 {
-		id = id[:100]
-	}
-	return id
-}
+// periodicOnce makes a schedule's job unique per scheduled instant: River
+// inserts a periodic job scheduled at the instant it is due, the same on
+// every node (the schedules are cron expressions or epoch-aligned), so
+// that when two nodes both believe they lead for a moment (a lease that
+// ran out during a database restart), the schedule still fires once.
+var periodicOnce = river.UniqueOpts{ByPeriod: time.Second}
 
 // newSlog returns a slog logger for River that forwards to zerolog.
 func newSlog(l zerolog.Logger) *slog.Logger { return slog.New(slogToZerolog{log: l}) }

@@ -71,17 +71,24 @@ func (d *Daemon) advance(ctx context.Context, cfg *config.Config) error {
 		if reason, err := d.skipReason(ctx, cfg, s); err != nil {
 			return err
 		} else if reason != "" {
-			if err := d.cat.SetState(ctx, s.SeriesUID, catalog.StateSkipped, reason); err != nil {
-				return err
+			if moved, err := d.cat.MoveState(ctx, s.SeriesUID, catalog.StateCollecting, catalog.StateSkipped, reason); err != nil || !moved {
+				if err != nil {
+					return err
+				}
+				continue // another node judged it first, or a file arrived
 			}
 			log.Debug().Str("reason", reason).Msg("series not selected")
 			continue
 		}
+		// Moved only from collecting: another node's ready loop may have
+		// moved it already, and must not be undone.
+		if moved, err := d.cat.MoveState(ctx, s.SeriesUID, catalog.StateCollecting, catalog.StateWaitingReport, ""); err != nil {
+			return err
+		} else if !moved {
+			continue
+		}
 		d.metrics.seriesReady.Inc()
 		log.Info().Msg("series stable")
-		if err := d.cat.SetState(ctx, s.SeriesUID, catalog.StateWaitingReport, ""); err != nil {
-			return err
-		}
 	}
 	waiting, err := d.cat.List(ctx, catalog.Filter{States: []string{catalog.StateWaitingReport}})
 	if err != nil {
@@ -108,8 +115,11 @@ func (d *Daemon) advance(ctx context.Context, cfg *config.Config) error {
 			// found, ambiguous, another study's UID), as `tmcad process`
 			// reports them.
 			reason := "no report within reports.wait: " + choice.Reason
-			if err := d.cat.SetState(ctx, s.SeriesUID, catalog.StateAwaitingReport, reason); err != nil {
-				return err
+			if moved, err := d.cat.MoveState(ctx, s.SeriesUID, catalog.StateWaitingReport, catalog.StateAwaitingReport, reason); err != nil || !moved {
+				if err != nil {
+					return err
+				}
+				continue
 			}
 			// Logged once recorded: `tmcad status` shows what the log says.
 			d.metrics.seriesParked.Inc()

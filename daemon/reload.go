@@ -55,7 +55,9 @@ func (d *Daemon) Reload(next *config.Config) (applied, needRestart []string) {
 		}
 	}
 	d.cfg.Store(&merged)
-	d.watcher.SetTimings(merged.Watch.SizeStableFor.Duration, merged.Watch.RescanEvery.Duration)
+	if d.watcher != nil {
+		d.watcher.SetTimings(merged.Watch.SizeStableFor.Duration, merged.Watch.RescanEvery.Duration)
+	}
 	if slices.ContainsFunc(applied, func(k string) bool { return strings.HasPrefix(k, "select.") }) {
 		// Series skipped under the old rules are judged again under the
 		// new ones, by the ready loop at its next round (after it has

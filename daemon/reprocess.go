@@ -24,7 +24,8 @@ type reprocessWorker struct {
 // Work re-queues parked series whose report has arrived, series whose job
 // failed with a transient error, and series last processed by another
 // model version.
-func (w *reprocessWorker) Work(ctx context.Context, _ *river.Job[ReprocessArgs]) error {
+func (w *reprocessWorker) Work(ctx context.Context, job *river.Job[ReprocessArgs]) error {
+	defer w.d.jobs.start(job.ID)()
 	r, err := Reprocess(ctx, w.d.cat, w.d.client, w.d.model.Version, ReprocessFilter{Scheduled: true}, nil)
 	if err != nil {
 		return err

@@ -95,8 +95,9 @@ type exportWindowWorker struct {
 }
 
 // Work queues the outbox.
-func (w *exportWindowWorker) Work(ctx context.Context, _ *river.Job[ExportWindowArgs]) error {
+func (w *exportWindowWorker) Work(ctx context.Context, job *river.Job[ExportWindowArgs]) error {
 	d := w.d
+	defer d.jobs.start(job.ID)()
 	win, err := newExportWindow(d.config())
 	if err != nil {
 		return err

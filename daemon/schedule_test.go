@@ -142,3 +142,20 @@ func TestDaemonRefusesLockedStateDir(t *testing.T) {
 		t.Errorf("DrainTimeout = %v, want queue.drain_timeout (7s)", d2.opts.DrainTimeout)
 	}
 }
+
+// A job the queue shows running on this node but that no worker of it
+// works is handed back only when found so at two sweeps in a row.
+func TestJobTrackerLost(t *testing.T) {
+	var tr jobTracker
+	done := tr.start(1)
+	if got := tr.lost([]int64{1, 2}); len(got) != 0 {
+		t.Fatalf("first sweep: %v, want none", got)
+	}
+	if got := tr.lost([]int64{1, 2, 3}); len(got) != 1 || got[0] != 2 {
+		t.Fatalf("second sweep: %v, want [2]", got)
+	}
+	done()
+	if got := tr.lost([]int64{1, 3}); len(got) != 1 || got[0] != 3 {
+		t.Fatalf("third sweep: %v, want [3] (1 was worked at the last sweep)", got)
+	}
+}

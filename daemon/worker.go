@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -36,6 +37,7 @@ func (w *processWorker) Timeout(*river.Job[ProcessArgs]) time.Duration { return 
 // Work processes one series.
 func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	d := w.d
+	defer d.jobs.start(job.ID)()
 	a := job.Args
 	log := logging.Series{StudyUID: a.StudyUID, SeriesUID: a.SeriesUID, JobID: job.ID}.Logger(d.log)
 	if a.ModelVersion != d.model.Version {
@@ -62,8 +64,12 @@ func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 		return err
 	}
 	s, err := d.cat.Series(ctx, a.SeriesUID)
-	if err != nil {
+	if errors.Is(err, sql.ErrNoRows) {
 		return d.fail(ctx, job, pipeline.Permanent("not_catalogued", err))
+	}
+	if err != nil {
+		// The database is unreachable (restarting, say): tried again.
+		return err
 	}
 	// The inputs are fixed now: retention later touches only instances
 	// catalogued by this time.

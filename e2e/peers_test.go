@@ -80,10 +80,17 @@ func segSeries(t *testing.T, o *testpeers.Orthanc, study string) map[string][]st
 // the test and returns its URL; it is stopped when the test ends.
 func startPostgres(t *testing.T) string {
 	t.Helper()
+	return startPostgresServer(t).URL
+}
+
+// startPostgresServer is startPostgres returning the server itself (to
+// restart it).
+func startPostgresServer(t *testing.T) *pgtemp.Server {
+	t.Helper()
 	srv, err := pgtemp.Start("tmcad-e2e-pg-")
 	if err != nil {
 		t.Fatalf("PostgreSQL for the test: %v", err)
 	}
 	t.Cleanup(srv.Stop)
-	return srv.URL
+	return srv
 }

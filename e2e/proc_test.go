@@ -63,6 +63,8 @@ type conf struct {
 	// ArchiveExtra is more keys of [archive] (TOML lines); Extra is more
 	// tables, appended at the end.
 	ArchiveExtra, Extra string
+	// Node is node (the host name when empty).
+	Node string
 }
 
 // render returns the configuration as TOML.
@@ -76,7 +78,11 @@ func (c conf) render() string {
 	if model == "" {
 		model = filepath.Join(repoRoot, "models", "tmca-cxr-compact")
 	}
-	fmt.Fprintf(&b, "state_dir = %s\n\n[log]\nlevel = %s\nformat = \"json\"\n\n", q(c.StateDir), q(level))
+	fmt.Fprintf(&b, "state_dir = %s\n", q(c.StateDir))
+	if c.Node != "" {
+		fmt.Fprintf(&b, "node = %s\n", q(c.Node))
+	}
+	fmt.Fprintf(&b, "\n[log]\nlevel = %s\nformat = \"json\"\n\n", q(level))
 	fmt.Fprintf(&b, "[model]\ndir = %s\nbatch_size = 8\nintra_op_threads = 1\n\n", q(model))
 	if len(c.Modalities) > 0 {
 		mods := make([]string, len(c.Modalities))

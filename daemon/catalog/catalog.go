@@ -114,7 +114,16 @@ const (
 
 // AddInstance catalogues one DICOM instance and touches its series.
 // existing is the path already catalogued for a duplicate or conflict.
+// Nodes sharing a drop folder may catalogue the same file at once: the
+// inserts do nothing on a conflict, and the loser judges the row the
+// winner wrote.
 func (c *Catalog) AddInstance(ctx context.Context, h dicomio.Header, sum string) (out AddOutcome, existing string, err error) {
+	return c.addInstance(ctx, h, sum, true)
+}
+
+// addInstance is AddInstance; again allows one more look after losing the
+// insert to another writer.
+func (c *Catalog) addInstance(ctx context.Context, h dicomio.Header, sum string, again bool) (out AddOutcome, existing string, err error) {
 	var oldPath, oldSum string
 	err = c.s.queryRow(ctx, `SELECT path, sha256 FROM tmcad_instance WHERE sop_uid = ?`, h.SOPInstanceUID).Scan(&oldPath, &oldSum)
 	switch {
@@ -140,35 +149,51 @@ func (c *Catalog) AddInstance(ctx context.Context, h dicomio.Header, sum string)
 		return 0, "", fmt.Errorf("catalog: looking up instance: %w", err)
 	}
 	now := c.now().UnixNano()
-	if _, err := c.s.exec(ctx, `INSERT INTO tmcad_instance (sop_uid, series_uid, study_uid, path, sha256, frames, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		h.SOPInstanceUID, h.SeriesInstanceUID, h.StudyInstanceUID, h.Path, sum, h.Frames(), now); err != nil {
+	res, err := c.s.exec(ctx, `INSERT INTO tmcad_instance (sop_uid, series_uid, study_uid, path, sha256, frames, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (sop_uid) DO NOTHING`,
+		h.SOPInstanceUID, h.SeriesInstanceUID, h.StudyInstanceUID, h.Path, sum, h.Frames(), now)
+	if err != nil {
 		return 0, "", fmt.Errorf("catalog: adding instance: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		if !again {
+			return 0, "", fmt.Errorf("catalog: adding instance %s: neither inserted nor found", h.SOPInstanceUID)
+		}
+		// Another node catalogued it between the lookup and the insert.
+		return c.addInstance(ctx, h, sum, false)
 	}
 	var state string
 	err = c.s.queryRow(ctx, `SELECT state FROM tmcad_series WHERE series_uid = ?`, h.SeriesInstanceUID).Scan(&state)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		_, err = c.s.exec(ctx, `INSERT INTO tmcad_series (series_uid, study_uid, modality, body_part, image_type, acc_hash, pd_hash, state, first_seen, last_seen, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if errors.Is(err, sql.ErrNoRows) {
+		res, err := c.s.exec(ctx, `INSERT INTO tmcad_series (series_uid, study_uid, modality, body_part, image_type, acc_hash, pd_hash, state, first_seen, last_seen, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (series_uid) DO NOTHING`,
 			h.SeriesInstanceUID, h.StudyInstanceUID, strings.ToUpper(h.Modality), strings.ToUpper(h.BodyPartExamined),
 			strings.ToUpper(strings.Join(h.ImageType, `\`)), MatchHash(h.AccessionNumber), MatchHash(h.PatientID, h.StudyDate),
 			StateCollecting, now, now, now)
 		if err != nil {
 			return 0, "", fmt.Errorf("catalog: adding series: %w", err)
 		}
-		return AddedNew, "", nil
-	case err != nil:
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return AddedNew, "", nil
+		}
+		// Another node added the series meanwhile: touch it below.
+		err = c.s.queryRow(ctx, `SELECT state FROM tmcad_series WHERE series_uid = ?`, h.SeriesInstanceUID).Scan(&state)
+	}
+	if err != nil {
 		return 0, "", fmt.Errorf("catalog: looking up series: %w", err)
 	}
 	switch state {
 	case StateCollecting, StateWaitingReport, StateAwaitingReport, StateSkipped:
-		// Still (or again) collecting: the quiet period restarts.
-		_, err = c.s.exec(ctx, `UPDATE tmcad_series SET state = ?, last_seen = ?, updated_at = ? WHERE series_uid = ?`,
-			StateCollecting, now, now, h.SeriesInstanceUID)
+		// Still (or again) collecting: the quiet period restarts, unless
+		// another node queued the series since it was read.
+		res, err := c.s.exec(ctx, `UPDATE tmcad_series SET state = ?, last_seen = ?, updated_at = ? WHERE series_uid = ? AND state IN (?, ?, ?, ?)`,
+			StateCollecting, now, now, h.SeriesInstanceUID, StateCollecting, StateWaitingReport, StateAwaitingReport, StateSkipped)
 		if err != nil {
 			return 0, "", fmt.Errorf("catalog: touching series: %w", err)
 		}
-		return AddedNew, "", nil
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return AddedNew, "", nil
+		}
 	}
 	_, err = c.s.exec(ctx, `UPDATE tmcad_series SET last_seen = ?, updated_at = ? WHERE series_uid = ?`, now, now, h.SeriesInstanceUID)
 	if err != nil {

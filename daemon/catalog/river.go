@@ -76,3 +76,47 @@ func (s *Store) JobCounts(ctx context.Context, kind string) (map[string]int, err
 	}
 	return out, nil
 }
+
+// RunningJobs lists the jobs the queue shows running on the node with
+// River client ID id (every running job on the embedded database, which
+// belongs to one node).
+func (s *Store) RunningJobs(ctx context.Context, id string) ([]int64, error) {
+	var q string
+	if s.pg {
+		q = `SELECT id FROM river_job WHERE state = 'running' AND attempted_by[array_length(attempted_by, 1)] = $1`
+	} else {
+		q = `SELECT id FROM river_job WHERE state = 'running' AND (? <> '' OR 1 = 1)`
+	}
+	rows, err := s.db.QueryContext(ctx, q, id) // q is written for each database already
+	if err != nil {
+		return nil, fmt.Errorf("queue: listing running jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("queue: listing running jobs: %w", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("queue: listing running jobs: %w", err)
+	}
+	return out, nil
+}
+
+// HandBack makes the jobs ids available again if they are still running,
+// and returns how many were.
+func (s *Store) HandBack(ctx context.Context, ids []int64) (int64, error) {
+	var n int64
+	for _, id := range ids {
+		res, err := s.exec(ctx, `UPDATE river_job SET state = 'available' WHERE id = ? AND state = 'running'`, id)
+		if err != nil {
+			return n, fmt.Errorf("queue: handing back job %d: %w", id, err)
+		}
+		k, _ := res.RowsAffected()
+		n += k
+	}
+	return n, nil
+}

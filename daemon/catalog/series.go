@@ -156,39 +156,69 @@ func (c *Catalog) SetJobIfUnset(ctx context.Context, uid string, jobID int64) er
 
 // SetState moves a series to state with a reason (never PHI).
 func (c *Catalog) SetState(ctx context.Context, uid, state, reason string) error {
+	_, err := c.MoveState(ctx, uid, "", state, reason)
+	return err
+}
+
+// MoveState moves a series from state from to state to with a reason
+// (never PHI), and reports whether it did: false when the series was no
+// longer in from (another node's ready loop, or a job, moved it first).
+// An empty from moves it from any state.
+func (c *Catalog) MoveState(ctx context.Context, uid, from, to, reason string) (bool, error) {
 	now := c.now().UnixNano()
 	extra := ""
-	switch state {
+	switch to {
 	case StateWaitingReport:
 		extra = ", ready_at = ?"
 	case StateAwaitingReport:
 		extra = ", parked_at = ?"
 	}
-	args := []any{state, reason, now}
+	args := []any{to, reason, now}
 	if extra != "" {
 		args = append(args, now)
 	}
 	args = append(args, uid)
-	_, err := c.s.exec(ctx, `UPDATE tmcad_series SET state = ?, reason = ?, updated_at = ?`+extra+` WHERE series_uid = ?`, args...)
-	if err != nil {
-		return fmt.Errorf("catalog: setting series state %s: %w", state, err)
+	cond := ""
+	if from != "" {
+		cond = " AND state = ?"
+		args = append(args, from)
 	}
-	return nil
+	res, err := c.s.exec(ctx, `UPDATE tmcad_series SET state = ?, reason = ?, updated_at = ?`+extra+` WHERE series_uid = ?`+cond, args...)
+	if err != nil {
+		return false, fmt.Errorf("catalog: setting series state %s: %w", to, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("catalog: setting series state %s: %w", to, err)
+	}
+	return n > 0, nil
 }
 
-// SetQueued records that a job was queued for the series.
-func (c *Catalog) SetQueued(ctx context.Context, uid string, jobID int64, modelVersion string, rep *ReportRef) error {
+// SetQueued records that a job was queued for the series, if the series
+// is still in state from (any state when from is empty); it reports
+// whether it was. Several nodes' ready loops may judge the same series:
+// only the one that moves it queues its job.
+func (c *Catalog) SetQueued(ctx context.Context, uid, from string, jobID int64, modelVersion string, rep *ReportRef) (bool, error) {
 	path, idx, hash := "", 0, ""
 	if rep != nil {
 		path, idx, hash = rep.Path, rep.Idx, rep.Hash
 	}
-	_, err := c.s.exec(ctx, `UPDATE tmcad_series SET state = ?, reason = '', job_id = ?, model_version = ?, report_path = ?, report_idx = ?, report_hash = ?,
-		error_class = '', error = '', updated_at = ? WHERE series_uid = ?`,
-		StateQueued, jobID, modelVersion, path, idx, hash, c.now().UnixNano(), uid)
-	if err != nil {
-		return fmt.Errorf("catalog: marking series queued: %w", err)
+	args := []any{StateQueued, jobID, modelVersion, path, idx, hash, c.now().UnixNano(), uid}
+	cond := ""
+	if from != "" {
+		cond = " AND state = ?"
+		args = append(args, from)
 	}
-	return nil
+	res, err := c.s.exec(ctx, `UPDATE tmcad_series SET state = ?, reason = '', job_id = ?, model_version = ?, report_path = ?, report_idx = ?, report_hash = ?,
+		error_class = '', error = '', updated_at = ? WHERE series_uid = ?`+cond, args...)
+	if err != nil {
+		return false, fmt.Errorf("catalog: marking series queued: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("catalog: marking series queued: %w", err)
+	}
+	return n > 0, nil
 }
 
 // SetFailed records a failed job (class and a PHI-free message).

@@ -27,6 +27,10 @@ type Server struct {
 	base string
 	cmd  *exec.Cmd
 	done chan struct{}
+	// command builds a server command (as the postgres user under root);
+	// port is the server's.
+	command func(name string, args ...string) *exec.Cmd
+	port    int
 }
 
 // pgBin is where Debian's PostgreSQL 15 server binaries live.
@@ -55,7 +59,7 @@ func Start(prefix string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres folder: %w", err)
 	}
-	p := &Server{base: base, done: make(chan struct{})}
+	p := &Server{base: base}
 	fail := func(err error) (*Server, error) {
 		os.RemoveAll(base)
 		return nil, err
@@ -100,19 +104,32 @@ func Start(prefix string) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
-	logf, err := os.Create(filepath.Join(base, "postgres.log"))
+	p.command, p.port = command, port
+	p.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	if err := p.run(); err != nil {
+		return fail(err)
+	}
+	return p, nil
+}
+
+// run starts postgres on the server's folder and port and waits (30 s at
+// most) until it accepts connections.
+func (p *Server) run() error {
+	data, sock := filepath.Join(p.base, "data"), filepath.Join(p.base, "sock")
+	logf, err := os.OpenFile(filepath.Join(p.base, "postgres.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return fail(fmt.Errorf("postgres log: %w", err))
+		return fmt.Errorf("postgres log: %w", err)
 	}
 	defer logf.Close()
-	p.cmd = command("postgres", "-D", data, "-k", sock, "-p", strconv.Itoa(port),
+	p.done = make(chan struct{})
+	p.cmd = p.command("postgres", "-D", data, "-k", sock, "-p", strconv.Itoa(p.port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=60")
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
-		return fail(fmt.Errorf("starting postgres: %w", err))
+		return fmt.Errorf("starting postgres: %w", err)
 	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	p.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	cmd, done := p.cmd, p.done
+	go func() { _ = cmd.Wait(); close(done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -123,19 +140,46 @@ func Start(prefix string) (*Server, error) {
 		}
 		cancel()
 		if err == nil {
-			return p, nil
+			return nil
 		}
 		select {
-		case <-p.done:
-			tail, _ := os.ReadFile(filepath.Join(base, "postgres.log"))
-			return fail(fmt.Errorf("postgres exited:\n%s", tail))
+		case <-done:
+			return fmt.Errorf("postgres exited:\n%s", p.LogTail())
 		default:
 		}
 		if time.Now().After(deadline) {
-			p.Stop()
-			return nil, fmt.Errorf("PostgreSQL not accepting connections after 30s: %w", err)
+			p.shutdown()
+			return fmt.Errorf("PostgreSQL not accepting connections after 30s: %w", err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Restart stops the server (fast shutdown: clients are disconnected),
+// leaves it down for down, and starts it again on the same data folder
+// and port, as a database restart or outage in production would; it
+// returns once the server accepts connections again.
+func (p *Server) Restart(down time.Duration) error {
+	p.shutdown()
+	time.Sleep(down)
+	if err := p.run(); err != nil {
+		return fmt.Errorf("restarting PostgreSQL: %w", err)
+	}
+	return nil
+}
+
+// shutdown stops the server process (fast shutdown, then a kill after
+// 20 s) and waits for it.
+func (p *Server) shutdown() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
 	}
 }
 
@@ -150,14 +194,6 @@ func (p *Server) LogTail() string {
 
 // Stop shuts the server down (fast shutdown) and removes its folder.
 func (p *Server) Stop() {
-	if p.cmd != nil && p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-p.done:
-		case <-time.After(20 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	}
+	p.shutdown()
 	os.RemoveAll(p.base)
 }
