@@ -118,7 +118,8 @@ type SelectConfig struct {
 	MinSlices int `toml:"min_slices"`
 }
 
-// LimitsConfig bounds what one series may make the daemon allocate.
+// LimitsConfig bounds what one series may make the daemon allocate, and
+// how much work may wait before ingestion pauses.
 type LimitsConfig struct {
 	// MaxRows is the largest accepted Rows.
 	MaxRows int `toml:"max_rows"`
@@ -128,6 +129,13 @@ type LimitsConfig struct {
 	MaxFrames int `toml:"max_frames"`
 	// MaxVoxels bounds rows × columns × frames of one series.
 	MaxVoxels int64 `toml:"max_voxels"`
+	// MaxQueuedJobs pauses ingestion while this many process jobs or more
+	// are unfinished in the queue (waiting, running or to be retried);
+	// it resumes below 90 % of it. 0: no limit.
+	MaxQueuedJobs int `toml:"max_queued_jobs"`
+	// MaxOutbox pauses ingestion while this many SEGs or more wait in the
+	// outbox for the archive; it resumes below 90 % of it. 0: no limit.
+	MaxOutbox int `toml:"max_outbox"`
 }
 
 // ReportsConfig describes how reports are read and waited for.

@@ -30,10 +30,12 @@ func Default() *Config {
 			MinSlices:      1,
 		},
 		Limits: LimitsConfig{
-			MaxRows:    8192,
-			MaxColumns: 8192,
-			MaxFrames:  3000,
-			MaxVoxels:  1 << 30,
+			MaxRows:       8192,
+			MaxColumns:    8192,
+			MaxFrames:     3000,
+			MaxVoxels:     1 << 30,
+			MaxQueuedJobs: 1000,
+			MaxOutbox:     500,
 		},
 		Reports: ReportsConfig{
 			Wait:     D(24 * time.Hour),

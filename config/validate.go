@@ -100,6 +100,12 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxVoxels < 1 {
 		bad("limits.max_voxels", "must be >= 1", c.Limits.MaxVoxels)
 	}
+	if c.Limits.MaxQueuedJobs < 0 {
+		bad("limits.max_queued_jobs", "must be >= 0 (0: no limit)", c.Limits.MaxQueuedJobs)
+	}
+	if c.Limits.MaxOutbox < 0 {
+		bad("limits.max_outbox", "must be >= 0 (0: no limit)", c.Limits.MaxOutbox)
+	}
 
 	add(c.Reports.Wait.check("reports.wait", true))
 	oneOf("reports.charset", c.Reports.Charset, "auto", "latin1")

@@ -103,6 +103,10 @@ type Daemon struct {
 	// (faultCatalog, faultArchive).
 	faultMu sync.Mutex
 	faults  map[string]string
+
+	// gate pauses the ingest loop while the queue or the outbox is over
+	// its limit (pressureLoop).
+	gate ingestGate
 }
 
 // New opens the queue database (running River's and the catalog's
@@ -366,6 +370,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		g.Go(func() error { return d.watcher.Run(gctx) })
 		g.Go(func() error { return d.ingestLoop(gctx) })
 		g.Go(func() error { return d.readyLoop(gctx) })
+		g.Go(func() error { return d.pressureLoop(gctx) })
 	} else {
 		d.heartbeat()
 	}

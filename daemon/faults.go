@@ -16,6 +16,10 @@ const (
 	faultCatalog = "catalog"
 	// faultArchive: the archive cannot be reached; SEGs wait in the outbox.
 	faultArchive = "archive"
+	// faultPausePrefix and a pause reason (pauseQueuedJobs, pauseOutbox):
+	// ingestion is paused because the queue or the outbox reached its
+	// limit (applyPressure).
+	faultPausePrefix = "pause_"
 )
 
 // setFault records why the daemon is not ready (reason "" clears it). The

@@ -21,9 +21,10 @@ type httpServer struct {
 
 // Handler returns the daemon's HTTP handler: /healthz (200 while the
 // loops are alive), /readyz (200 once the model is loaded and the queue is
-// up; 503 while starting or draining, or while the catalogue cannot be
-// written or the archive cannot be reached, with the reasons one a line)
-// and /metrics.
+// up; 503 while starting or draining, while the catalogue cannot be
+// written or the archive cannot be reached, or while ingestion is paused
+// because the queue or the outbox reached its limit, with the reasons one
+// a line) and /metrics.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -18,12 +18,25 @@ import (
 	"tmcad/reports"
 )
 
-// ingestLoop catalogues the stable files the watcher sends.
+// ingestLoop catalogues the stable files the watcher sends. While
+// ingestion is paused (pressureLoop) it reads nothing: the files wait in
+// the drop folders.
 func (d *Daemon) ingestLoop(ctx context.Context) error {
 	for {
+		open, changed := d.gate.state()
+		if !open {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-changed:
+			}
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-changed:
+			// Paused meanwhile: checked again at the top.
 		case ev, ok := <-d.watcher.Events():
 			if !ok {
 				return nil

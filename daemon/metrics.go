@@ -31,6 +31,9 @@ type metrics struct {
 	retrying       *retryingCollector
 	// hl7 are the HL7 listener's counters.
 	hl7 *hl7Metrics
+	// ingestPaused is 1 for the reason ingestion is paused for
+	// (back-pressure), 0 otherwise.
+	ingestPaused *prometheus.GaugeVec
 }
 
 // hl7Acks are the acknowledgement codes the HL7 listener answers with.
@@ -167,6 +170,13 @@ func newMetrics() *metrics {
 		retrying: &retryingCollector{desc: prometheus.NewDesc("tmcad_export_retrying",
 			"SEGs in the outbox whose last export attempt failed for a reason that may pass (archive down, busy, unmounted, full); they are tried again. Alert when it stays above 0.", nil, nil)},
 		hl7: newHL7Metrics(),
+		ingestPaused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tmcad_ingest_paused",
+			Help: "1 while ingestion is paused for the reason (queued_jobs: limits.max_queued_jobs reached; outbox: limits.max_outbox reached); new files wait in the drop folders.",
+		}, []string{"reason"}),
+	}
+	for _, r := range pauseReasons {
+		m.ingestPaused.WithLabelValues(r)
 	}
 	for _, c := range []pipeline.ErrorClass{pipeline.ClassTransient, pipeline.ClassPermanent} {
 		m.exportFailures.WithLabelValues(c.String())
@@ -174,7 +184,7 @@ func newMetrics() *metrics {
 	for _, k := range []string{"dicom", "report", "duplicate", "conflict", "unreadable", "ignored"} {
 		m.filesSeen.WithLabelValues(k)
 	}
-	m.reg.MustRegister(m.filesSeen, m.seriesReady, m.seriesParked, m.inference, m.segsStored, m.errors, m.provider, m.node, m.jobs, m.exportFailures, m.retrying, m.hl7,
+	m.reg.MustRegister(m.filesSeen, m.seriesReady, m.seriesParked, m.inference, m.segsStored, m.errors, m.provider, m.node, m.jobs, m.exportFailures, m.retrying, m.hl7, m.ingestPaused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

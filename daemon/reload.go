@@ -21,6 +21,8 @@ var reloadable = map[string]bool{
 	"reports.wait":               true,
 	"reports.required":           true,
 	"archive.retry_max_interval": true,
+	"limits.max_queued_jobs":     true,
+	"limits.max_outbox":          true,
 	"select.*":                   true,
 	"retention.*":                true,
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -89,6 +90,11 @@ type Watcher struct {
 	// (being watched for size, or sent and not yet Done) was first seen;
 	// zero when there is none. Files that failed are not counted.
 	oldestUnhandled time.Time
+
+	// paused holds back every file (SetPaused); pauseReq wakes a send
+	// blocked on a full events channel when a pause begins.
+	paused   atomic.Bool
+	pauseReq chan struct{}
 
 	done chan struct{}
 }
@@ -176,6 +182,7 @@ func New(opts Options) (*Watcher, error) {
 		opts:      opts,
 		events:    make(chan FileEvent, 256),
 		rescanReq: make(chan struct{}, 1),
+		pauseReq:  make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		heartbeat: time.Now(),
 	}, nil
@@ -188,6 +195,29 @@ func (w *Watcher) Events() <-chan FileEvent { return w.events }
 func (w *Watcher) Rescan() {
 	select {
 	case w.rescanReq <- struct{}{}:
+	default:
+	}
+}
+
+// SetPaused holds back (true) or lets through again (false) the files
+// the watcher sends. While paused, stable files stay in the drop folders
+// and are watched as usual, but none is sent, and a send blocked on a
+// full events channel gives up, so that Run keeps going round (its
+// heartbeat) while the receiver reads nothing. The files are sent once
+// the pause ends.
+func (w *Watcher) SetPaused(p bool) {
+	if w.paused.Swap(p) == p {
+		return
+	}
+	if p {
+		select {
+		case w.pauseReq <- struct{}{}:
+		default:
+		}
+		return
+	}
+	select {
+	case <-w.pauseReq: // a request no send took
 	default:
 	}
 }
@@ -508,6 +538,9 @@ func (w *Watcher) check(ctx context.Context, pending map[string]*candidate, sent
 		if r, ok := retry[path]; ok && now.Before(r.next) && r.failed.eq(sig{c.size, c.modTime, c.dev, c.ino}) {
 			continue
 		}
+		if w.paused.Load() {
+			return nil // the files stay pending until the pause ends
+		}
 		delete(pending, path)
 		cur := sig{c.size, c.modTime, c.dev, c.ino}
 		if s, ok := sent[path]; ok && s.eq(cur) {
@@ -517,6 +550,9 @@ func (w *Watcher) check(ctx context.Context, pending map[string]*candidate, sent
 		case w.events <- FileEvent{Root: c.root, Path: path, Size: c.size, ModTime: c.modTime, Dev: c.dev, Ino: c.ino}:
 			sent[path] = cur
 			inflight[path] = c.seen
+		case <-w.pauseReq:
+			pending[path] = c // sent after the pause
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
