@@ -138,27 +138,27 @@ func (d *Daemon) ingest(ctx context.Context, ev watch.FileEvent, name string) er
 	if abs, err := filepath.Abs(h.Path); err == nil {
 		h.Path = abs
 	}
-	out, existing, err := d.cat.AddInstance(ctx, h, sum)
+	// The instance and its file are recorded in one transaction; what the
+	// outcome calls for (quarantine of a conflicting copy, a warning)
+	// follows. The file stays in the drop folder either way.
+	out, existing, err := d.cat.AddInstanceFile(ctx, h, sum, ev.Path, ev.Size, ev.ModTime)
 	if err != nil {
 		return err
 	}
 	log := logging.Series{StudyUID: h.StudyInstanceUID, SeriesUID: h.SeriesInstanceUID}.Logger(d.log)
-	kind := "dicom"
 	switch out {
 	case catalog.AddedConflict:
-		kind = "conflict"
 		d.metrics.errors.WithLabelValues("conflict").Inc()
 		log.Warn().Str("sop_uid", h.SOPInstanceUID).Str("path", ev.Path).Str("catalogued_path", existing).
 			Msg("SOP Instance UID already catalogued with different content; the new file is quarantined, not used")
 		d.quarantineFile(ev.Path, name, f, "conflict", fmt.Sprintf("SOP Instance UID %s is already catalogued from %s with different content; the first one is kept", h.SOPInstanceUID, existing))
 	case catalog.AddedDuplicate:
-		kind = "duplicate"
 		log.Debug().Str("sop_uid", h.SOPInstanceUID).Str("path", ev.Path).Msg("duplicate instance ignored")
 	case catalog.AddedLate:
 		log.Warn().Str("sop_uid", h.SOPInstanceUID).Msg("instance arrived after its series was queued; it is catalogued but not in the SEG (use tmcad reprocess --series)")
 	}
-	d.metrics.filesSeen.WithLabelValues(kind).Inc()
-	return d.cat.MarkFile(ctx, ev.Path, ev.Size, ev.ModTime, kind, h.SOPInstanceUID)
+	d.metrics.filesSeen.WithLabelValues(out.FileKind()).Inc()
+	return nil
 }
 
 // ingestReport catalogues the report(s) in one file, read from f, under

@@ -121,6 +121,34 @@ func (c *Catalog) AddInstance(ctx context.Context, h dicomio.Header, sum string)
 	return c.addInstance(ctx, h, sum, true)
 }
 
+// FileKind is how a file whose instance had this outcome is recorded (and
+// counted): "conflict", "duplicate", or "dicom".
+func (o AddOutcome) FileKind() string {
+	switch o {
+	case AddedConflict:
+		return "conflict"
+	case AddedDuplicate:
+		return "duplicate"
+	}
+	return "dicom"
+}
+
+// AddInstanceFile is AddInstance followed by MarkFile of the file it came
+// from (path, size, mtime; recorded with the outcome's FileKind), in one
+// transaction: one commit per instance, which bounds how fast a burst is
+// catalogued on SQLite.
+func (c *Catalog) AddInstanceFile(ctx context.Context, h dicomio.Header, sum, path string, size int64, mtime time.Time) (out AddOutcome, existing string, err error) {
+	err = c.s.inTx(ctx, func(s *Store) error {
+		tc := &Catalog{s: s, now: c.now}
+		var err error
+		if out, existing, err = tc.addInstance(ctx, h, sum, true); err != nil {
+			return err
+		}
+		return tc.MarkFile(ctx, path, size, mtime, out.FileKind(), h.SOPInstanceUID)
+	})
+	return out, existing, err
+}
+
 // addInstance is AddInstance; again allows one more look after losing the
 // insert to another writer.
 func (c *Catalog) addInstance(ctx context.Context, h dicomio.Header, sum string, again bool) (out AddOutcome, existing string, err error) {

@@ -26,7 +26,9 @@ const QueueDBName = "tmcad.db"
 // The catalogue speaks portable SQL through db; River gets its own driver
 // (QueueClient).
 type Store struct {
-	db   *sql.DB
+	db *sql.DB
+	// tx, when set, is the transaction the statements run in (inTx).
+	tx   *sql.Tx
 	pg   bool
 	pool *pgxpool.Pool // PostgreSQL only
 	// kind is "sqlite" or "postgres", for errors and logs.
@@ -151,19 +153,54 @@ func (s *Store) q(query string) string {
 	return b.String()
 }
 
+// conn is what statements run on: the transaction of inTx, or the pool.
+func (s *Store) conn() interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+} {
+	if s.tx != nil {
+		return s.tx
+	}
+	return s.db
+}
+
 // exec runs a statement written with ? placeholders.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return s.db.ExecContext(ctx, s.q(query), args...)
+	return s.conn().ExecContext(ctx, s.q(query), args...)
 }
 
 // query runs a query written with ? placeholders.
 func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return s.db.QueryContext(ctx, s.q(query), args...)
+	return s.conn().QueryContext(ctx, s.q(query), args...)
 }
 
 // queryRow runs a one-row query written with ? placeholders.
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return s.db.QueryRowContext(ctx, s.q(query), args...)
+	return s.conn().QueryRowContext(ctx, s.q(query), args...)
+}
+
+// inTx runs fn's statements in one transaction, committed when fn returns
+// nil and rolled back otherwise: several writes, one commit (on SQLite
+// with synchronous=FULL, one flush to disk instead of one per statement).
+func (s *Store) inTx(ctx context.Context, fn func(*Store) error) error {
+	if s.tx != nil {
+		return fn(s)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning a transaction: %w", err)
+	}
+	ts := *s
+	ts.tx = tx
+	if err := fn(&ts); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	return nil
 }
 
 // Kind is "sqlite" or "postgres".
