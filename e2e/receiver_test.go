@@ -2,16 +2,8 @@ package e2e
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -399,9 +391,9 @@ func TestReceiverTLS(t *testing.T) {
 	}
 	e.dropReport(cr)
 	p := e.start()
-	pki := writeTestPKI(t)
+	pki := testpeers.NewPKI(t, "tmcad test CA", "tmcad receiver", "PACS")
 	r := startReceiver(t, e.cfg.DICOMDir, "TMCAD_BIN="+tmcadBin, "TMCAD_UPSTREAM_PORT="+strconv.Itoa(testpeers.FreePort(t)),
-		"TMCAD_TLS_CERT="+pki.serverCert, "TMCAD_TLS_KEY="+pki.serverKey, "TMCAD_TLS_CLIENT_CA="+pki.ca)
+		"TMCAD_TLS_CERT="+pki.ServerCert, "TMCAD_TLS_KEY="+pki.ServerKey, "TMCAD_TLS_CLIENT_CA="+pki.CA)
 	scu := func(opts []string, files ...string) (string, error) {
 		args := append(append(append([]string{}, opts...), "-aet", "PACS", "-aec", receiverAET, "127.0.0.1", strconv.Itoa(r.port)), files...)
 		out, err := exec.Command(testpeers.RequireTool(t, "storescu"), args...).CombinedOutput()
@@ -411,14 +403,14 @@ func TestReceiverTLS(t *testing.T) {
 	if err == nil || !strings.Contains(out, "Association Rejected") {
 		t.Fatalf("plaintext storescu on the TLS receiver: %v, want the association rejected:\n%s", err, out)
 	}
-	if out, err := scu([]string{"+tla", "+cf", pki.ca}, cr.paths()...); err == nil {
+	if out, err := scu([]string{"+tla", "+cf", pki.CA}, cr.paths()...); err == nil {
 		t.Fatalf("storescu over TLS without a client certificate exited 0:\n%s", out)
 	}
 	if n := countFiles(e.cfg.DICOMDir, "") + countFiles(r.staging, ""); n != 0 {
 		t.Fatalf("%d file(s) in the drop and staging folders after the refused associations", n)
 	}
 
-	if out, err := scu([]string{"+tls", pki.clientKey, pki.clientCert, "+cf", pki.ca}, cr.paths()...); err != nil {
+	if out, err := scu([]string{"+tls", pki.ClientKey, pki.ClientCert, "+cf", pki.CA}, cr.paths()...); err != nil {
 		t.Fatalf("storescu over mutual TLS: %v\n%s", err, out)
 	}
 	e.waitArchive(90*time.Second, 1)
@@ -434,67 +426,6 @@ func TestReceiverTLS(t *testing.T) {
 		}
 	}
 	p.stop()
-}
-
-// testPKI holds the PEM files of a CA generated for one test and of the
-// server and client certificates it issued.
-type testPKI struct {
-	ca, serverCert, serverKey, clientCert, clientKey string
-}
-
-// writeTestPKI generates an ECDSA P-256 CA, a server certificate for
-// 127.0.0.1 and localhost and a client certificate (CN=PACS), and writes
-// them as PEM files into a temporary folder.
-func writeTestPKI(t *testing.T) testPKI {
-	t.Helper()
-	dir := t.TempDir()
-	now := time.Now()
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	caKey := newKey()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tmcad test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, name string) (string, string) {
-		k := newKey()
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "PRIVATE KEY", kder)
-	}
-	p := testPKI{ca: write("ca.pem", "CERTIFICATE", caDER)}
-	p.serverCert, p.serverKey = issue(2, "tmcad receiver", x509.ExtKeyUsageServerAuth, "server")
-	p.clientCert, p.clientKey = issue(3, "PACS", x509.ExtKeyUsageClientAuth, "client")
-	return p
 }
 
 // storeUntilAcked sends files with storescu to the receiver on port and,

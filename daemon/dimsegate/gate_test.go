@@ -160,24 +160,34 @@ func TestGatePassesAllowedAssociation(t *testing.T) {
 		AllowNets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		CalledAET: "TMCAD",
 	})
-	rq := buildRQ("TMCAD", "PACS", appContextItem)
-	after := bytes.Repeat([]byte("P-DATA "), 50000) // more than a socket buffer
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	checkPassesThrough(t, c.(*net.TCPConn), up, reg, "unchanged")
+}
+
+// checkPassesThrough sends an A-ASSOCIATE-RQ from PACS to TMCAD and more
+// than a socket buffer after it on c, then half-closes c: the answer must
+// still come back. It checks that the sender gets up's reply, that up got
+// the request and what followed byte for byte (how: in which form, for
+// the error), and that the gate counted one accepted association.
+func checkPassesThrough(t *testing.T, c halfCloser, up *fakeUpstream, reg *prometheus.Registry, how string) {
+	t.Helper()
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	rq := buildRQ("TMCAD", "PACS", appContextItem)
+	after := bytes.Repeat([]byte("P-DATA "), 50000)
 	go func() {
 		_, _ = c.Write(rq)
 		_, _ = c.Write(after)
-		_ = c.(*net.TCPConn).CloseWrite() // half-close: the answer must still come back
+		_ = c.CloseWrite()
 	}()
 	got, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got) != "answer from the receiver" {
+	if string(got) != string(up.reply) {
 		t.Errorf("the sender got %q, want the receiver's answer", got)
 	}
 	<-up.done
@@ -185,7 +195,7 @@ func TestGatePassesAllowedAssociation(t *testing.T) {
 	sent := up.got[0]
 	up.mu.Unlock()
 	if want := append(append([]byte{}, rq...), after...); !bytes.Equal(sent, want) {
-		t.Errorf("the receiver got %d bytes, want the request and what followed (%d bytes) unchanged", len(sent), len(want))
+		t.Errorf("the receiver got %d bytes, want the request and what followed (%d bytes) %s", len(sent), len(want), how)
 	}
 	if v := metricValue(t, reg, "tmcad_dicom_gate_accepted_total", ""); v != 1 {
 		t.Errorf("accepted counter %v, want 1", v)

@@ -2,17 +2,9 @@ package dimsegate
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,77 +15,9 @@ import (
 	"tmcad/internal/testpeers"
 )
 
-// testPKI is a CA generated for one test and the PEM files of a server
-// and a client certificate it issued.
-type testPKI struct {
-	CA                    string // the CA certificate (PEM)
-	ServerCert, ServerKey string
-	ClientCert, ClientKey string
-	pool                  *x509.CertPool
-}
-
-// newTestPKI generates an ECDSA P-256 CA named name, a server certificate
-// for 127.0.0.1 and localhost, and a client certificate, all written as
-// PEM files into a temporary folder.
-func newTestPKI(t *testing.T, name string) *testPKI {
-	t.Helper()
-	dir := t.TempDir()
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	write := func(file, typ string, der []byte) string {
-		p := filepath.Join(dir, file)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	now := time.Now()
-	caKey := newKey()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &testPKI{CA: write("ca.pem", "CERTIFICATE", caDER), pool: x509.NewCertPool()}
-	p.pool.AddCert(caCert)
-	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, prefix string) (string, string) {
-		k := newKey()
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return write(prefix+".pem", "CERTIFICATE", der), write(prefix+"-key.pem", "PRIVATE KEY", kder)
-	}
-	p.ServerCert, p.ServerKey = issue(2, "tmcad receiver", x509.ExtKeyUsageServerAuth, "server")
-	p.ClientCert, p.ClientKey = issue(3, "PACS", x509.ExtKeyUsageClientAuth, "client")
-	return p
-}
-
-// serverTLS is the gate's TLS configuration from p, mutual when mutual.
-func (p *testPKI) serverTLS(t *testing.T, mutual bool) *tls.Config {
+// serverTLS is the gate's TLS configuration from p's server certificate;
+// mutual requires a client certificate from p's CA.
+func serverTLS(t *testing.T, p *testpeers.PKI, mutual bool) *tls.Config {
 	t.Helper()
 	ca := ""
 	if mutual {
@@ -106,68 +30,29 @@ func (p *testPKI) serverTLS(t *testing.T, mutual bool) *tls.Config {
 	return cfg
 }
 
-// clientTLS is a client configuration that trusts p's CA, with the
-// client certificate of withCert (nil: none).
-func (p *testPKI) clientTLS(t *testing.T, withCert *testPKI) *tls.Config {
-	t.Helper()
-	cfg := &tls.Config{RootCAs: p.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-	if withCert != nil {
-		c, err := tls.LoadX509KeyPair(withCert.ClientCert, withCert.ClientKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Certificates = []tls.Certificate{c}
-	}
-	return cfg
-}
-
 // TestGateTLSPassesAllowedAssociation: over mutual TLS, an allowed calling
 // AE reaches the receiver with the request and what follows in
 // plaintext, byte for byte; the receiver's answer comes back encrypted
 // after the sender's close_notify.
 func TestGateTLSPassesAllowedAssociation(t *testing.T) {
-	pki := newTestPKI(t, "test CA")
+	pki := testpeers.NewPKI(t, "test CA", "tmcad receiver", "PACS")
 	up := startFakeUpstream(t, []byte("answer from the receiver"))
-	addr, reg := testGate(t, Config{Upstream: up.ln.Addr().String(), AllowAETs: []string{"PACS"}, CalledAET: "TMCAD", TLS: pki.serverTLS(t, true)})
-	c, err := tls.Dial("tcp", addr, pki.clientTLS(t, pki))
+	addr, reg := testGate(t, Config{Upstream: up.ln.Addr().String(), AllowAETs: []string{"PACS"}, CalledAET: "TMCAD", TLS: serverTLS(t, pki, true)})
+	c, err := tls.Dial("tcp", addr, pki.ClientTLS(t, pki))
 	if err != nil {
 		t.Fatalf("TLS handshake with the gate: %v", err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	rq := buildRQ("TMCAD", "PACS", appContextItem)
-	after := bytes.Repeat([]byte("P-DATA "), 50000)
-	go func() {
-		_, _ = c.Write(rq)
-		_, _ = c.Write(after)
-		_ = c.CloseWrite()
-	}()
-	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != "answer from the receiver" {
-		t.Errorf("the sender got %q, want the receiver's answer", got)
-	}
-	<-up.done
-	up.mu.Lock()
-	sent := up.got[0]
-	up.mu.Unlock()
-	if want := append(append([]byte{}, rq...), after...); !bytes.Equal(sent, want) {
-		t.Errorf("the receiver got %d bytes, want the request and what followed (%d bytes) in plaintext", len(sent), len(want))
-	}
-	if v := metricValue(t, reg, "tmcad_dicom_gate_accepted_total", ""); v != 1 {
-		t.Errorf("accepted counter %v, want 1", v)
-	}
+	checkPassesThrough(t, c, up, reg, "in plaintext")
 }
 
 // TestGateTLSChecksAETitles: behind TLS the calling AE title is still
 // checked; the rejection comes back over TLS.
 func TestGateTLSChecksAETitles(t *testing.T) {
-	pki := newTestPKI(t, "test CA")
+	pki := testpeers.NewPKI(t, "test CA", "tmcad receiver", "PACS")
 	up := startFakeUpstream(t, nil)
-	addr, _ := testGate(t, Config{Upstream: up.ln.Addr().String(), AllowAETs: []string{"PACS"}, TLS: pki.serverTLS(t, false)})
-	c, err := tls.Dial("tcp", addr, pki.clientTLS(t, nil))
+	addr, _ := testGate(t, Config{Upstream: up.ln.Addr().String(), AllowAETs: []string{"PACS"}, TLS: serverTLS(t, pki, false)})
+	c, err := tls.Dial("tcp", addr, pki.ClientTLS(t, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,9 +74,9 @@ func TestGateTLSChecksAETitles(t *testing.T) {
 // valid; a plaintext A-ASSOCIATE-RQ on it gets A-ASSOCIATE-RJ and does not
 // reach the receiver, and other plaintext is closed unanswered.
 func TestGateTLSOnlyRefusesPlaintext(t *testing.T) {
-	pki := newTestPKI(t, "test CA")
+	pki := testpeers.NewPKI(t, "test CA", "tmcad receiver", "PACS")
 	up := startFakeUpstream(t, nil)
-	addr, reg := testGate(t, Config{Upstream: up.ln.Addr().String(), TLS: pki.serverTLS(t, false)})
+	addr, reg := testGate(t, Config{Upstream: up.ln.Addr().String(), TLS: serverTLS(t, pki, false)})
 	got := exchange(t, addr, buildRQ("TMCAD", "PACS", appContextItem))
 	if want := AssociateRJ(RJRejectedPermanent, RJSourceServiceUser, RJReasonNoReason); !bytes.Equal(got, want) {
 		t.Errorf("plaintext request: got % x, want A-ASSOCIATE-RJ % x", got, want)
@@ -206,7 +91,7 @@ func TestGateTLSOnlyRefusesPlaintext(t *testing.T) {
 		t.Errorf("refused{tls} = %v, want 2", v)
 	}
 	// A TLS client with the right trust gets through the TLS-only gate.
-	c, err := tls.Dial("tcp", addr, pki.clientTLS(t, nil))
+	c, err := tls.Dial("tcp", addr, pki.ClientTLS(t, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,15 +110,15 @@ func TestGateTLSOnlyRefusesPlaintext(t *testing.T) {
 // certificate, or with one from another CA, fails the handshake and
 // never reaches the receiver.
 func TestGateTLSRequiresClientCert(t *testing.T) {
-	pki := newTestPKI(t, "test CA")
-	other := newTestPKI(t, "other CA")
+	pki := testpeers.NewPKI(t, "test CA", "tmcad receiver", "PACS")
+	other := testpeers.NewPKI(t, "other CA", "tmcad receiver", "PACS")
 	up := startFakeUpstream(t, nil)
-	addr, reg := testGate(t, Config{Upstream: up.ln.Addr().String(), AllowAETs: []string{"PACS"}, TLS: pki.serverTLS(t, true)})
+	addr, reg := testGate(t, Config{Upstream: up.ln.Addr().String(), AllowAETs: []string{"PACS"}, TLS: serverTLS(t, pki, true)})
 	for _, tc := range []struct {
 		name string
-		cert *testPKI
+		cert *testpeers.PKI
 	}{{"no client certificate", nil}, {"certificate from another CA", other}} {
-		c, err := tls.Dial("tcp", addr, pki.clientTLS(t, tc.cert))
+		c, err := tls.Dial("tcp", addr, pki.ClientTLS(t, tc.cert))
 		if err == nil {
 			// TLS 1.3: the client learns of the refusal on its first read.
 			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
@@ -256,7 +141,7 @@ func TestGateTLSRequiresClientCert(t *testing.T) {
 }
 
 func TestServerTLSConfigValidates(t *testing.T) {
-	pki := newTestPKI(t, "test CA")
+	pki := testpeers.NewPKI(t, "test CA", "tmcad receiver", "PACS")
 	notPEM := filepath.Join(t.TempDir(), "empty.pem")
 	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -275,7 +160,7 @@ func TestServerTLSConfigValidates(t *testing.T) {
 			t.Errorf("ServerTLSConfig(%q, %q, %q): %v, want an error with %q", tc.cert, tc.key, tc.ca, err, tc.want)
 		}
 	}
-	cfg := pki.serverTLS(t, true)
+	cfg := serverTLS(t, pki, true)
 	if cfg.MinVersion != tls.VersionTLS12 || cfg.ClientAuth != tls.RequireAndVerifyClientCert {
 		t.Errorf("MinVersion %x, ClientAuth %v: want TLS 1.2+ and verified client certificates", cfg.MinVersion, cfg.ClientAuth)
 	}
@@ -289,9 +174,9 @@ func TestServerTLSConfigValidates(t *testing.T) {
 // instances are stored; storescu without TLS, or with TLS but no client
 // certificate (+tla), stores nothing.
 func TestPeersTLS(t *testing.T) {
-	pki := newTestPKI(t, "test CA")
+	pki := testpeers.NewPKI(t, "test CA", "tmcad receiver", "PACS")
 	port, dir := startStorescp(t)
-	addr, reg := testGate(t, Config{Upstream: fmt.Sprintf("127.0.0.1:%d", port), AllowAETs: []string{"PACS"}, CalledAET: "TMCAD", TLS: pki.serverTLS(t, true)})
+	addr, reg := testGate(t, Config{Upstream: fmt.Sprintf("127.0.0.1:%d", port), AllowAETs: []string{"PACS"}, CalledAET: "TMCAD", TLS: serverTLS(t, pki, true)})
 	files := exampleFiles(t)[:3]
 	withCert := []string{"+tls", pki.ClientKey, pki.ClientCert, "+cf", pki.CA}
 

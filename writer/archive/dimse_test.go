@@ -2,16 +2,8 @@ package archive
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -219,83 +211,23 @@ func TestNewDIMSESinkValidates(t *testing.T) {
 	}
 }
 
-// tlsFiles are the PEM files of a CA generated for one test and the
-// server and client certificates it issued.
-type tlsFiles struct {
-	ca, serverCert, serverKey, clientCert, clientKey string
-}
-
-// writeTLSFiles generates an ECDSA P-256 CA named name, a server and a
-// client certificate it issued, and writes them as PEM files.
-func writeTLSFiles(t *testing.T, name string) tlsFiles {
-	t.Helper()
-	dir := t.TempDir()
-	now := time.Now()
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	write := func(file, typ string, der []byte) string {
-		p := filepath.Join(dir, file)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	caKey := newKey()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, file string) (string, string) {
-		k := newKey()
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return write(file+".pem", "CERTIFICATE", der), write(file+"-key.pem", "PRIVATE KEY", kder)
-	}
-	f := tlsFiles{ca: write("ca.pem", "CERTIFICATE", caDER)}
-	f.serverCert, f.serverKey = issue(2, "archive", x509.ExtKeyUsageServerAuth, "server")
-	f.clientCert, f.clientKey = issue(3, "TMCAD", x509.ExtKeyUsageClientAuth, "client")
-	return f
-}
-
 // storeSCPTLS is storescp's options for TLS with f's server certificate;
 // mutual requires a client certificate from f's CA.
-func storeSCPTLS(f tlsFiles, mutual bool) []string {
+func storeSCPTLS(f *testpeers.PKI, mutual bool) []string {
 	if mutual {
-		return []string{"+tls", f.serverKey, f.serverCert, "+cf", f.ca, "-rc"}
+		return []string{"+tls", f.ServerKey, f.ServerCert, "+cf", f.CA, "-rc"}
 	}
-	return []string{"+tls", f.serverKey, f.serverCert, "-ic"}
+	return []string{"+tls", f.ServerKey, f.ServerCert, "-ic"}
 }
 
 // tlsSink returns a sink sending over TLS to 127.0.0.1:port, trusting
 // ca, with f's client certificate when f is not nil.
-func tlsSink(t *testing.T, port, attempts int, ca string, f *tlsFiles) *DIMSESink {
+func tlsSink(t *testing.T, port, attempts int, ca string, f *testpeers.PKI) *DIMSESink {
 	t.Helper()
 	testpeers.RequireTool(t, "storescu")
 	cfg := &DIMSETLS{CAFile: ca}
 	if f != nil {
-		cfg.CertFile, cfg.KeyFile = f.clientCert, f.clientKey
+		cfg.CertFile, cfg.KeyFile = f.ClientCert, f.ClientKey
 	}
 	s, err := NewDIMSESink(DIMSEConfig{CalledAE: "ARCHIVE", CallingAE: "TMCAD", Host: "127.0.0.1", Port: port,
 		Timeout: 10 * time.Second, MaxAttempts: attempts, InitialBackoff: 50 * time.Millisecond, TLS: cfg})
@@ -310,14 +242,14 @@ func tlsSink(t *testing.T, port, attempts int, ca string, f *tlsFiles) *DIMSESin
 // did not issue the PACS's certificate, or a PACS without TLS, is a
 // clear TLS error, retried, not a refusal of the object.
 func TestDIMSETLS(t *testing.T) {
-	f := writeTLSFiles(t, "archive CA")
-	other := writeTLSFiles(t, "other CA")
+	f := testpeers.NewPKI(t, "archive CA", "archive", "TMCAD")
+	other := testpeers.NewPKI(t, "other CA", "archive", "TMCAD")
 	seg := testSEG(t)
 	ctx := context.Background()
 
 	out := t.TempDir()
 	port := startStoreSCP(t, out, storeSCPTLS(f, true)...)
-	if err := PutSEG(ctx, tlsSink(t, port, 1, f.ca, &f), seg); err != nil {
+	if err := PutSEG(ctx, tlsSink(t, port, 1, f.CA, f), seg); err != nil {
 		t.Fatalf("C-STORE over mutual TLS: %v", err)
 	}
 	if files, _ := filepath.Glob(filepath.Join(out, "*"+seg.SOPInstanceUID+"*.dcm")); len(files) != 1 {
@@ -326,7 +258,7 @@ func TestDIMSETLS(t *testing.T) {
 
 	anonOut := t.TempDir()
 	anonPort := startStoreSCP(t, anonOut, storeSCPTLS(f, false)...)
-	if err := PutSEG(ctx, tlsSink(t, anonPort, 1, f.ca, nil), seg); err != nil {
+	if err := PutSEG(ctx, tlsSink(t, anonPort, 1, f.CA, nil), seg); err != nil {
 		t.Fatalf("C-STORE over TLS without a client certificate: %v", err)
 	}
 	if files, _ := filepath.Glob(filepath.Join(anonOut, "*.dcm")); len(files) != 1 {
@@ -337,9 +269,9 @@ func TestDIMSETLS(t *testing.T) {
 		name, want string
 		sink       *DIMSESink
 	}{
-		{"wrong CA", "certificate verify failed", tlsSink(t, port, 2, other.ca, &f)},
-		{"client certificate from another CA", "client certificate", tlsSink(t, port, 1, f.ca, &other)},
-		{"PACS without TLS", "DICOM TLS with the PACS failed", tlsSink(t, startStoreSCP(t, t.TempDir()), 1, f.ca, &f)},
+		{"wrong CA", "certificate verify failed", tlsSink(t, port, 2, other.CA, f)},
+		{"client certificate from another CA", "client certificate", tlsSink(t, port, 1, f.CA, other)},
+		{"PACS without TLS", "DICOM TLS with the PACS failed", tlsSink(t, startStoreSCP(t, t.TempDir()), 1, f.CA, f)},
 	} {
 		err := PutSEG(ctx, tc.sink, seg)
 		var de *DIMSEError
@@ -361,7 +293,7 @@ func TestDIMSETLS(t *testing.T) {
 // TestDIMSETLSStatus: over TLS, the C-STORE response status and the
 // association's failures are classified as without TLS.
 func TestDIMSETLSStatus(t *testing.T) {
-	f := writeTLSFiles(t, "archive CA")
+	f := testpeers.NewPKI(t, "archive CA", "archive", "TMCAD")
 	seg := testSEG(t)
 	ctx := context.Background()
 
@@ -373,7 +305,7 @@ func TestDIMSETLSStatus(t *testing.T) {
 	if err := os.Remove(gone); err != nil {
 		t.Fatal(err)
 	}
-	err := PutSEG(ctx, tlsSink(t, port, 1, f.ca, nil), seg)
+	err := PutSEG(ctx, tlsSink(t, port, 1, f.CA, nil), seg)
 	var de *DIMSEError
 	if !errors.As(err, &de) || !de.HasStatus || de.Status != 0xA700 || de.Rejected || !strings.Contains(err.Error(), "status 0xA700") {
 		t.Errorf("out of resources: %v, want status 0xA700, not a refusal", err)
@@ -385,29 +317,29 @@ func TestDIMSETLSStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	port = startStoreSCP(t, t.TempDir(), append(storeSCPTLS(f, false), "-xf", cfg, "Default")...)
-	if err := PutSEG(ctx, tlsSink(t, port, 3, f.ca, nil), seg); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "presentation context") {
+	if err := PutSEG(ctx, tlsSink(t, port, 3, f.CA, nil), seg); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "presentation context") {
 		t.Errorf("SOP class not accepted: %v, want a refusal naming the presentation context", err)
 	}
 
 	port = startStoreSCP(t, t.TempDir(), append(storeSCPTLS(f, false), "--refuse")...)
-	if err := PutSEG(ctx, tlsSink(t, port, 1, f.ca, nil), seg); err == nil || errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "association rejected (Rejected Permanent by the service user") {
+	if err := PutSEG(ctx, tlsSink(t, port, 1, f.CA, nil), seg); err == nil || errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "association rejected (Rejected Permanent by the service user") {
 		t.Errorf("association refused: %v, want an association rejection, retried", err)
 	}
 
-	if err := PutSEG(ctx, tlsSink(t, testpeers.FreePort(t), 1, f.ca, nil), seg); err == nil || errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "connection refused") {
+	if err := PutSEG(ctx, tlsSink(t, testpeers.FreePort(t), 1, f.CA, nil), seg); err == nil || errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("connection refused: %v, want connection refused, retried", err)
 	}
 }
 
 func TestNewDIMSESinkValidatesTLS(t *testing.T) {
-	f := writeTLSFiles(t, "archive CA")
+	f := testpeers.NewPKI(t, "archive CA", "archive", "TMCAD")
 	base := DIMSEConfig{CalledAE: "A", CallingAE: "B", Host: "h", Port: 104}
 	for _, tc := range []struct {
 		tls  DIMSETLS
 		want string
 	}{
 		{DIMSETLS{}, "CAs that issue the PACS's certificate"},
-		{DIMSETLS{CAFile: f.ca, CertFile: f.clientCert}, "give both, or neither"},
+		{DIMSETLS{CAFile: f.CA, CertFile: f.ClientCert}, "give both, or neither"},
 		{DIMSETLS{CAFile: filepath.Join(t.TempDir(), "missing.pem")}, "missing.pem"},
 		{DIMSETLS{CAFile: "-rc"}, "must not start with"},
 	} {
