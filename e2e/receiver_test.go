@@ -225,17 +225,8 @@ func TestReceiverAbort(t *testing.T) {
 	acked := storeUntilAcked(t, r.port, files, ackBeforeKill, func(storescu *exec.Cmd) {
 		_ = storescu.Process.Signal(syscall.SIGKILL) // our own child, by its process
 	})
-	want := ackedSOPs(t, acked)
+	waitDelivered(t, drop, ackedSOPs(t, acked), 10*time.Second, "the acknowledged instances in the drop folder")
 	delivered := func() map[string]bool { return sopsIn(drop) }
-	waitFor(t, 10*time.Second, "the acknowledged instances in the drop folder", func() bool {
-		got := delivered()
-		for uid := range want {
-			if !got[uid] {
-				return false
-			}
-		}
-		return true
-	})
 	// The receiver is still up: a new association stores the rest.
 	if !r.child.Running() {
 		t.Fatalf("the receiver exited after the abort: %v\n%s", r.child.Err, r.child.LogTail())
@@ -486,6 +477,21 @@ func ackedSOPs(t *testing.T, files []string) map[string]bool {
 	return want
 }
 
+// waitDelivered waits until every SOP Instance UID of want is in a file of
+// drop that parses.
+func waitDelivered(t *testing.T, drop string, want map[string]bool, within time.Duration, what string) {
+	t.Helper()
+	waitFor(t, within, what, func() bool {
+		got := sopsIn(drop)
+		for uid := range want {
+			if !got[uid] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // sopsIn are the SOP Instance UIDs of the DICOM files in dir that parse.
 func sopsIn(dir string) map[string]bool {
 	got := map[string]bool{}
@@ -533,15 +539,7 @@ func TestReceiverKilled(t *testing.T) {
 	waitFor(t, 10*time.Second, "the killed receiver's processes gone", func() bool { return !r.child.Running() })
 
 	r2 := startReceiver(t, drop)
-	waitFor(t, 20*time.Second, "the acknowledged instances in the drop folder after the restart", func() bool {
-		got := sopsIn(drop)
-		for uid := range want {
-			if !got[uid] {
-				return false
-			}
-		}
-		return true
-	})
+	waitDelivered(t, drop, want, 20*time.Second, "the acknowledged instances in the drop folder after the restart")
 	storeSCU(t, r2.port, files...)
 	waitFor(t, 20*time.Second, "every instance in the drop folder", func() bool { return len(sopsIn(drop)) == len(files) })
 	time.Sleep(200 * time.Millisecond)
