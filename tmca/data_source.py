@@ -1,12 +1,14 @@
 """Model-side view of the training data: images, masks and tokenized reports as arrays.
 
 Wraps `tmca.phantoms.prepared_split` (the phantom benchmark, pre-processed exactly as tmcad does at
-inference) and `tmca.tokenizer.WordPieceTokenizer`. Family `mix` is CXR with a fraction of CT slices.
+inference) and `tmca.tokenizer.WordPieceTokenizer`. Family `mix` is CXR with a fraction of CT slices; the `appearance*` families are
+`tmca.phantoms_appearance`'s (`appearance` = its CXR with a fraction of its CT slices).
 Arrays are cached on disk (TMCA_CACHE, default ~/.cache/tmca) keyed by the arguments and the
 generator's source, so parallel training runs do not regenerate them.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -22,10 +24,21 @@ def vocab_size(vocab: str) -> int:
         return sum(1 for _ in f)
 
 
-def _source_hash() -> str:
+def is_appearance(family: str) -> bool:
+    """Whether ``family`` is one of the appearance benchmark's (`tmca.phantoms_appearance`)."""
+    return family.startswith("appearance")
+
+
+@functools.lru_cache(maxsize=None)
+def _source_hash(family: str = "cxr") -> str:
+    """Hash of the generator's source, read once per process: a cache entry written at the end of a
+    run (its test split) is keyed by the code the run imported, not by a file edited meanwhile."""
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for name in ("phantoms.py", "report_text.py", "report_split.py", "text_augment.py", "preprocess.py", "tokenizer.py"):
+    names = ["phantoms.py", "report_text.py", "report_split.py", "text_augment.py", "preprocess.py", "tokenizer.py"]
+    if is_appearance(family):
+        names.append("phantoms_appearance.py")
+    for name in names:
         p = here / name
         if p.exists():
             h.update(p.read_bytes())
@@ -37,7 +50,18 @@ def _generate(split: str, n: int, family: str, image_size: int, vocab: str, max_
     from .preprocess import manifest_at
     from .tokenizer import WordPieceTokenizer
     ml = manifest_at(image_size)
-    if family == "mix":
+    if is_appearance(family):
+        from . import phantoms_appearance as pa
+        if family == pa.MIX_FAMILY:
+            n_ct = int(round(n * pa.CT_FRACTION))
+            parts = [pa.prepared_split(split, n - n_ct, "appearance-cxr", ml),
+                     pa.prepared_split(split, n_ct, "appearance-ct", ml)]
+        else:
+            parts = [pa.prepared_split(split, n, family, ml)]
+        images = np.concatenate([p.images for p in parts])
+        masks = np.concatenate([p.masks for p in parts])
+        reports = [r for p in parts for r in p.reports]
+    elif family == "mix":
         n_ct = int(round(n * CT_FRACTION))
         parts = [prepared_split(split, n - n_ct, "cxr", ml), prepared_split(split, n_ct, "ct", ml)]
         images = np.concatenate([p.images for p in parts])
@@ -57,6 +81,13 @@ def split_texts(split: str, n: int, family: str = "cxr", text: str = "report") -
     `text="report"` their reports, `text="canonical"` the canonical guide text of their truth
     (see `tmca.phantoms.split_texts`)."""
     from .phantoms import split_texts as phantom_texts
+    if is_appearance(family):
+        from . import phantoms_appearance as pa
+        if family == pa.MIX_FAMILY:
+            n_ct = int(round(n * pa.CT_FRACTION))
+            return (pa.split_texts(split, n - n_ct, "appearance-cxr", text)
+                    + pa.split_texts(split, n_ct, "appearance-ct", text))
+        return pa.split_texts(split, n, family, text)
     if family == "mix":
         n_ct = int(round(n * CT_FRACTION))
         return phantom_texts(split, n - n_ct, "cxr", text) + phantom_texts(split, n_ct, "ct", text)
@@ -83,7 +114,7 @@ def load_split(split: str, n: int, family: str = "cxr", image_size: int = 96,
         return _generate(split, n, family, image_size, vocab, max_length)
     vh = hashlib.sha256(Path(vocab).read_bytes()).hexdigest()[:8]
     root = Path(os.environ.get("TMCA_CACHE", Path.home() / ".cache" / "tmca"))
-    path = root / f"{split}-{family}-{n}-{image_size}-{max_length}-{vh}-{_source_hash()}.npz"
+    path = root / f"{split}-{family}-{n}-{image_size}-{max_length}-{vh}-{_source_hash(family)}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}

@@ -175,7 +175,8 @@ def main(argv=None) -> int:
                    help="a tmca.train checkpoint (default: the shipped model's)")
     p.add_argument("--split", default="test")
     p.add_argument("--n", type=int, default=300, help="cases in the split")
-    p.add_argument("--family", default=None, help="phantom family (default: the one trained on, else cxr)")
+    p.add_argument("--family", default=None,
+                   help="phantom family: cxr, ct, appearance-cxr, appearance-ct (default: the one trained on, else cxr)")
     p.add_argument("--text", default="report", choices=TEXTS,
                    help="what each case is fed: its report, or the canonical guide text of its truth")
     p.add_argument("--dicom-folder", default=None, help="evaluate a tmca.dicom_writer folder instead of a split")
@@ -216,8 +217,14 @@ def main(argv=None) -> int:
         fam = a.family
         if fam is None:
             fam = torch.load(a.checkpoint, map_location="cpu").get("args", {}).get("family", "cxr")
-            fam = "cxr" if fam == "mix" else fam
-        res = evaluate_split(model, model.cfg, a.split, a.n, fam, a.vocab, a.text)
+            fam = {"mix": "cxr", "appearance": "appearance-cxr"}.get(fam, fam)
+        vocab = a.vocab
+        if fam.startswith("appearance") and ck.get("vocab"):
+            # an appearance run's vocab extends the shipped one (phantoms_appearance.appearance_vocab)
+            import tempfile
+            vocab = str(Path(tempfile.mkdtemp(prefix="tmca-eval-")) / "vocab.txt")
+            Path(vocab).write_text("\n".join(ck["vocab"]) + "\n", encoding="utf-8")
+        res = evaluate_split(model, model.cfg, a.split, a.n, fam, vocab, a.text)
     print(json.dumps(res, indent=1))
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=1) + "\n")

@@ -58,7 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--warmup", type=int, default=50)
-    p.add_argument("--family", default="mix", help="phantom family: cxr, ct or mix (CXR + 25%% CT slices)")
+    p.add_argument("--family", default="mix", help="phantom family: cxr, ct or mix (CXR + 25%% CT slices); appearance (tmca.phantoms_appearance: "
+                        "appearance-cxr + 25%% appearance-ct slices), appearance-cxr or appearance-ct")
     p.add_argument("--n-train", type=int, default=4000)
     p.add_argument("--n-test", type=int, default=300)
     p.add_argument("--image-size", type=int, default=None, help="override the preset's input size")
@@ -201,7 +202,7 @@ def _log(msg: str) -> None:
 def main(argv=None) -> int:
     a = parse_args(argv)
     torch.set_num_threads(a.threads)
-    from .data_source import load_split, vocab_size
+    from .data_source import load_split
     from .eval import TEXTS, evaluate_split
     from .real_data import (BatchOrder, has_split, loader, read_vocab_tokens, split_dataset, tokenizer_of)
 
@@ -232,8 +233,12 @@ def main(argv=None) -> int:
         cfg = config_from_args(a, text_init["overrides"]["vocab_size"], text_init["overrides"])
         vocab_tokens, tok_flags = read_vocab_tokens(text_init["vocab"]), text_init["tokenizer"]
     else:
-        cfg = config_from_args(a, vocab_size(a.vocab))
         vocab_tokens, tok_flags = read_vocab_tokens(a.vocab), {"lower_case": True, "strip_accents": True}
+        if not real and a.family.startswith("appearance"):
+            # the appearance reports' words the vocab lacks become whole-word tokens of this run's vocab
+            from .phantoms_appearance import appearance_vocab
+            vocab_tokens = appearance_vocab(vocab_tokens)
+        cfg = config_from_args(a, len(vocab_tokens))
     run_vocab = out / "vocab.txt"  # the run's vocab as a file (phantom loaders and tmca.export read files)
     run_vocab.write_text("\n".join(vocab_tokens) + "\n", encoding="utf-8")
     tok = tokenizer_of(vocab_tokens, **tok_flags)
@@ -385,7 +390,8 @@ def main(argv=None) -> int:
     model.to("cpu")
     # the table is on the CXR test split; a model that saw CT slices is also measured on CT;
     # each fed the reports as written and the canonical guide texts tmcad renders
-    fams = {"cxr": ["cxr"], "ct": ["ct"], "mix": ["cxr", "ct"]}.get(a.family, [a.family])
+    fams = {"cxr": ["cxr"], "ct": ["ct"], "mix": ["cxr", "ct"],
+            "appearance": ["appearance-cxr", "appearance-ct"]}.get(a.family, [a.family])
     for fam in fams:
         for text in TEXTS:
             res = evaluate_split(model, cfg, "test", a.n_test, fam, str(run_vocab), text)
