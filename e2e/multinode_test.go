@@ -65,15 +65,7 @@ func TestMultiNodePostgres(t *testing.T) {
 	}
 	// The series arrive over about 12 s, so that the crashes and the
 	// database restart below fall while series arrive and jobs run.
-	dropped := make(chan struct{})
-	go func() {
-		defer close(dropped)
-		for _, s := range series {
-			s.drop(t, base.cfg.DICOMDir, base.cfg.ReportsDir)
-			time.Sleep(200 * time.Millisecond)
-		}
-	}()
-	t.Cleanup(func() { <-dropped })
+	dropped := dropOverTime(t, series, base.cfg.DICOMDir, base.cfg.ReportsDir)
 
 	// Node 1 is killed right after a SEG it made: with 60 series queued
 	// it is working its next one.
@@ -217,15 +209,7 @@ func TestPostgresDownWhileWorking(t *testing.T) {
 	e.cfg.DatabaseURL = pg.URL
 	series := deriveCRSeries(t, filepath.Join(e.dir, "corpus"), 60)
 	p := e.start()
-	dropped := make(chan struct{})
-	go func() {
-		defer close(dropped)
-		for _, s := range series {
-			s.drop(t, e.cfg.DICOMDir, e.cfg.ReportsDir)
-			time.Sleep(200 * time.Millisecond)
-		}
-	}()
-	t.Cleanup(func() { <-dropped })
+	dropped := dropOverTime(t, series, e.cfg.DICOMDir, e.cfg.ReportsDir)
 	waitFor(t, 120*time.Second, "ten SEGs stored", func() bool { return countFiles(e.cfg.ArchiveDir, ".dcm") >= 10 })
 
 	restarted := make(chan error, 1)
@@ -327,6 +311,23 @@ func (s derivedSeries) drop(t *testing.T, dicom, reports string) {
 	for i, src := range s.srcs {
 		copyFile(t, src, filepath.Join(dicom, s.Files[i]))
 	}
+}
+
+// dropOverTime drops the series into the folders in the background, one
+// every 200 ms, so that what a test does meanwhile falls while series
+// arrive and jobs run. The channel it returns is closed after the last
+// drop; the test waits for it when it ends in any case.
+func dropOverTime(t *testing.T, series []derivedSeries, dicom, reports string) <-chan struct{} {
+	dropped := make(chan struct{})
+	go func() {
+		defer close(dropped)
+		for _, s := range series {
+			s.drop(t, dicom, reports)
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { <-dropped })
+	return dropped
 }
 
 // deriveCRSeries makes n distinct one-image series from the example CR
