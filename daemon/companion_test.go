@@ -88,10 +88,12 @@ func TestCompanionsExportedWithSEG(t *testing.T) {
 			t.Errorf("%s stored %d times, want 1", sop, n)
 		}
 	}
-	left, _ := filepath.Glob(filepath.Join(cfg.StateDir, "outbox", "*.dcm"))
-	if len(left) != 0 {
-		t.Errorf("outbox still holds %v", left)
-	}
+	// The SEG leaves the outbox once it is recorded as stored (a crash in
+	// between leaves it to the start-up sweep): wait for that last step.
+	waitFor(t, 10*time.Second, "the outbox empty", func() bool {
+		left, _ := filepath.Glob(filepath.Join(cfg.StateDir, "outbox", "*.dcm"))
+		return len(left) == 0
+	})
 	if n := proc.count("1.2.7.1"); n != 1 {
 		t.Errorf("series processed %d times, want 1", n)
 	}
