@@ -336,19 +336,11 @@ func measurementGroup(src *dicomio.Series, seg *SEG, s Segment, m Measurement, t
 
 // imageLibrary lists every source instance once, in frame order.
 func imageLibrary(src *dicomio.Series) []item {
-	seen := map[string]bool{}
-	var out []item
-	for _, f := range src.Frames {
-		if seen[f.SOPInstanceUID] {
-			continue
-		}
-		seen[f.SOPInstanceUID] = true
-		var ref item
-		ref.str(tag.ReferencedSOPClassUID, "UI", f.SOPClassUID)
-		ref.str(tag.ReferencedSOPInstanceUID, "UI", f.SOPInstanceUID)
-		x := contentItem("CONTAINS", "IMAGE", nil)
-		x.seq(tag.ReferencedSOPSequence, ref)
-		out = append(out, x)
+	refs := sourceInstanceRefs(src)
+	out := make([]item, len(refs))
+	for i, ref := range refs {
+		out[i] = contentItem("CONTAINS", "IMAGE", nil)
+		out[i].seq(tag.ReferencedSOPSequence, ref)
 	}
 	return out
 }
