@@ -138,17 +138,11 @@ func overlayDataset(src *dicomio.Series, d Description, uids overlayUIDs, class 
 	ds.str(tag.Laterality, "CS")
 
 	// General Equipment, SC Equipment.
-	ds.str(tag.Manufacturer, "LO", d.Manufacturer)
-	ds.str(tag.ManufacturerModelName, "LO", d.ManufacturerModelName)
-	ds.str(tag.DeviceSerialNumber, "LO", d.DeviceSerialNumber)
-	ds.str(tag.SoftwareVersions, "LO", d.SoftwareVersions)
+	addEquipment(&ds, d)
 	ds.str(tag.ConversionType, "CS", "WSD")
 
 	// General Image, SC Image.
-	date, tm := contentDateTime(d, src)
-	ds.str(tag.ContentDate, "DA", date)
-	ds.str(tag.ContentTime, "TM", tm)
-	ds.is(tag.InstanceNumber, 1)
+	addContentDateTime(&ds, d, src)
 	ds.str(tag.PatientOrientation, "CS", validPatientOrientation(src.PatientOrientation)...)
 	ds.str(tag.ImageType, "CS", "DERIVED", "SECONDARY")
 	ds.str(tag.DerivationDescription, "ST", "Source windowed to its 1st-99th percentile, with the boundary of the "+d.ModelName+" "+d.ModelVersion+" segmentation at pixel value "+strconv.Itoa(OutlineValue))

@@ -197,17 +197,11 @@ func buildDataset(src *dicomio.Series, d Description, uids segUIDs, frames []seg
 	}
 
 	// General Equipment + Enhanced General Equipment.
-	ds.str(tag.Manufacturer, "LO", d.Manufacturer)
-	ds.str(tag.ManufacturerModelName, "LO", d.ManufacturerModelName)
-	ds.str(tag.DeviceSerialNumber, "LO", d.DeviceSerialNumber)
-	ds.str(tag.SoftwareVersions, "LO", d.SoftwareVersions)
+	addEquipment(&ds, d)
 
 	// General Image, Segmentation Image (Content Identification),
 	// Multi-frame Functional Groups header.
-	date, tm := contentDateTime(d, src)
-	ds.str(tag.ContentDate, "DA", date)
-	ds.str(tag.ContentTime, "TM", tm)
-	ds.is(tag.InstanceNumber, 1)
+	addContentDateTime(&ds, d, src)
 	ds.str(tag.ImageType, "CS", "DERIVED", "PRIMARY")
 	ds.str(tag.ContentLabel, "CS", d.ContentLabel)
 	ds.str(tag.ContentDescription, "LO", d.ContentDescription)

@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/suyashkumar/dicom/pkg/tag"
+
 	"tmcad/dicomio"
 )
 
@@ -91,6 +93,24 @@ func validateSource(src *dicomio.Series) error {
 		}
 	}
 	return nil
+}
+
+// addEquipment writes the General Equipment attributes the description
+// names (manufacturer, model, serial number, software versions).
+func addEquipment(ds *item, d Description) {
+	ds.str(tag.Manufacturer, "LO", d.Manufacturer)
+	ds.str(tag.ManufacturerModelName, "LO", d.ManufacturerModelName)
+	ds.str(tag.DeviceSerialNumber, "LO", d.DeviceSerialNumber)
+	ds.str(tag.SoftwareVersions, "LO", d.SoftwareVersions)
+}
+
+// addContentDateTime writes ContentDate and ContentTime (contentDateTime)
+// and InstanceNumber 1: each object tmcad makes is alone in its series.
+func addContentDateTime(ds *item, d Description, src *dicomio.Series) {
+	date, tm := contentDateTime(d, src)
+	ds.str(tag.ContentDate, "DA", date)
+	ds.str(tag.ContentTime, "TM", tm)
+	ds.is(tag.InstanceNumber, 1)
 }
 
 // contentDateTime returns ContentDate and ContentTime: the configured time,

@@ -227,16 +227,10 @@ func srDataset(src *dicomio.Series, seg *SEG, d Description, uids srUIDs, groups
 	ds.seq(tag.ReferencedPerformedProcedureStepSequence)
 
 	// General Equipment.
-	ds.str(tag.Manufacturer, "LO", d.Manufacturer)
-	ds.str(tag.ManufacturerModelName, "LO", d.ManufacturerModelName)
-	ds.str(tag.DeviceSerialNumber, "LO", d.DeviceSerialNumber)
-	ds.str(tag.SoftwareVersions, "LO", d.SoftwareVersions)
+	addEquipment(&ds, d)
 
 	// SR Document General.
-	date, tm := contentDateTime(d, src)
-	ds.str(tag.ContentDate, "DA", date)
-	ds.str(tag.ContentTime, "TM", tm)
-	ds.is(tag.InstanceNumber, 1)
+	addContentDateTime(&ds, d, src)
 	ds.str(tag.CompletionFlag, "CS", "COMPLETE")
 	ds.str(tag.VerificationFlag, "CS", "UNVERIFIED")
 	ds.seq(tag.PerformedProcedureCodeSequence)
